@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing (apt packages, Python peers,
+# real assets; all idempotent and checksummed), then format, lint and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export KESTREL_PYTHON="$PWD/.venv/bin/python"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

@@ -1,0 +1,12 @@
+//! Errors of `publish`.
+
+/// Everything that can go wrong in a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Writing to a file sink failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,30 @@
+//! Sinks for detections: MAVLink to the flight controller, JSONL, annotated images.
+
+mod error;
+
+pub use error::*;
+
+use crate::detect::Detection;
+
+/// What the pipeline hands every sink for one processed frame.
+#[derive(Debug, Clone)]
+pub struct FrameReport {
+    pub seq: u64,
+    pub t_capture_ns: u64,
+    pub source_id: String,
+    pub path: Option<std::path::PathBuf>,
+    pub width: u32,
+    pub height: u32,
+    pub detections: Vec<Detection>,
+    /// Capture → detections ready, milliseconds.
+    pub latency_ms: f64,
+}
+
+/// A destination for detections. Runs on the publisher thread; must not block for long.
+pub trait Sink: Send {
+    fn name(&self) -> &str;
+    fn publish(&mut self, report: &FrameReport) -> Result<(), PublishError>;
+    fn flush(&mut self) -> Result<(), PublishError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! Command-line entry points of `quant`.
+
+use super::QuantError;
+
+/// Arguments (filled in by the quant work).
+#[derive(clap::Args, Debug, Default)]
+pub struct QuantizeArgs {}
+
+/// Placeholder until the quant work lands.
+pub fn quantize(_args: QuantizeArgs) -> Result<(), QuantError> {
+    Err(QuantError::NotImplemented("quantize"))
+}
