@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the `cuda` feature of kestrel on a machine WITHOUT a GPU (or without a CUDA toolkit), from
+# NVIDIA's CUDA 13 wheels on PyPI. The binary needs an R580+ driver (CUDA 13) where it runs.
+#   CUDA_COMPUTE_CAP=87 scripts/build-cuda.sh   # Jetson Orin (build natively on the Jetson: aarch64)
+#   CUDA_COMPUTE_CAP=90 scripts/build-cuda.sh   # H100 / H200
+# Output: target-cuda/release/kestrel (its own target dir: the cuda feature rebuilds Candle).
+# On a Jetson with JetPack's own toolkit, skip this script: `cargo build --release --features cuda`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${KESTREL_CUDA_CACHE:-$PWD/.cache/cuda}
+V=$CACHE/venv
+R=$CACHE/root
+export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_CUDA:-$PWD/target-cuda}
+
+if [ ! -x "$V/bin/nvcc-ok" ]; then
+  python3 -m venv "$V"
+  "$V/bin/pip" install -q --disable-pip-version-check \
+    nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88 \
+    nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85 nvidia-cuda-nvrtc==13.0.88 \
+    nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35
+  touch "$V/bin/nvcc-ok"; chmod +x "$V/bin/nvcc-ok"
+fi
+CU=$(echo "$V"/lib/python3*/site-packages/nvidia/cu13)
+mkdir -p "$R/lib64/stubs"
+for d in bin include nvvm; do ln -sfn "$CU/$d" "$R/$d"; done
+for l in cudart.so.13 nvrtc.so.13 cublas.so.13 cublasLt.so.13 curand.so.10; do
+  ln -sf "$CU/lib/lib$l" "$R/lib64/lib${l%%.so*}.so"
+done
+export CUDA_HOME=$R CUDA_ROOT=$R CUDA_PATH=$R PATH=$R/bin:$PATH
+
+# The driver library (libcuda.so.1) ships with the driver, not in any wheel: link against a stub
+# that defines every cu* symbol cudarc uses; the real driver replaces it at run time.
+make_stub() {
+  local rlib
+  rlib=$(ls "$CARGO_TARGET_DIR"/release/deps/libcudarc-*.rlib 2>/dev/null | head -1) || true
+  [ -n "$rlib" ] || return 1
+  nm -u --format=posix "$rlib" 2>/dev/null | awk '{print $1}' | grep -E '^cu[A-Z]' | sort -u \
+    | awk '{print "void " $1 "(void){}"}' > "$CACHE/libcuda-stub.c"
+  gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$R/lib64/stubs/libcuda.so" "$CACHE/libcuda-stub.c"
+}
+[ -f "$R/lib64/stubs/libcuda.so" ] || make_stub || true
+if ! cargo build --release --features cuda "$@"; then
+  echo "build-cuda: first link may fail before the libcuda stub exists; making it and relinking" >&2
+  make_stub
+  cargo build --release --features cuda "$@"
+fi
+echo "build-cuda: $CARGO_TARGET_DIR/release/kestrel (sm_${CUDA_COMPUTE_CAP})"
