@@ -2,9 +2,15 @@
 //! and the `Detection` every downstream stage consumes.
 
 pub mod cli;
+pub mod detector;
 mod error;
+pub mod postprocess;
+pub mod preprocess;
 
+pub use detector::{decode_image, load_image, load_names, Detector, DetectorConfig, StageTimes};
 pub use error::*;
+pub use postprocess::PostprocessConfig;
+pub use preprocess::ResizeMode;
 
 /// An axis-aligned box in original-image pixels: top-left corner, width and height
 /// (the VisDrone and COCO convention, so results files need no conversion).
