@@ -173,6 +173,17 @@ pub fn load_image(path: &Path) -> Result<RgbImage, DetectError> {
 /// # Errors
 /// Unknown format, corrupt or truncated data.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage, DetectError> {
+    // The JPEG decoder fills a truncated scan with grey instead of failing: a JPEG whose tail has
+    // no end-of-image marker (FF D9) is truncated, and detections on it would be silent garbage.
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let tail = &bytes[bytes.len().saturating_sub(4096)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err(DetectError::Image {
+                path: name.to_string(),
+                reason: "truncated JPEG (no end-of-image marker)".into(),
+            });
+        }
+    }
     let img = image::load_from_memory(bytes).map_err(|e| DetectError::Image {
         path: name.to_string(),
         reason: e.to_string(),
