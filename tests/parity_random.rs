@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use kestrel::detect::{load_image, Detector, DetectorConfig, PostprocessConfig, ResizeMode};
 use kestrel::model::{Cfg, Darknet, DarknetWeights};
-use std::path::Path;
 
 const CONF: f32 = 0.5;
 

@@ -31,7 +31,7 @@ pub fn candidates(rows: &[f32], row_len: usize, conf: f32, place: &Placement) ->
     for r in rows.chunks_exact(row_len) {
         let obj = r[4];
         // NaN-safe: a NaN objectness fails this comparison and the row is skipped.
-        if !(obj > conf) {
+        if obj.partial_cmp(&conf) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         let (x0, y0) = place.to_image(r[0] - r[2] / 2.0, r[1] - r[3] / 2.0);
@@ -43,7 +43,7 @@ pub fn candidates(rows: &[f32], row_len: usize, conf: f32, place: &Placement) ->
             x1.clamp(0.0, iw),
             y1.clamp(0.0, ih),
         );
-        if !(x1 > x0 && y1 > y0) {
+        if x1 <= x0 || y1 <= y0 || x0.is_nan() || y0.is_nan() || x1.is_nan() || y1.is_nan() {
             continue;
         }
         for (class_id, &p) in r[5..].iter().enumerate() {

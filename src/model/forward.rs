@@ -42,6 +42,9 @@ enum Layer {
     Yolo(YoloSpec),
 }
 
+/// (layer, gh, gw) → (grid offsets, anchor sizes).
+type GridCache = HashMap<(usize, usize, usize), (Tensor, Tensor)>;
+
 /// A loaded Darknet network, ready to run on its device.
 pub struct Darknet {
     cfg: Cfg,
@@ -50,7 +53,7 @@ pub struct Darknet {
     /// For each layer, the last layer index that reads its output.
     last_use: Vec<usize>,
     /// (layer, gh, gw) → (grid offsets, anchor sizes), built once per input size.
-    grids: Mutex<HashMap<(usize, usize, usize), (Tensor, Tensor)>>,
+    grids: Mutex<GridCache>,
 }
 
 impl Darknet {
@@ -230,9 +233,9 @@ impl Darknet {
                 }
             };
             outs.push(Some(y));
-            for j in 0..=i {
-                if self.last_use[j] <= i {
-                    outs[j] = None;
+            for (out, &last) in outs.iter_mut().zip(&self.last_use) {
+                if last <= i {
+                    *out = None;
                 }
             }
         }
