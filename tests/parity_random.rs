@@ -16,7 +16,7 @@ fn check(cfg_name: &str, sizes: &[(usize, usize)]) {
     let tmp = tempfile::tempdir().unwrap();
     let cfg_path = cfg(cfg_name);
     let cfg = Cfg::parse_file(&cfg_path).unwrap();
-    let weights = DarknetWeights::random(&cfg, 42);
+    let weights = DarknetWeights::random(&cfg, 42).unwrap();
     let wpath = tmp.path().join("random.weights");
     weights.write(&wpath).unwrap();
     let photo = load_image(&asset("bus.jpg")).unwrap();
@@ -32,8 +32,10 @@ fn check(cfg_name: &str, sizes: &[(usize, usize)]) {
         let config = DetectorConfig {
             input: Some((w, h)),
             resize: ResizeMode::Stretch,
+            // No cap on the number of boxes: the reference keeps them all.
             post: PostprocessConfig {
                 conf: CONF,
+                max_det: usize::MAX,
                 ..Default::default()
             },
             forward: None,
@@ -69,7 +71,7 @@ fn check(cfg_name: &str, sizes: &[(usize, usize)]) {
             !r.detections.is_empty(),
             "{what}: the reference found no boxes; raise the weights' scale"
         );
-        assert_detections_match(&dets, &r.detections, &what);
+        assert_detections_match(&dets, &r.detections, CONF, &what);
     }
 }
 

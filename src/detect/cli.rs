@@ -327,7 +327,7 @@ pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
     let cfg = Cfg::parse_file(&args.cfg)?;
     let weights = match &args.weights {
         Some(w) => DarknetWeights::read(w, &cfg)?,
-        None => DarknetWeights::random(&cfg, 1),
+        None => DarknetWeights::random(&cfg, 1)?,
     };
     let device = parse_device(&args.device)?;
     let model = Darknet::from_parts(cfg, &weights, &device)?;

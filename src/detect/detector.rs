@@ -57,7 +57,7 @@ impl Detector {
                 "input size {net_w}x{net_h}: width and height must be positive multiples of 32"
             )));
         }
-        model.cfg().shapes(net_w, net_h)?;
+        crate::model::layer_shapes(model.cfg(), net_w, net_h)?;
         let p = config.post;
         if !(0.0..=1.0).contains(&p.conf) || !(0.0..=1.0).contains(&p.nms) {
             return Err(DetectError::Config(format!(

@@ -1,66 +1,60 @@
-//! The network on Candle: convs with BN folded at load, the cheap layers, and YOLO decode on
-//! the model's device. Only activations that later layers read are kept alive.
+//! The network: layers prepared at load, forward pass keeping only activations still needed.
 
-use super::cfg::{Cfg, Shape};
-use super::conv::FoldedConv;
-use super::layers::{
-    Activation, LayerSpec, MaxPoolSpec, RouteSpec, ShortcutSpec, ShortcutWeights,
-    WeightsNormalization, YoloSpec,
-};
-use super::weights::DarknetWeights;
-use super::ModelError;
-use candle_core::{DType, Device, Tensor, D};
-use std::collections::HashMap;
+use super::layers::conv::ConvLayer;
+use super::layers::pool::maxpool;
+use super::layers::shortcut::ShortcutLayer;
+use super::layers::yolo::YoloLayer;
+use super::layers::ConvBackend;
+use super::shapes::layer_shapes;
+use super::{Cfg, DarknetWeights, LayerKind, ModelError};
+use candle_core::{Device, Tensor};
 use std::path::Path;
-use std::sync::Mutex;
 
-/// One `[yolo]` head's output.
+/// Output of one `[yolo]` head.
 #[derive(Debug, Clone)]
 pub struct YoloOutput {
-    /// The conv output feeding the head, `[B, A·(5+C), gh, gw]` (what OpenCV DNN calls the conv blob).
+    /// `[B, A·(5+C), gh, gw]`: the conv output before decode.
     pub raw: Tensor,
-    /// `[B, A·gh·gw, 5+C]`: cx, cy, w, h in network-input pixels, σ(objectness), σ(class)….
+    /// `[B, A·gh·gw, 5+C]`: cx, cy, w, h in network-input pixels, σ(obj), σ(cls_0..C).
     pub decoded: Tensor,
-    /// Network input pixels per grid cell (8, 16, 32 for YOLOv3).
     pub stride: usize,
 }
 
-/// Options that change the forward pass for studies (not for flight).
+/// Options of a forward pass.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardOptions {
-    /// (head stride, factor): bilinearly down- then up-sample by `factor` the feature map that
-    /// feeds the head of that stride — which pyramid level matters for which object size.
+    /// (head stride 8|16|32, factor): bilinearly down- then up-sample the feature map feeding the
+    /// last conv before that head (simulates lower-resolution features for `eval --degrade`).
     pub degrade: Vec<(usize, f32)>,
 }
 
-enum Layer {
-    Conv(FoldedConv),
-    Shortcut(ShortcutSpec, Option<Vec<f32>>),
-    Route(RouteSpec),
-    Upsample(usize),
-    MaxPool(MaxPoolSpec),
-    Yolo(YoloSpec),
+enum Prepared {
+    Conv(ConvLayer),
+    Shortcut(ShortcutLayer),
+    Other,
+    Yolo(YoloLayer),
 }
 
-/// (layer, gh, gw) → (grid offsets, anchor sizes).
-type GridCache = HashMap<(usize, usize, usize), (Tensor, Tensor)>;
-
-/// A loaded Darknet network, ready to run on its device.
+/// A Darknet network ready to run on a Candle device.
 pub struct Darknet {
     cfg: Cfg,
     device: Device,
-    layers: Vec<Layer>,
-    /// For each layer, the last layer index that reads its output.
+    backend: ConvBackend,
+    layers: Vec<Prepared>,
+    /// Index of the last layer that reads layer i's output.
     last_use: Vec<usize>,
-    /// (layer, gh, gw) → (grid offsets, anchor sizes), built once per input size.
-    grids: Mutex<GridCache>,
+}
+
+fn tensor_err(layer: usize, kind: &str) -> impl FnOnce(candle_core::Error) -> ModelError + '_ {
+    move |source| ModelError::Tensor {
+        layer,
+        kind: kind.into(),
+        source,
+    }
 }
 
 impl Darknet {
-    /// Loads a cfg and its `.weights`, folding BN into the convs on `device`.
-    ///
-    /// # Errors
-    /// Malformed cfg, weights not matching it, device errors.
+    /// Parses `cfg_path`, reads `weights_path` (exact size check) and prepares every layer.
     pub fn load(
         cfg_path: &Path,
         weights_path: &Path,
@@ -71,57 +65,92 @@ impl Darknet {
         Darknet::from_parts(cfg, &weights, device)
     }
 
-    /// Builds the network from a parsed cfg and weights already in memory.
-    ///
-    /// # Errors
-    /// Weights that do not belong to the cfg; device errors.
+    /// Builds the network from a parsed cfg and in-memory weights (e.g. random or pruned).
     pub fn from_parts(
         cfg: Cfg,
         weights: &DarknetWeights,
         device: &Device,
     ) -> Result<Darknet, ModelError> {
-        let shapes = cfg.shapes(cfg.net.width, cfg.net.height)?;
+        Self::with_backend(cfg, weights, device, ConvBackend::for_device(device))
+    }
+
+    /// As `from_parts`, with an explicit conv backend (cross-checks and benchmarks).
+    pub fn with_backend(
+        cfg: Cfg,
+        weights: &DarknetWeights,
+        device: &Device,
+        backend: ConvBackend,
+    ) -> Result<Darknet, ModelError> {
+        let shapes = layer_shapes(&cfg, cfg.net.width, cfg.net.height)?;
+        let mut convs = weights.convs.iter();
+        let mut shortcuts = weights.shortcuts.iter().peekable();
         let mut layers = Vec::with_capacity(cfg.layers.len());
-        for (i, spec) in cfg.layers.iter().enumerate() {
-            let input = cfg.input_shape(&shapes, i, cfg.net.width, cfg.net.height);
-            layers.push(match spec {
-                LayerSpec::Conv(c) => {
-                    let w = weights.conv(i).ok_or_else(|| {
-                        ModelError::weights(&cfg.name, format!("no weights for conv layer {i}"))
+        let n = cfg.layers.len();
+        let mut last_use: Vec<usize> = (0..n).map(|i| i + 1).collect();
+        for l in &cfg.layers {
+            let i = l.index;
+            let kind = l.kind.name();
+            let prepared = match &l.kind {
+                LayerKind::Conv(c) => {
+                    let w = convs.next().ok_or_else(|| ModelError::WeightsMismatch {
+                        layer: i,
+                        why: "no weights left for this conv".into(),
                     })?;
-                    Layer::Conv(
-                        FoldedConv::new(c, w, input.c, device).map_err(|e| {
-                            ModelError::weights(&cfg.name, format!("layer {i}: {e}"))
-                        })?,
+                    let in_c = if i == 0 {
+                        cfg.net.channels
+                    } else {
+                        shapes[i - 1].c
+                    };
+                    let want = [c.filters, in_c / c.groups, c.size, c.size];
+                    if w.layer != i
+                        || w.kernel_shape != want
+                        || w.kernel.len() != want.iter().product::<usize>()
+                        || w.biases.len() != c.filters
+                        || w.bn.is_some() != c.batch_normalize
+                    {
+                        return Err(ModelError::WeightsMismatch { layer: i, why: format!("cfg wants kernel {want:?} (BN {}), weights have layer {} kernel {:?}", c.batch_normalize, w.layer, w.kernel_shape) });
+                    }
+                    Prepared::Conv(
+                        ConvLayer::new(c.clone(), w, backend, device)
+                            .map_err(tensor_err(i, kind))?,
                     )
                 }
-                LayerSpec::Shortcut(s) => {
-                    let w = weights
-                        .shortcuts
+                LayerKind::Shortcut(s) => {
+                    s.from
                         .iter()
-                        .find(|(l, _)| *l == i)
-                        .map(|(_, v)| v.clone());
-                    if (s.weights_type != ShortcutWeights::None) != w.is_some() {
-                        return Err(ModelError::weights(
-                            &cfg.name,
-                            format!("shortcut layer {i}: fusion weights missing or unexpected"),
-                        ));
-                    }
-                    Layer::Shortcut(s.clone(), w)
+                        .for_each(|&f| last_use[f] = last_use[f].max(i));
+                    let w = match shortcuts.peek() {
+                        Some(sw) if sw.layer == i => shortcuts.next().map(|s| s.weights.as_slice()),
+                        _ => None,
+                    };
+                    Prepared::Shortcut(
+                        ShortcutLayer::new(s.clone(), w, shapes[i].c, device)
+                            .map_err(tensor_err(i, kind))?,
+                    )
                 }
-                LayerSpec::Route(r) => Layer::Route(r.clone()),
-                LayerSpec::Upsample { stride } => Layer::Upsample(*stride),
-                LayerSpec::MaxPool(m) => Layer::MaxPool(m.clone()),
-                LayerSpec::Yolo(y) => Layer::Yolo(y.clone()),
+                LayerKind::Route(r) => {
+                    r.layers
+                        .iter()
+                        .for_each(|&f| last_use[f] = last_use[f].max(i));
+                    Prepared::Other
+                }
+                LayerKind::Yolo(y) => Prepared::Yolo(YoloLayer::new(y.clone())),
+                _ => Prepared::Other,
+            };
+            layers.push(prepared);
+        }
+        if convs.next().is_some() {
+            return Err(ModelError::WeightsMismatch {
+                layer: n,
+                why: "more conv weights than convs in the cfg".into(),
             });
         }
-        let last_use = last_uses(&cfg);
         Ok(Darknet {
             cfg,
             device: device.clone(),
+            backend,
             layers,
             last_use,
-            grids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -142,343 +171,146 @@ impl Darknet {
         &self.device
     }
 
-    /// Runs the network on `x`: `[B, 3, H, W]` f32 RGB in 0..1, H and W multiples of 32.
-    ///
-    /// # Errors
-    /// Bad input shape; Candle errors.
+    /// x: `[B, 3, H, W]` f32 RGB in 0..1, H and W multiples of 32.
     pub fn forward(&self, x: &Tensor) -> Result<Vec<YoloOutput>, ModelError> {
         self.forward_with(x, &ForwardOptions::default())
     }
 
-    /// [`Darknet::forward`] with study options.
-    ///
-    /// # Errors
-    /// Bad input shape or options; Candle errors.
+    /// Layers whose input gets degraded, with the factor.
+    fn degrade_points(&self, opts: &ForwardOptions, h: usize) -> Vec<(usize, f32)> {
+        let mut out = Vec::new();
+        for l in &self.cfg.layers {
+            if matches!(l.kind, LayerKind::Yolo(_)) && l.index > 0 {
+                let Ok(shapes) = layer_shapes(&self.cfg, self.cfg.net.width, h.max(32)) else {
+                    continue;
+                };
+                let stride = h / shapes[l.index].h.max(1);
+                if let Some(&(_, f)) = opts.degrade.iter().find(|(s, _)| *s == stride) {
+                    out.push((l.index - 1, f));
+                }
+            }
+        }
+        out
+    }
+
     pub fn forward_with(
         &self,
         x: &Tensor,
         opts: &ForwardOptions,
     ) -> Result<Vec<YoloOutput>, ModelError> {
-        self.run(x, opts, None)
-    }
-
-    /// Forward that also hands back every conv's pre-activation output (for calibrating
-    /// generated weights); (layer index, tensor).
-    ///
-    /// # Errors
-    /// As [`Darknet::forward`].
-    pub fn forward_capturing(&self, x: &Tensor) -> Result<Vec<(usize, Tensor)>, ModelError> {
-        let mut captured = Vec::new();
-        self.run(x, &ForwardOptions::default(), Some(&mut captured))?;
-        Ok(captured)
-    }
-
-    fn run(
-        &self,
-        x: &Tensor,
-        opts: &ForwardOptions,
-        mut capture: Option<&mut Vec<(usize, Tensor)>>,
-    ) -> Result<Vec<YoloOutput>, ModelError> {
         let (_, c, h, w) = x
             .dims4()
-            .map_err(|_| ModelError::Input(format!("expected [B, C, H, W], got {:?}", x.dims())))?;
+            .map_err(|e| ModelError::Input(format!("expected [B, C, H, W]: {e}")))?;
         if c != self.cfg.net.channels || h % 32 != 0 || w % 32 != 0 || h == 0 || w == 0 {
             return Err(ModelError::Input(format!(
-                "input {c}x{h}x{w}: needs {} channels and H, W multiples of 32",
+                "input {c}×{h}×{w}: need {} channels and H, W multiples of 32",
                 self.cfg.net.channels
             )));
         }
-        let x = x.to_dtype(DType::F32)?.to_device(&self.device)?;
-        let mut outs: Vec<Option<Tensor>> = Vec::with_capacity(self.layers.len());
+        layer_shapes(&self.cfg, w, h)?;
+        let _span = tracing::debug_span!("forward", h, w).entered();
+        let x = x.to_device(&self.device)?.contiguous()?;
+        let degrade = self.degrade_points(opts, h);
+        let mut outs: Vec<Option<Tensor>> = vec![None; self.layers.len()];
         let mut heads = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let _span =
-                tracing::trace_span!("layer", i, kind = self.cfg.layers[i].type_name()).entered();
-            let prev = if i == 0 {
-                &x
+        let get = |outs: &[Option<Tensor>], j: usize| -> Result<Tensor, ModelError> {
+            outs[j].clone().ok_or_else(|| {
+                ModelError::Input(format!("internal: output of layer {j} was dropped"))
+            })
+        };
+        for (i, (layer, prepared)) in self.cfg.layers.iter().zip(&self.layers).enumerate() {
+            let kind = layer.kind.name();
+            let mut input = if i == 0 {
+                x.clone()
             } else {
-                outs[i - 1].as_ref().ok_or_else(|| dropped(i - 1))?
+                get(&outs, i - 1)?
             };
-            let get = |j: usize| outs[j].as_ref().ok_or_else(|| dropped(j));
-            let y = match layer {
-                Layer::Conv(conv) => {
-                    let degraded = self.degrade_input(i, prev, h, opts)?;
-                    let input = degraded.as_ref().unwrap_or(prev);
-                    match capture.as_deref_mut() {
-                        Some(c) => {
-                            let linear = conv.forward_linear(input)?;
-                            c.push((i, linear.clone()));
-                            activate(&linear, conv.spec.activation)?
-                        }
-                        None => conv.forward(input)?,
-                    }
+            if let Some(&(_, f)) = degrade.iter().find(|(j, _)| *j == i) {
+                input = degrade_map(&input, f).map_err(tensor_err(i, kind))?;
+            }
+            let y = match (&layer.kind, prepared) {
+                (_, Prepared::Conv(c)) => c.forward(&input).map_err(tensor_err(i, kind))?,
+                (LayerKind::Shortcut(s), Prepared::Shortcut(sc)) => {
+                    let others = s
+                        .from
+                        .iter()
+                        .map(|&f| get(&outs, f))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut all = vec![&input];
+                    all.extend(others.iter());
+                    sc.forward(&all).map_err(tensor_err(i, kind))?
                 }
-                Layer::Shortcut(s, weights) => shortcut(s, weights.as_deref(), prev, &get)?,
-                Layer::Route(r) => route(r, &get)?,
-                Layer::Upsample(s) => {
-                    let (_, _, ph, pw) = prev.dims4()?;
-                    prev.upsample_nearest2d(ph * s, pw * s)?
+                (LayerKind::Route(r), _) => {
+                    let parts = r
+                        .layers
+                        .iter()
+                        .map(|&f| get(&outs, f))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    route(&parts, r.groups, r.group_id).map_err(tensor_err(i, kind))?
                 }
-                Layer::MaxPool(m) => maxpool(prev, m)?,
-                Layer::Yolo(spec) => {
-                    let (_, _, gh, gw) = prev.dims4()?;
-                    let decoded = self.decode(i, spec, prev, h, w)?;
+                (LayerKind::Upsample { stride }, _) => {
+                    let (_, _, ih, iw) = input.dims4()?;
+                    input
+                        .upsample_nearest2d(ih * stride, iw * stride)
+                        .map_err(tensor_err(i, kind))?
+                }
+                (LayerKind::Maxpool(m), _) => {
+                    maxpool(&input, m, self.backend).map_err(tensor_err(i, kind))?
+                }
+                (_, Prepared::Yolo(yl)) => {
+                    let decoded = yl.decode(&input, h, w).map_err(tensor_err(i, kind))?;
+                    let gh = input.dim(2)?;
                     heads.push(YoloOutput {
-                        raw: prev.clone(),
+                        raw: input.clone(),
                         decoded,
                         stride: h / gh.max(1),
                     });
-                    let _ = gw;
-                    prev.clone()
+                    input
+                }
+                _ => {
+                    return Err(ModelError::Input(format!(
+                        "internal: layer {i} not prepared"
+                    )))
                 }
             };
-            outs.push(Some(y));
-            for (out, &last) in outs.iter_mut().zip(&self.last_use) {
-                if last <= i {
-                    *out = None;
+            outs[i] = Some(y);
+            for (j, slot) in outs.iter_mut().enumerate().take(i) {
+                if self.last_use[j] <= i {
+                    *slot = None;
                 }
             }
         }
         Ok(heads)
     }
+}
 
-    /// The degraded input of conv `i` when it feeds a head named in `opts.degrade`.
-    fn degrade_input(
-        &self,
-        i: usize,
-        x: &Tensor,
-        net_h: usize,
-        opts: &ForwardOptions,
-    ) -> Result<Option<Tensor>, ModelError> {
-        if opts.degrade.is_empty()
-            || !matches!(self.cfg.layers.get(i + 1), Some(LayerSpec::Yolo(_)))
-        {
-            return Ok(None);
-        }
-        let (_, _, h, w) = x.dims4()?;
-        let stride = net_h / h.max(1);
-        let Some(&(_, factor)) = opts.degrade.iter().find(|(s, _)| *s == stride) else {
-            return Ok(None);
-        };
-        if !(factor >= 1.0 && factor.is_finite()) {
-            return Err(ModelError::Input(format!(
-                "degrade factor {factor} for stride {stride} must be ≥ 1"
-            )));
-        }
-        let (dh, dw) = (
-            ((h as f32 / factor).round() as usize).max(1),
-            ((w as f32 / factor).round() as usize).max(1),
-        );
-        Ok(Some(
-            x.upsample_bilinear2d(dh, dw, false)?
-                .upsample_bilinear2d(h, w, false)?,
-        ))
-    }
-
-    fn decode(
-        &self,
-        i: usize,
-        spec: &YoloSpec,
-        raw: &Tensor,
-        net_h: usize,
-        net_w: usize,
-    ) -> Result<Tensor, ModelError> {
-        let (b, _, gh, gw) = raw.dims4()?;
-        let na = spec.anchors.len();
-        let no = 5 + spec.classes;
-        let t = raw
-            .reshape((b, na, no, gh, gw))?
-            .permute((0, 1, 3, 4, 2))?
-            .contiguous()?
-            .reshape((b, na * gh * gw, no))?;
-        let (grid, anchors) = self.grid(i, spec, gh, gw)?;
-        let (sy, sx) = ((net_h / gh) as f64, (net_w / gw) as f64);
-        let s = spec.scale_x_y as f64;
-        let xy = candle_nn::ops::sigmoid(&t.narrow(D::Minus1, 0, 2)?)?;
-        let xy = ((xy * s)? - (s - 1.0) / 2.0)?.broadcast_add(&grid)?;
-        let scale = Tensor::new(&[sx as f32, sy as f32], &self.device)?;
-        let xy = xy.broadcast_mul(&scale)?;
-        let wh = t.narrow(D::Minus1, 2, 2)?.exp()?.broadcast_mul(&anchors)?;
-        let rest = candle_nn::ops::sigmoid(&t.narrow(D::Minus1, 4, no - 4)?)?;
-        Ok(Tensor::cat(&[&xy, &wh, &rest], D::Minus1)?)
-    }
-
-    /// Grid offsets `[1, A·gh·gw, 2]` (col, row) and anchors `[1, A·gh·gw, 2]`, cached.
-    fn grid(
-        &self,
-        i: usize,
-        spec: &YoloSpec,
-        gh: usize,
-        gw: usize,
-    ) -> Result<(Tensor, Tensor), ModelError> {
-        let mut cache = self
-            .grids
-            .lock()
-            .map_err(|_| ModelError::Input("grid cache poisoned".into()))?;
-        if let Some(g) = cache.get(&(i, gh, gw)) {
-            return Ok(g.clone());
-        }
-        let na = spec.anchors.len();
-        let mut offs = Vec::with_capacity(na * gh * gw * 2);
-        let mut anch = Vec::with_capacity(na * gh * gw * 2);
-        for &(aw, ah) in &spec.anchors {
-            for row in 0..gh {
-                for col in 0..gw {
-                    offs.extend_from_slice(&[col as f32, row as f32]);
-                    anch.extend_from_slice(&[aw, ah]);
-                }
+/// Concat on channels, then keep channel group `group_id` of `groups` of each part.
+fn route(parts: &[Tensor], groups: usize, group_id: usize) -> candle_core::Result<Tensor> {
+    let sliced = parts
+        .iter()
+        .map(|p| {
+            let c = p.dim(1)? / groups;
+            if groups == 1 {
+                Ok(p.clone())
+            } else {
+                p.narrow(1, group_id * c, c)
             }
-        }
-        let g = (
-            Tensor::from_vec(offs, (1, na * gh * gw, 2), &self.device)?,
-            Tensor::from_vec(anch, (1, na * gh * gw, 2), &self.device)?,
-        );
-        cache.insert((i, gh, gw), g.clone());
-        Ok(g)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    if sliced.len() == 1 {
+        return Ok(sliced[0].clone());
     }
+    Tensor::cat(&sliced, 1)
 }
 
-fn dropped(j: usize) -> ModelError {
-    ModelError::Input(format!(
-        "internal: output of layer {j} was released before use"
-    ))
-}
-
-fn last_uses(cfg: &Cfg) -> Vec<usize> {
-    let n = cfg.layers.len();
-    let mut last: Vec<usize> = (0..n).map(|i| (i + 1).min(n)).collect();
-    for (i, l) in cfg.layers.iter().enumerate() {
-        let refs: &[usize] = match l {
-            LayerSpec::Route(r) => &r.layers,
-            LayerSpec::Shortcut(s) => &s.from,
-            _ => &[],
-        };
-        for &j in refs {
-            last[j] = last[j].max(i);
-        }
+/// Bilinear down-sample by `factor`, then back up to the original size.
+fn degrade_map(x: &Tensor, factor: f32) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if factor <= 1.0 {
+        return Ok(x.clone());
     }
-    last
-}
-
-/// Applies a Darknet activation.
-pub fn activate(x: &Tensor, a: Activation) -> candle_core::Result<Tensor> {
-    match a {
-        Activation::Linear => Ok(x.clone()),
-        Activation::Leaky => x.maximum(&(x * 0.1)?),
-        Activation::Relu => x.relu(),
-        Activation::Logistic => candle_nn::ops::sigmoid(x),
-        Activation::Swish => x.mul(&candle_nn::ops::sigmoid(x)?),
-        Activation::Mish => {
-            // softplus without overflow: max(x,0) + ln(1 + exp(-|x|))
-            let sp = (x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-            x.mul(&sp.tanh()?)
-        }
-    }
-}
-
-fn shortcut<'a>(
-    s: &ShortcutSpec,
-    weights: Option<&[f32]>,
-    prev: &Tensor,
-    get: &dyn Fn(usize) -> Result<&'a Tensor, ModelError>,
-) -> Result<Tensor, ModelError> {
-    let inputs: Vec<&Tensor> = std::iter::once(Ok(prev))
-        .chain(s.from.iter().map(|&f| get(f)))
-        .collect::<Result<_, _>>()?;
-    let out = match weights {
-        None => {
-            let mut acc = inputs[0].clone();
-            for t in &inputs[1..] {
-                acc = (acc + *t)?;
-            }
-            acc
-        }
-        Some(w) => {
-            let n = inputs.len();
-            let per = w.len() / n; // 1 (per feature) or C (per channel)
-            let norm = normalize_fusion(w, n, per, s.normalization);
-            let mut acc: Option<Tensor> = None;
-            for (k, t) in inputs.iter().enumerate() {
-                let wk = Tensor::from_vec(
-                    norm[k * per..(k + 1) * per].to_vec(),
-                    (1, per, 1, 1),
-                    t.device(),
-                )?;
-                let term = t.broadcast_mul(&wk)?;
-                acc = Some(match acc {
-                    None => term,
-                    Some(a) => (a + term)?,
-                });
-            }
-            acc.ok_or_else(|| ModelError::Input("shortcut without inputs".into()))?
-        }
-    };
-    Ok(activate(&out, s.activation)?)
-}
-
-/// Darknet's fusion-weight normalisation, across the inputs, per channel when per-channel.
-pub fn normalize_fusion(w: &[f32], n: usize, per: usize, norm: WeightsNormalization) -> Vec<f32> {
-    let mut out = w.to_vec();
-    for c in 0..per {
-        let idx = |k: usize| k * per + c;
-        match norm {
-            WeightsNormalization::None => {}
-            WeightsNormalization::Relu => {
-                let sum: f32 = (0..n).map(|k| w[idx(k)].max(0.0)).sum::<f32>() + 0.0001;
-                (0..n).for_each(|k| out[idx(k)] = w[idx(k)].max(0.0) / sum);
-            }
-            WeightsNormalization::Softmax => {
-                let max = (0..n).map(|k| w[idx(k)]).fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = (0..n).map(|k| (w[idx(k)] - max).exp()).sum::<f32>() + 0.0001;
-                (0..n).for_each(|k| out[idx(k)] = (w[idx(k)] - max).exp() / sum);
-            }
-        }
-    }
-    out
-}
-
-fn route<'a>(
-    r: &RouteSpec,
-    get: &dyn Fn(usize) -> Result<&'a Tensor, ModelError>,
-) -> Result<Tensor, ModelError> {
-    let mut parts = Vec::with_capacity(r.layers.len());
-    for &l in &r.layers {
-        let t = get(l)?;
-        if r.groups > 1 {
-            let c = t.dim(1)? / r.groups;
-            parts.push(t.narrow(1, c * r.group_id, c)?);
-        } else {
-            parts.push(t.clone());
-        }
-    }
-    Ok(if parts.len() == 1 {
-        parts.remove(0)
-    } else {
-        Tensor::cat(&parts, 1)?
-    })
-}
-
-/// Darknet max-pool: `padding/2` before, the rest after, out-of-image taps ignored. Edge
-/// replication is exactly that for max (the replicated edge is already in every window that
-/// reaches the pad). Stride-1 windows run separably (rows then columns): same result, k× cheaper.
-pub fn maxpool(x: &Tensor, m: &MaxPoolSpec) -> candle_core::Result<Tensor> {
-    let before = m.padding / 2;
-    let after = m.padding - before;
-    let mut t = x.clone();
-    if m.padding > 0 {
-        t = t
-            .pad_with_same(2, before, after)?
-            .pad_with_same(3, before, after)?;
-    }
-    if m.stride == 1 && m.size > 1 {
-        t.max_pool2d_with_stride((m.size, 1), (1, 1))?
-            .max_pool2d_with_stride((1, m.size), (1, 1))
-    } else {
-        t.max_pool2d_with_stride(m.size, m.stride)
-    }
-}
-
-/// Shape helper for summaries and tests.
-pub fn output_shapes(cfg: &Cfg, width: usize, height: usize) -> Result<Vec<Shape>, ModelError> {
-    cfg.shapes(width, height)
+    let dh = ((h as f32 / factor).round() as usize).max(1);
+    let dw = ((w as f32 / factor).round() as usize).max(1);
+    x.upsample_bilinear2d(dh, dw, false)?
+        .upsample_bilinear2d(h, w, false)
 }

@@ -1,27 +1,39 @@
 //! The Darknet network on Candle: cfg parser, `.weights` reader/writer, layers, forward, summary.
-//!
-//! Load order: cfg text → typed layers with every shape computed → weights checked to the byte
-//! against the cfg → BN folded into each conv on the device → forward → YOLO decode on device.
 
-pub mod cfg;
+// Errors carry file/line/section/key by value; they happen once at load, never per frame.
+#![allow(clippy::result_large_err)]
+
+mod cfg;
+mod cfg_layers;
 pub mod cli;
-pub mod conv;
 mod error;
-pub mod forward;
-pub mod layers;
+mod forward;
+pub(crate) mod layers;
 pub mod random;
-pub mod summary;
-pub mod weights;
+mod shapes;
+mod summary;
+mod weights;
 
-pub use cfg::{Cfg, Shape};
+pub use cfg::{Cfg, Entry, Layer, NetParams, RawSection};
+pub use cfg_layers::{
+    Activation, ConvCfg, LayerKind, MaxpoolCfg, RouteCfg, ShortcutCfg, ShortcutWeights,
+    WeightsNorm, YoloCfg,
+};
 pub use error::*;
 pub use forward::{Darknet, ForwardOptions, YoloOutput};
-pub use summary::{summary, Summary};
-pub use weights::DarknetWeights;
+pub use layers::ConvBackend;
+pub use shapes::{layer_shapes, Shape};
+pub use summary::{summary, LayerSummary, Summary};
+pub use weights::{
+    expected_file_size, param_count, ConvWeights, DarknetWeights, ShortcutWeightsData,
+    WeightsHeader,
+};
 
-impl DarknetWeights {
-    /// Deterministic random weights for `cfg` that keep activations finite through the network.
-    pub fn random(cfg: &Cfg, seed: u64) -> DarknetWeights {
-        random::random_weights(cfg, seed)
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub fn cfg_path(name: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("models/cfg")
+            .join(name)
     }
 }

@@ -1,119 +1,143 @@
-//! Darknet-style per-layer table: shapes, parameters and BFLOPs (2·k²·cin/groups·cout·H·W per conv).
+//! Per-layer table: shapes, parameters and BFLOPs (Darknet: 2·k²·cin/groups·cout·H·W per conv).
 
-use super::cfg::{Cfg, Shape};
-use super::layers::LayerSpec;
-use super::ModelError;
-use std::fmt::Write;
+use super::shapes::{input_of, layer_shapes, Shape};
+use super::weights::{param_specs, ParamSpec};
+use super::{Cfg, LayerKind, ModelError};
 
+/// One row of `kestrel info`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct LayerRow {
+pub struct LayerSummary {
     pub index: usize,
     pub kind: &'static str,
+    /// e.g. "32 3x3/1" for conv, "2x2/2" for maxpool, "-1,61" for route.
     pub detail: String,
-    pub input: [usize; 3],
-    pub output: [usize; 3],
+    pub input: Shape,
+    pub output: Shape,
+    /// f32 values this layer stores in `.weights`.
     pub params: usize,
     pub bflops: f64,
 }
 
+/// Whole-network totals plus rows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Summary {
-    pub cfg: String,
     pub width: usize,
     pub height: usize,
-    pub layers: Vec<LayerRow>,
+    pub layers: Vec<LayerSummary>,
     pub total_params: usize,
     pub total_bflops: f64,
-    /// Size of a `.weights` file for this cfg (20-byte header).
+    /// `.weights` size with a 20-byte header.
     pub weights_bytes: u64,
 }
 
-fn chw(s: Shape) -> [usize; 3] {
-    [s.c, s.h, s.w]
+fn detail(kind: &LayerKind) -> String {
+    match kind {
+        LayerKind::Conv(c) => {
+            let g = if c.groups > 1 {
+                format!(" g{}", c.groups)
+            } else {
+                String::new()
+            };
+            format!("{} {}x{}/{}{g}", c.filters, c.size, c.size, c.stride)
+        }
+        LayerKind::Maxpool(m) => format!("{}x{}/{}", m.size, m.size, m.stride),
+        LayerKind::Upsample { stride } => format!("x{stride}"),
+        LayerKind::Route(r) => r
+            .layers
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        LayerKind::Shortcut(s) => s
+            .from
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        LayerKind::Yolo(y) => format!("mask {:?} cls {}", y.mask, y.classes),
+    }
 }
 
-/// Computes the table for `cfg` at `width`×`height`.
-///
-/// # Errors
-/// Shapes that do not work at that size.
+/// Summary at input `width`×`height`.
 pub fn summary(cfg: &Cfg, width: usize, height: usize) -> Result<Summary, ModelError> {
-    let shapes = cfg.shapes(width, height)?;
-    let mut rows = Vec::with_capacity(cfg.layers.len());
-    for (i, l) in cfg.layers.iter().enumerate() {
-        let input = cfg.input_shape(&shapes, i, width, height);
-        let detail = match l {
-            LayerSpec::Conv(c) => format!(
-                "{:>5} {}x{}/{}{}{}",
-                c.filters,
-                c.size,
-                c.size,
-                c.stride,
-                if c.groups > 1 {
-                    format!(" g{}", c.groups)
-                } else {
-                    String::new()
-                },
-                if c.batch_normalize { " bn" } else { "" }
-            ),
-            LayerSpec::MaxPool(m) => format!("      {}x{}/{}", m.size, m.size, m.stride),
-            LayerSpec::Route(r) => format!("{:?}", r.layers),
-            LayerSpec::Shortcut(s) => format!("{:?}", s.from),
-            LayerSpec::Upsample { stride } => format!("      x{stride}"),
-            LayerSpec::Yolo(y) => format!("mask {:?}", y.mask),
+    let shapes = layer_shapes(cfg, width, height)?;
+    let specs = param_specs(cfg)?;
+    let input = Shape {
+        c: cfg.net.channels,
+        h: height,
+        w: width,
+    };
+    let mut layers = Vec::new();
+    for l in &cfg.layers {
+        let inp = input_of(&shapes, input, l.index);
+        let out = shapes[l.index];
+        let params = specs
+            .iter()
+            .filter(|s| match s {
+                ParamSpec::Conv { layer, .. } | ParamSpec::Shortcut { layer, .. } => {
+                    *layer == l.index
+                }
+            })
+            .map(ParamSpec::floats)
+            .sum();
+        let bflops = match &l.kind {
+            LayerKind::Conv(c) => {
+                2.0 * (c.size * c.size * (inp.c / c.groups) * c.filters * out.h * out.w) as f64
+                    / 1e9
+            }
+            _ => 0.0,
         };
-        rows.push(LayerRow {
-            index: i,
-            kind: l.type_name(),
-            detail,
-            input: chw(input),
-            output: chw(shapes[i]),
-            params: l.weight_count(input),
-            bflops: l.flops(input, shapes[i]) / 1e9,
+        layers.push(LayerSummary {
+            index: l.index,
+            kind: l.kind.name(),
+            detail: detail(&l.kind),
+            input: inp,
+            output: out,
+            params,
+            bflops,
         });
     }
+    let total_params = layers.iter().map(|l| l.params).sum::<usize>();
     Ok(Summary {
-        cfg: cfg.name.clone(),
         width,
         height,
-        total_params: rows.iter().map(|r| r.params).sum(),
-        total_bflops: rows.iter().map(|r| r.bflops).sum(),
-        weights_bytes: 20 + 4 * rows.iter().map(|r| r.params as u64).sum::<u64>(),
-        layers: rows,
+        total_bflops: layers.iter().map(|l| l.bflops).sum(),
+        weights_bytes: 20 + 4 * total_params as u64,
+        total_params,
+        layers,
     })
 }
 
-impl Summary {
-    /// The table as Darknet prints it, plus totals.
-    pub fn to_table(&self) -> String {
-        let mut s = format!("{} @ {}x{}\n", self.cfg, self.width, self.height);
-        let _ = writeln!(
-            s,
-            "{:>4} {:<9} {:<18} {:>16} -> {:<16} {:>11} {:>8}",
-            "idx", "layer", "", "input", "output", "params", "BFLOPs"
-        );
-        for r in &self.layers {
-            let shape = |v: [usize; 3]| format!("{}x{}x{}", v[2], v[1], v[0]);
-            let _ = writeln!(
-                s,
-                "{:>4} {:<9} {:<18} {:>16} -> {:<16} {:>11} {:>8.3}",
-                r.index,
-                r.kind,
-                r.detail,
-                shape(r.input),
-                shape(r.output),
-                r.params,
-                r.bflops
-            );
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:>4} {:<9} {:<22} {:>16} -> {:>16} {:>11} {:>8}",
+            "idx", "type", "detail", "input", "output", "params", "BFLOPs"
+        )?;
+        let sh = |s: &Shape| format!("{}x{}x{}", s.c, s.h, s.w);
+        for l in &self.layers {
+            writeln!(
+                f,
+                "{:>4} {:<9} {:<22} {:>16} -> {:>16} {:>11} {:>8.3}",
+                l.index,
+                l.kind,
+                l.detail,
+                sh(&l.input),
+                sh(&l.output),
+                l.params,
+                l.bflops
+            )?;
         }
-        let _ = writeln!(
-            s,
-            "total: {} layers, {} parameters ({:.2} M), {:.3} BFLOPs, .weights file {} bytes",
+        writeln!(
+            f,
+            "input {}x{}: {} layers, {} params, {:.2} BFLOPs, .weights {} bytes",
+            self.width,
+            self.height,
             self.layers.len(),
             self.total_params,
-            self.total_params as f64 / 1e6,
             self.total_bflops,
             self.weights_bytes
-        );
-        s
+        )
     }
 }

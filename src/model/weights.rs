@@ -1,276 +1,326 @@
-//! Darknet `.weights` files: header + raw little-endian f32 arrays, in cfg order.
-//!
-//! Kept as raw arrays (not folded) so a file can be written back byte-identically; pruning
-//! slices these arrays and writes them.
+//! Darknet `.weights`: header + raw float arrays per layer, read with exact byte accounting and
+//! written back byte-identically.
 
-use super::cfg::Cfg;
-use super::layers::LayerSpec;
-use super::ModelError;
+use super::shapes::{input_of, layer_shapes, Shape};
+use super::{Cfg, LayerKind, ModelError, ShortcutWeights};
 use std::path::Path;
 
-/// The parameters of one `[convolutional]` layer, exactly as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConvWeights {
-    /// Layer index in the cfg.
-    pub layer: usize,
-    /// BN β (Darknet "biases") or the conv bias when there is no BN.
-    pub biases: Vec<f32>,
-    /// BN γ, running mean and variance, when the layer has `batch_normalize=1`.
-    pub bn: Option<BatchNorm>,
-    /// Kernel, `[out][in/groups][kh][kw]` row-major (OIHW).
-    pub kernel: Vec<f32>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BatchNorm {
-    pub scales: Vec<f32>,
-    pub mean: Vec<f32>,
-    pub variance: Vec<f32>,
-}
-
-/// All weights of a model plus the header, for lossless round trips.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DarknetWeights {
+/// The file header. `seen` is 8 bytes when `major*10+minor >= 2` (Darknet's rule), else 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightsHeader {
     pub major: i32,
     pub minor: i32,
     pub revision: i32,
     pub seen: u64,
-    /// Darknet ≥ 0.2 writes `seen` as u64 (20-byte header), older files as i32 (16 bytes).
-    pub seen_is_u64: bool,
-    pub convs: Vec<ConvWeights>,
-    /// Fusion weights of weighted `[shortcut]` layers: (layer index, values).
-    pub shortcuts: Vec<(usize, Vec<f32>)>,
 }
 
-/// Header size by Darknet's version rule.
-fn seen_is_u64(major: i32, minor: i32) -> bool {
-    major * 10 + minor >= 2 && major < 1000 && minor < 1000
-}
+impl WeightsHeader {
+    /// Header Darknet ≥ 0.2 writes (20 bytes).
+    pub const DEFAULT: WeightsHeader = WeightsHeader {
+        major: 0,
+        minor: 2,
+        revision: 5,
+        seen: 0,
+    };
 
-/// Floats each weighted layer stores, with the layer index, in file order.
-fn layout(cfg: &Cfg) -> Result<Vec<(usize, usize)>, ModelError> {
-    let shapes = cfg.shapes(cfg.net.width, cfg.net.height)?;
-    Ok(cfg
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            (
-                i,
-                l.weight_count(cfg.input_shape(&shapes, i, cfg.net.width, cfg.net.height)),
-            )
-        })
-        .filter(|&(_, n)| n > 0)
-        .collect())
-}
-
-/// Bytes a `.weights` file for this cfg must have (20-byte header).
-pub fn expected_file_size(cfg: &Cfg) -> Result<u64, ModelError> {
-    let floats: usize = layout(cfg)?.iter().map(|&(_, n)| n).sum();
-    Ok(20 + 4 * floats as u64)
-}
-
-/// Total parameter count (floats in the file).
-pub fn parameter_count(cfg: &Cfg) -> Result<usize, ModelError> {
-    Ok(layout(cfg)?.iter().map(|&(_, n)| n).sum())
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn floats(&mut self, n: usize) -> Option<Vec<f32>> {
-        let end = self.pos.checked_add(n.checked_mul(4)?)?;
-        let slice = self.bytes.get(self.pos..end)?;
-        self.pos = end;
-        Some(
-            slice
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
+    /// Whether `seen` is stored as u64 (20-byte header) rather than u32 (16 bytes).
+    pub fn seen_is_u64(&self) -> bool {
+        self.major * 10 + self.minor >= 2
     }
+
+    /// Header size in bytes.
+    pub fn byte_len(&self) -> u64 {
+        if self.seen_is_u64() {
+            20
+        } else {
+            16
+        }
+    }
+}
+
+/// Raw parameters of one `[convolutional]`, in file order. With BN, `biases` are β.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvWeights {
+    pub layer: usize,
+    pub biases: Vec<f32>,
+    /// `Some((γ, mean, var))` when the layer has `batch_normalize=1`.
+    pub bn: Option<(Vec<f32>, Vec<f32>, Vec<f32>)>,
+    /// OIHW, `[filters, in/groups, size, size]`.
+    pub kernel: Vec<f32>,
+    pub kernel_shape: [usize; 4],
+}
+
+/// Fusion weights of a weighted `[shortcut]` (index 0 = previous layer, then each `from`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShortcutWeightsData {
+    pub layer: usize,
+    pub weights: Vec<f32>,
+}
+
+/// All parameters of a network, as stored in a `.weights` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DarknetWeights {
+    pub header: WeightsHeader,
+    pub convs: Vec<ConvWeights>,
+    pub shortcuts: Vec<ShortcutWeightsData>,
+}
+
+/// What the cfg says one weighted layer stores.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ParamSpec {
+    Conv {
+        layer: usize,
+        n: usize,
+        bn: bool,
+        kernel: [usize; 4],
+    },
+    Shortcut {
+        layer: usize,
+        n: usize,
+    },
+}
+
+impl ParamSpec {
+    /// Number of f32 values in the file.
+    pub fn floats(&self) -> usize {
+        match *self {
+            ParamSpec::Conv { n, bn, kernel, .. } => {
+                n * if bn { 4 } else { 1 } + kernel.iter().product::<usize>()
+            }
+            ParamSpec::Shortcut { n, .. } => n,
+        }
+    }
+}
+
+/// The weighted layers of `cfg` in file order.
+pub(crate) fn param_specs(cfg: &Cfg) -> Result<Vec<ParamSpec>, ModelError> {
+    let shapes = layer_shapes(cfg, cfg.net.width, cfg.net.height)?;
+    let input = Shape {
+        c: cfg.net.channels,
+        h: cfg.net.height,
+        w: cfg.net.width,
+    };
+    let mut specs = Vec::new();
+    for l in &cfg.layers {
+        let inp = input_of(&shapes, input, l.index);
+        match &l.kind {
+            LayerKind::Conv(c) => specs.push(ParamSpec::Conv {
+                layer: l.index,
+                n: c.filters,
+                bn: c.batch_normalize,
+                kernel: [c.filters, inp.c / c.groups, c.size, c.size],
+            }),
+            LayerKind::Shortcut(s) => {
+                let k = s.from.len() + 1;
+                let n = match s.weights_type {
+                    ShortcutWeights::None => 0,
+                    ShortcutWeights::PerFeature => k,
+                    ShortcutWeights::PerChannel => k * inp.c,
+                };
+                if n > 0 {
+                    specs.push(ParamSpec::Shortcut { layer: l.index, n });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(specs)
+}
+
+/// Total f32 parameters the cfg stores in a `.weights` file.
+pub fn param_count(cfg: &Cfg) -> Result<usize, ModelError> {
+    Ok(param_specs(cfg)?.iter().map(ParamSpec::floats).sum())
+}
+
+/// Size in bytes of a `.weights` file for `cfg` with the default 20-byte header.
+pub fn expected_file_size(cfg: &Cfg) -> Result<u64, ModelError> {
+    Ok(WeightsHeader::DEFAULT.byte_len() + 4 * param_count(cfg)? as u64)
+}
+
+fn take(bytes: &[u8], pos: &mut usize, n: usize) -> Vec<f32> {
+    let out = bytes[*pos..*pos + 4 * n]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    *pos += 4 * n;
+    out
+}
+
+fn i32_at(bytes: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
 impl DarknetWeights {
-    /// Reads a `.weights` file and checks its size against the cfg to the byte.
-    ///
-    /// # Errors
-    /// Unreadable file, transposed (`[connected]`-era) files, truncated or oversized files —
-    /// the message names the first layer that runs past the end, and expected vs actual bytes.
+    /// Reads a `.weights` file; its size must be exactly what `cfg` needs.
     pub fn read(path: &Path, cfg: &Cfg) -> Result<DarknetWeights, ModelError> {
-        let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ModelError::Io {
-            path: name.clone(),
-            source: e,
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
         })?;
-        DarknetWeights::from_bytes(&bytes, cfg, &name)
+        Self::from_bytes(&bytes, cfg, path)
     }
 
-    /// Parses the bytes of a `.weights` file; `name` is used in messages.
-    ///
-    /// # Errors
-    /// As [`DarknetWeights::read`].
-    pub fn from_bytes(bytes: &[u8], cfg: &Cfg, name: &str) -> Result<DarknetWeights, ModelError> {
-        if bytes.len() < 16 {
-            return Err(ModelError::weights(
-                name,
-                format!(
-                    "{} bytes: too short for a Darknet header (16 or 20 bytes)",
-                    bytes.len()
-                ),
-            ));
-        }
-        let int =
-            |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-        let (major, minor, revision) = (int(0), int(4), int(8));
-        if major > 1000 || minor > 1000 {
-            return Err(ModelError::weights(
-                name,
-                format!("version {major}.{minor}: transposed weights are not supported"),
-            ));
-        }
-        let wide = seen_is_u64(major, minor);
-        let header = if wide { 20 } else { 16 };
-        if bytes.len() < header {
-            return Err(ModelError::weights(
-                name,
-                format!("{} bytes: header needs {header}", bytes.len()),
-            ));
-        }
-        let seen = if wide {
-            u64::from_le_bytes(bytes[12..20].try_into().unwrap_or([0; 8]))
-        } else {
-            int(12) as u32 as u64
+    /// Parses `.weights` bytes (`path` is only for messages).
+    pub fn from_bytes(bytes: &[u8], cfg: &Cfg, path: &Path) -> Result<DarknetWeights, ModelError> {
+        let bad = |why: String| ModelError::WeightsHeader {
+            path: path.to_path_buf(),
+            why,
         };
-        let plan = layout(cfg)?;
-        let expected = header as u64 + 4 * plan.iter().map(|&(_, n)| n as u64).sum::<u64>();
-        let mut r = Reader { bytes, pos: header };
-        let mut convs = Vec::new();
-        let mut shortcuts = Vec::new();
-        for &(i, count) in &plan {
-            let start = r.pos;
-            let truncated = || {
-                ModelError::weights(
-                    name,
-                    format!(
-                        "truncated: layer {i} [{}] (cfg line {}) needs {count} floats past byte {}; expected {expected} bytes for {}, file has {}",
-                        cfg.sections[i].name, cfg.sections[i].line, start, cfg.name, bytes.len()
-                    ),
-                )
-            };
-            match &cfg.layers[i] {
-                LayerSpec::Conv(c) => {
-                    let n = c.filters;
-                    let biases = r.floats(n).ok_or_else(truncated)?;
-                    let bn = if c.batch_normalize {
-                        Some(BatchNorm {
-                            scales: r.floats(n).ok_or_else(truncated)?,
-                            mean: r.floats(n).ok_or_else(truncated)?,
-                            variance: r.floats(n).ok_or_else(truncated)?,
-                        })
-                    } else {
-                        None
-                    };
-                    let k = count - if c.batch_normalize { 4 * n } else { n };
-                    let kernel = r.floats(k).ok_or_else(truncated)?;
-                    convs.push(ConvWeights {
-                        layer: i,
-                        biases,
-                        bn,
-                        kernel,
-                    });
-                }
-                _ => shortcuts.push((i, r.floats(count).ok_or_else(truncated)?)),
-            }
+        if bytes.len() < 12 {
+            return Err(bad(format!(
+                "file has {} bytes, a header needs at least 16",
+                bytes.len()
+            )));
         }
-        if r.pos != bytes.len() {
-            return Err(ModelError::weights(
-                name,
-                format!(
-                    "oversized: expected {expected} bytes for {}, file has {} ({} extra)",
-                    cfg.name,
-                    bytes.len(),
-                    bytes.len() - r.pos
-                ),
-            ));
+        let (major, minor, revision) = (i32_at(bytes, 0), i32_at(bytes, 4), i32_at(bytes, 8));
+        if major > 1000 || minor > 1000 {
+            return Err(bad(format!(
+                "version {major}.{minor} marks transposed weights, which Kestrel does not read"
+            )));
         }
-        Ok(DarknetWeights {
+        if major < 0 || minor < 0 {
+            return Err(bad(format!("negative version {major}.{minor}")));
+        }
+        let mut header = WeightsHeader {
             major,
             minor,
             revision,
-            seen,
-            seen_is_u64: wide,
-            convs,
-            shortcuts,
-        })
+            seen: 0,
+        };
+        let hlen = header.byte_len() as usize;
+        let specs = param_specs(cfg)?;
+        let expected =
+            header.byte_len() + 4 * specs.iter().map(ParamSpec::floats).sum::<usize>() as u64;
+        let actual = bytes.len() as u64;
+        if bytes.len() < hlen {
+            return Err(ModelError::WeightsTruncated {
+                path: path.to_path_buf(),
+                layer: 0,
+                kind: "header".into(),
+                expected,
+                actual,
+            });
+        }
+        header.seen = if header.seen_is_u64() {
+            u64::from_le_bytes(bytes[12..20].try_into().map_err(|_| bad("seen".into()))?)
+        } else {
+            u32::from_le_bytes(bytes[12..16].try_into().map_err(|_| bad("seen".into()))?) as u64
+        };
+        let mut pos = hlen;
+        let mut out = DarknetWeights {
+            header,
+            convs: Vec::new(),
+            shortcuts: Vec::new(),
+        };
+        for spec in specs {
+            if pos + 4 * spec.floats() > bytes.len() {
+                let (layer, kind) = match spec {
+                    ParamSpec::Conv { layer, .. } => (layer, "convolutional"),
+                    ParamSpec::Shortcut { layer, .. } => (layer, "shortcut"),
+                };
+                return Err(ModelError::WeightsTruncated {
+                    path: path.to_path_buf(),
+                    layer,
+                    kind: kind.into(),
+                    expected,
+                    actual,
+                });
+            }
+            match spec {
+                ParamSpec::Conv {
+                    layer,
+                    n,
+                    bn,
+                    kernel,
+                } => {
+                    let biases = take(bytes, &mut pos, n);
+                    let bn = bn.then(|| {
+                        let g = take(bytes, &mut pos, n);
+                        let m = take(bytes, &mut pos, n);
+                        let v = take(bytes, &mut pos, n);
+                        (g, m, v)
+                    });
+                    let k = take(bytes, &mut pos, kernel.iter().product());
+                    out.convs.push(ConvWeights {
+                        layer,
+                        biases,
+                        bn,
+                        kernel: k,
+                        kernel_shape: kernel,
+                    });
+                }
+                ParamSpec::Shortcut { layer, n } => {
+                    out.shortcuts.push(ShortcutWeightsData {
+                        layer,
+                        weights: take(bytes, &mut pos, n),
+                    });
+                }
+            }
+        }
+        if pos != bytes.len() {
+            return Err(ModelError::WeightsOversized {
+                path: path.to_path_buf(),
+                expected,
+                actual,
+            });
+        }
+        Ok(out)
     }
 
-    /// Serialises to the `.weights` byte layout (inverse of [`DarknetWeights::from_bytes`]).
+    /// The file bytes, in Darknet's layout.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let floats: usize = self
-            .convs
-            .iter()
-            .map(|c| {
-                c.biases.len() + c.kernel.len() + c.bn.as_ref().map_or(0, |b| 3 * b.scales.len())
-            })
-            .sum::<usize>()
-            + self.shortcuts.iter().map(|s| s.1.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(20 + 4 * floats);
-        for v in [self.major, self.minor, self.revision] {
+        let mut out = Vec::new();
+        let h = &self.header;
+        for v in [h.major, h.minor, h.revision] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        if self.seen_is_u64 {
-            out.extend_from_slice(&self.seen.to_le_bytes());
+        if h.seen_is_u64() {
+            out.extend_from_slice(&h.seen.to_le_bytes());
         } else {
-            out.extend_from_slice(&(self.seen as u32).to_le_bytes());
+            out.extend_from_slice(&(h.seen as u32).to_le_bytes());
         }
-        let mut put = |v: &[f32]| {
+        let put = |out: &mut Vec<u8>, v: &[f32]| {
             v.iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes()))
         };
-        // Convs and weighted shortcuts interleave in layer order in the file.
         let (mut ci, mut si) = (0, 0);
         while ci < self.convs.len() || si < self.shortcuts.len() {
             let conv_next = match (self.convs.get(ci), self.shortcuts.get(si)) {
-                (Some(c), Some(s)) => c.layer < s.0,
+                (Some(c), Some(s)) => c.layer < s.layer,
                 (Some(_), None) => true,
                 _ => false,
             };
             if conv_next {
                 let c = &self.convs[ci];
-                put(&c.biases);
-                if let Some(bn) = &c.bn {
-                    put(&bn.scales);
-                    put(&bn.mean);
-                    put(&bn.variance);
+                put(&mut out, &c.biases);
+                if let Some((g, m, v)) = &c.bn {
+                    put(&mut out, g);
+                    put(&mut out, m);
+                    put(&mut out, v);
                 }
-                put(&c.kernel);
+                put(&mut out, &c.kernel);
                 ci += 1;
             } else {
-                put(&self.shortcuts[si].1);
+                put(&mut out, &self.shortcuts[si].weights);
                 si += 1;
             }
         }
         out
     }
 
-    /// Writes a `.weights` file.
-    ///
-    /// # Errors
-    /// I/O errors, naming the path.
+    /// Writes a `.weights` file Darknet, OpenCV and Kestrel can read.
     pub fn write(&self, path: &Path) -> Result<(), ModelError> {
-        std::fs::write(path, self.to_bytes()).map_err(|e| ModelError::Io {
-            path: path.display().to_string(),
-            source: e,
+        std::fs::write(path, self.to_bytes()).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
         })
     }
 
-    /// The weights of conv layer `layer`, if it is one.
-    pub fn conv(&self, layer: usize) -> Option<&ConvWeights> {
-        self.convs.iter().find(|c| c.layer == layer)
+    /// Deterministic random weights for `cfg` (see `random.rs`).
+    pub fn random(cfg: &Cfg, seed: u64) -> Result<DarknetWeights, ModelError> {
+        let mut w = super::random::random_weights(cfg, seed)?;
+        super::random::calibrate_heads(cfg, &mut w)?;
+        Ok(w)
     }
 }
 
@@ -278,44 +328,57 @@ impl DarknetWeights {
 mod tests {
     use super::*;
 
-    const TINY: &str = "[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=leaky\n[convolutional]\nfilters=2\nsize=1\nactivation=linear\n";
+    fn tiny_cfg() -> Cfg {
+        Cfg::parse_str("[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=leaky\n[convolutional]\nfilters=2\nsize=1\nactivation=linear\n", "t").unwrap()
+    }
 
     #[test]
-    fn round_trip_is_byte_identical_and_sizes_are_exact() {
-        let cfg = Cfg::parse_str(TINY, "tiny.cfg").unwrap();
-        let w = crate::model::random::random_weights(&cfg, 7);
+    fn round_trip_is_byte_identical_and_sizes_exact() {
+        let cfg = tiny_cfg();
+        let w = DarknetWeights::random(&cfg, 7).unwrap();
         let bytes = w.to_bytes();
         assert_eq!(bytes.len() as u64, expected_file_size(&cfg).unwrap());
-        let back = DarknetWeights::from_bytes(&bytes, &cfg, "x").unwrap();
+        let back = DarknetWeights::from_bytes(&bytes, &cfg, Path::new("x")).unwrap();
+        assert_eq!(back, w);
         assert_eq!(back.to_bytes(), bytes);
-        let err = DarknetWeights::from_bytes(&bytes[..bytes.len() - 4], &cfg, "t.weights")
-            .unwrap_err()
-            .to_string();
+        let e = DarknetWeights::from_bytes(&bytes[..bytes.len() - 4], &cfg, Path::new("x"))
+            .unwrap_err();
         assert!(
-            err.contains("truncated") && err.contains("layer 1"),
-            "{err}"
+            matches!(e, ModelError::WeightsTruncated { layer: 1, .. }),
+            "{e}"
         );
         let mut big = bytes.clone();
-        big.extend_from_slice(&[0; 8]);
-        let err = DarknetWeights::from_bytes(&big, &cfg, "t.weights")
-            .unwrap_err()
-            .to_string();
+        big.extend_from_slice(&[0; 4]);
+        let e = DarknetWeights::from_bytes(&big, &cfg, Path::new("x")).unwrap_err();
         assert!(
-            err.contains("oversized") && err.contains("8 extra"),
-            "{err}"
+            e.to_string()
+                .contains(&format!("expected {} bytes", bytes.len())),
+            "{e}"
         );
     }
 
     #[test]
-    fn old_header_has_32_bit_seen() {
-        let cfg = Cfg::parse_str(TINY, "tiny.cfg").unwrap();
-        let mut w = crate::model::random::random_weights(&cfg, 1);
-        w.major = 0;
-        w.minor = 1;
-        w.seen_is_u64 = false;
-        w.seen = 1234;
+    fn header_version_rules() {
+        let cfg = tiny_cfg();
+        let mut w = DarknetWeights::random(&cfg, 1).unwrap();
+        w.header = WeightsHeader {
+            major: 0,
+            minor: 1,
+            revision: 0,
+            seen: 12345,
+        };
         let bytes = w.to_bytes();
-        assert_eq!(bytes.len() as u64, expected_file_size(&cfg).unwrap() - 4);
-        assert_eq!(DarknetWeights::from_bytes(&bytes, &cfg, "x").unwrap(), w);
+        assert_eq!(
+            bytes.len() as u64,
+            16 + 4 * param_count(&cfg).unwrap() as u64
+        );
+        let back = DarknetWeights::from_bytes(&bytes, &cfg, Path::new("x")).unwrap();
+        assert_eq!(back.header.seen, 12345);
+        let mut t = bytes.clone();
+        t[0..4].copy_from_slice(&1001i32.to_le_bytes());
+        assert!(matches!(
+            DarknetWeights::from_bytes(&t, &cfg, Path::new("x")),
+            Err(ModelError::WeightsHeader { .. })
+        ));
     }
 }

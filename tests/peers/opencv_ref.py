@@ -4,8 +4,8 @@
 Usage: opencv_ref.py CFG WEIGHTS IMAGE WIDTH HEIGHT {stretch|letterbox} CONF NMS OUTDIR
 Writes OUTDIR/head_<i>.f32 (raw conv output feeding the i-th [yolo] layer, float32 NCHW, i in cfg
 order) and prints one JSON object: {"heads": [[c,h,w],...], "detections": [...]} with detections
-decoded the Darknet way from OpenCV's raw head outputs (score = obj * cls, per-class NMS with
-cv2.dnn.NMSBoxes) in original-image pixels, clipped to the image.
+decoded the Darknet way from OpenCV's raw head outputs (score = obj * cls, greedy per-class NMS
+in float IoU) in original-image pixels, clipped to the image.
 
 Raw outputs: OpenCV names Darknet layers "conv_<i>", "yolo_<i>" etc. by cfg index; the conv that
 feeds a [yolo] at index i is layer i-1, so we ask net.forward for "conv_<i-1>".
@@ -37,6 +37,15 @@ def yolo_layers(cfg_path):
             m = [int(x) for x in kv["mask"].split(",")]
             out.append((i, [a[j] for j in m], int(kv.get("classes", 20))))
     return out
+
+
+def iou(a, b):
+    """IoU of [x, y, w, h] boxes in float (cv2.dnn.NMSBoxes' Python binding may round to int Rects)."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def letterbox(img_rgb, W, H):
@@ -102,11 +111,12 @@ def main():
                     classes.append(int(cls))
     dets = []
     for cls in sorted(set(classes)):
-        idx = [j for j, c in enumerate(classes) if c == cls]
-        keep = cv2.dnn.NMSBoxes([boxes[j] for j in idx], [scores[j] for j in idx], conf, nms)
-        for k in np.array(keep).flatten():
-            j = idx[int(k)]
-            dets.append({"class_id": cls, "score": scores[j], "bbox": boxes[j]})
+        idx = sorted((j for j, c in enumerate(classes) if c == cls), key=lambda j: -scores[j])
+        kept = []
+        for j in idx:
+            if all(iou(boxes[j], boxes[k]) <= nms for k in kept):
+                kept.append(j)
+        dets.extend({"class_id": cls, "score": scores[j], "bbox": boxes[j]} for j in kept)
     dets.sort(key=lambda d: -d["score"])
     print(json.dumps({"heads": shapes, "detections": dets, "opencv": cv2.__version__}))
 
