@@ -1,6 +1,9 @@
 //! From an image to detections: letterbox / stretch preprocessing, YOLO decode, NMS,
 //! and the `Detection` every downstream stage consumes.
 
+// Errors carry the model error (file, line, key) by value; they happen at load, never per frame.
+#![allow(clippy::result_large_err)]
+
 pub mod cli;
 pub mod detector;
 mod error;
