@@ -101,22 +101,6 @@ pub(crate) fn random_weights(cfg: &Cfg, seed: u64) -> Result<DarknetWeights, Mod
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_seed_same_numbers() {
-        let mut a = SplitMix64::new(3);
-        let mut b = SplitMix64::new(3);
-        for _ in 0..10 {
-            let x = a.uniform(-1.0, 1.0);
-            assert_eq!(x, b.uniform(-1.0, 1.0));
-            assert!((-1.0..1.0).contains(&x));
-        }
-    }
-}
-
 /// Rescales each detection conv so its outputs look like a trained head's: unit-scale tx, ty and
 /// class logits, half-scale tw, th (plausible box sizes) and rare objectness (mean −2), measured
 /// on one forward pass of a smooth deterministic 128×128 input. Without this the scale drifts over
@@ -165,4 +149,20 @@ pub fn calibrate_heads(cfg: &Cfg, w: &mut DarknetWeights) -> Result<(), ModelErr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_numbers() {
+        let mut a = SplitMix64::new(3);
+        let mut b = SplitMix64::new(3);
+        for _ in 0..10 {
+            let x = a.uniform(-1.0, 1.0);
+            assert_eq!(x, b.uniform(-1.0, 1.0));
+            assert!((-1.0..1.0).contains(&x));
+        }
+    }
 }
