@@ -1,6 +1,7 @@
 //! Sinks for detections: MAVLink to the flight controller, JSONL, annotated images.
 
 mod error;
+pub mod mavlink;
 
 pub use error::*;
 
