@@ -27,6 +27,11 @@ impl ClockOffset {
             return;
         }
         let sample = tc1 + rtt / 2 - now;
+        // A jump of more than 50 ms is an FC reboot (or clock step), not jitter: start over.
+        if self.offset_ns.is_some_and(|o| (sample - o).abs() > 50_000_000) {
+            self.offset_ns = None;
+            self.samples = 0;
+        }
         self.offset_ns = Some(match self.offset_ns {
             Some(o) if self.samples >= 5 => o + (sample - o) / 10,
             Some(o) => (o + sample) / 2,
@@ -150,5 +155,7 @@ mod tests {
         assert_eq!(c.rejected, 1);
         c.add_exchange(0, 5_000_001_000, 2_000);
         assert_eq!(c.offset_ns, Some(5_000_000_000));
+        c.add_exchange(10_000, 1_000_000, 12_000);
+        assert_eq!(c.offset_ns, Some(1_000_000 + 1_000 - 12_000), "an FC reboot resets");
     }
 }

@@ -28,6 +28,8 @@ pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
                 Ok(()) => {
                     tracing::info!(url = %shared.cfg.url, "mavlink link open");
                     backoff = Duration::from_millis(100);
+                    // Ask for streams again once the (maybe rebooted) autopilot is heard.
+                    shared.fc_seen.store(false, Ordering::Relaxed);
                     next_streams = now;
                     shared.send_now(&status_text(
                         MavSeverity::MAV_SEVERITY_INFO,
@@ -64,7 +66,9 @@ pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
         }
         if shared.cfg.request_streams && shared.fc_seen.load(Ordering::Relaxed) && now >= next_streams
         {
-            next_streams = now + Duration::from_secs(10);
+            // Re-ask soon while the attitude stream is missing (FC rebooted, request lost).
+            let streaming = lock(&shared.telemetry).attitude_at(monotonic_ns()).is_some();
+            next_streams = now + Duration::from_secs(if streaming { 10 } else { 2 });
             let vehicle = shared.sysid.load(Ordering::Relaxed);
             for (id, us) in STREAMS {
                 shared.send_now(&set_message_interval(vehicle, id, us));
