@@ -11,7 +11,11 @@ use mavlink::{MavConnection, MavHeader};
 use std::time::{Duration, Instant};
 
 fn fc_heartbeat(fc: &impl MavConnection<MavMessage>, sysid: u32) {
-    let hdr = MavHeader { system_id: sysid, component_id: 1, sequence: 0 };
+    let hdr = MavHeader {
+        system_id: sysid,
+        component_id: 1,
+        sequence: 0,
+    };
     let hb = MavMessage::HEARTBEAT(HEARTBEAT_DATA {
         mavtype: MavType::MAV_TYPE_QUADROTOR,
         autopilot: MavAutopilot::MAV_AUTOPILOT_ARDUPILOTMEGA,
@@ -24,11 +28,18 @@ fn fc_heartbeat(fc: &impl MavConnection<MavMessage>, sysid: u32) {
 
 #[test]
 fn in_process_fc_sees_identity_timesync_answers_and_dets() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let fc = mavlink::UdpConfig::new(format!("127.0.0.1:{port}"), mavlink::UdpMode::Udpin)
         .read_timeout(Duration::from_millis(50));
     let fc = mavlink::Connectable::connect::<MavMessage>(&fc).unwrap();
-    let cfg = MavlinkConfig { url: format!("udpout:127.0.0.1:{port}"), ..Default::default() };
+    let cfg = MavlinkConfig {
+        url: format!("udpout:127.0.0.1:{port}"),
+        ..Default::default()
+    };
     let mut sink = MavlinkSink::start(&cfg).unwrap();
 
     let mut learned_gcs = false;
@@ -44,18 +55,37 @@ fn in_process_fc_sees_identity_timesync_answers_and_dets() {
             std::thread::sleep(Duration::from_millis(20));
             learned_gcs |= sink.vehicle_sysid() == 255;
             fc_heartbeat(&fc, 7);
-            let hdr7 = MavHeader { system_id: 7, component_id: 1, sequence: 0 };
+            let hdr7 = MavHeader {
+                system_id: 7,
+                component_id: 1,
+                sequence: 0,
+            };
             let ts1 = 123_456_789;
-            fc.send(&hdr7, &MavMessage::TIMESYNC(TIMESYNC_DATA { tc1: 0, ts1, ..Default::default() })).unwrap();
+            fc.send(
+                &hdr7,
+                &MavMessage::TIMESYNC(TIMESYNC_DATA {
+                    tc1: 0,
+                    ts1,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
             match msg {
-                MavMessage::HEARTBEAT(h) => heartbeat_from = Some((hdr.system_id, hdr.component_id, h.mavtype)),
-                MavMessage::TIMESYNC(t) if t.ts1 == ts1 && t.tc1 > 0 => timesync_ok = Some(t.target_system),
-                MavMessage::DEBUG_FLOAT_ARRAY(d) if hdr.system_id == 7 && d.data[0] > 0.0 => dets = Some(d),
+                MavMessage::HEARTBEAT(h) => {
+                    heartbeat_from = Some((hdr.system_id, hdr.component_id, h.mavtype))
+                }
+                MavMessage::TIMESYNC(t) if t.ts1 == ts1 && t.tc1 > 0 => {
+                    timesync_ok = Some(t.target_system)
+                }
+                MavMessage::DEBUG_FLOAT_ARRAY(d) if hdr.system_id == 7 && d.data[0] > 0.0 => {
+                    dets = Some(d)
+                }
                 _ => {}
             }
         }
         if sink.vehicle_sysid() == 7 {
-            sink.publish(&mavlink_support::report(seq % 13 + 1, monotonic_ns())).unwrap();
+            sink.publish(&mavlink_support::report(seq % 13 + 1, monotonic_ns()))
+                .unwrap();
             seq += 1;
         }
     }
@@ -68,5 +98,8 @@ fn in_process_fc_sees_identity_timesync_answers_and_dets() {
     assert_eq!(d.name.to_str().unwrap(), "DETS");
     let r = mavlink_support::report(u64::from(d.array_id), 0);
     assert_eq!(d.data[0] as usize, r.detections.len());
-    assert_eq!(&d.data[1..7], mavlink_support::expected_dets(&r)[0].as_slice());
+    assert_eq!(
+        &d.data[1..7],
+        mavlink_support::expected_dets(&r)[0].as_slice()
+    );
 }

@@ -21,7 +21,12 @@ pub fn report(seq: u64, t_capture_ns: u64) -> FrameReport {
                 return Detection {
                     class_id: 3,
                     score: 0.9,
-                    bbox: BBox { x: 780.0, y: 320.0, w: 40.0, h: 20.0 },
+                    bbox: BBox {
+                        x: 780.0,
+                        y: 320.0,
+                        w: 40.0,
+                        h: 20.0,
+                    },
                 };
             }
             Detection {
@@ -81,7 +86,14 @@ pub fn expected_dets(r: &FrameReport) -> Vec<Vec<f32>> {
         .iter()
         .map(|d| {
             let b = d.bbox;
-            vec![d.class_id as f32, d.score, b.x / w, b.y / h, (b.x + b.w) / w, (b.y + b.h) / h]
+            vec![
+                d.class_id as f32,
+                d.score,
+                b.x / w,
+                b.y / h,
+                (b.x + b.w) / w,
+                (b.y + b.h) / h,
+            ]
         })
         .collect()
 }
@@ -92,7 +104,10 @@ pub fn check_dets(peer: &serde_json::Value, reports: &BTreeMap<u64, FrameReport>
     let mut by_frame: BTreeMap<u64, Vec<&serde_json::Value>> = BTreeMap::new();
     for d in peer["dets"].as_array().unwrap() {
         assert_eq!(d["name"], "DETS");
-        by_frame.entry(d["array_id"].as_u64().unwrap()).or_default().push(d);
+        by_frame
+            .entry(d["array_id"].as_u64().unwrap())
+            .or_default()
+            .push(d);
     }
     let mut complete = 0;
     for (seq, msgs) in &by_frame {
@@ -100,9 +115,18 @@ pub fn check_dets(peer: &serde_json::Value, reports: &BTreeMap<u64, FrameReport>
         let want = expected_dets(r);
         let mut got = Vec::new();
         for m in msgs {
-            let data: Vec<f32> = m["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let data: Vec<f32> = m["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             assert_eq!(data[0] as usize, r.detections.len(), "frame {seq}: count");
-            assert_eq!(m["time_usec"].as_u64().unwrap(), r.t_capture_ns / 1000, "frame {seq}: time");
+            assert_eq!(
+                m["time_usec"].as_u64().unwrap(),
+                r.t_capture_ns / 1000,
+                "frame {seq}: time"
+            );
             assert_eq!((data[55], data[56]), (W as f32, H as f32));
             let chunk = data[57] as usize;
             let here = (r.detections.len() - 9 * chunk).min(9);

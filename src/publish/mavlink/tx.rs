@@ -11,7 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Streams the geo-projection needs: (message id, interval µs).
-const STREAMS: [(u32, f32); 4] = [(30, 40_000.0), (33, 100_000.0), (2, 1_000_000.0), (132, 100_000.0)];
+const STREAMS: [(u32, f32); 4] = [
+    (30, 40_000.0),
+    (33, 100_000.0),
+    (2, 1_000_000.0),
+    (132, 100_000.0),
+];
 
 pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
     let mut backoff = Duration::from_millis(100);
@@ -64,10 +69,14 @@ pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
             let vehicle = shared.sysid.load(Ordering::Relaxed);
             shared.send_now(&timesync(0, monotonic_ns() as i64, vehicle, 1));
         }
-        if shared.cfg.request_streams && shared.fc_seen.load(Ordering::Relaxed) && now >= next_streams
+        if shared.cfg.request_streams
+            && shared.fc_seen.load(Ordering::Relaxed)
+            && now >= next_streams
         {
             // Re-ask soon while the attitude stream is missing (FC rebooted, request lost).
-            let streaming = lock(&shared.telemetry).attitude_at(monotonic_ns()).is_some();
+            let streaming = lock(&shared.telemetry)
+                .attitude_at(monotonic_ns())
+                .is_some();
             next_streams = now + Duration::from_secs(if streaming { 10 } else { 2 });
             let vehicle = shared.sysid.load(Ordering::Relaxed);
             for (id, us) in STREAMS {
@@ -86,7 +95,11 @@ fn beat(shared: &Shared, time_boot_ms: u32) {
     shared.send_now(&heartbeat(state));
     let (n, fps, lat) = {
         let mut s = lock(&shared.stats);
-        let v = (s.last_count as f32, s.frames_in_window as f32, s.last_latency_ms as f32);
+        let v = (
+            s.last_count as f32,
+            s.frames_in_window as f32,
+            s.last_latency_ms as f32,
+        );
         s.frames_in_window = 0;
         v
     };
