@@ -9,8 +9,10 @@
 //! Every module owns its types and its `thiserror` error enum; only the binary uses `anyhow`.
 
 pub mod capture;
+pub mod clock;
 pub mod detect;
 pub mod eval;
+pub mod geo;
 pub mod model;
 pub mod pipeline;
 pub mod prune;

@@ -2,6 +2,7 @@
 
 pub mod annotate;
 mod error;
+pub mod mavlink;
 
 pub use error::*;
 
