@@ -1,8 +1,8 @@
 //! From an RGB image to the network input `[1, 3, H, W]` (f32, 0..1), and back for boxes.
 //!
 //! Resizing follows OpenCV `INTER_LINEAR` (half-pixel centres, edge clamp, no antialiasing)
-//! and rounds to 8 bits as OpenCV does for `CV_8U` images, so our blob differs from
-//! `cv2.dnn.blobFromImage` by at most one grey level at a few pixels.
+//! in OpenCV's own 8-bit fixed-point arithmetic, so for the same decoded pixels our input
+//! equals `cv2.dnn.blobFromImage`'s bit for bit (checked by tests/parity_real.rs).
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -53,28 +53,35 @@ pub fn letterbox_size(img_w: u32, img_h: u32, net_w: u32, net_h: u32) -> (u32, u
     }
 }
 
-/// Source taps and weights of one output coordinate for OpenCV INTER_LINEAR.
-fn linear_taps(dst: u32, src: u32) -> Vec<(usize, usize, f32)> {
-    let scale = src as f64 / dst as f64;
+/// OpenCV's fixed-point scale of bilinear weights (`INTER_RESIZE_COEF_SCALE`).
+const COEF_SCALE: f32 = 2048.0;
+
+/// Source taps and 11-bit weights of each output coordinate, computed as OpenCV's
+/// `resize` does for INTER_LINEAR (f32 position, floor, edge clamp, rounded weights).
+fn linear_taps(dst: u32, src: u32) -> Vec<(usize, usize, i32, i32)> {
+    let scale = 1.0 / (dst as f64 / src as f64);
     let last = src as usize - 1;
     (0..dst)
         .map(|d| {
-            let f = (d as f64 + 0.5) * scale - 0.5;
-            let i = f.floor();
-            let frac = (f - i) as f32;
-            let i = i as i64;
-            if i < 0 {
-                (0, 0, 0.0)
-            } else if i as usize >= last {
-                (last, last, 0.0)
-            } else {
-                (i as usize, i as usize + 1, frac)
+            let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let mut i = f.floor();
+            let mut frac = f - i;
+            if i < 0.0 {
+                (i, frac) = (0.0, 0.0);
             }
+            if i as usize >= last {
+                (i, frac) = (last as f32, 0.0);
+            }
+            let i = i as usize;
+            let a0 = ((1.0 - frac) * COEF_SCALE).round_ties_even() as i32;
+            let a1 = (frac * COEF_SCALE).round_ties_even() as i32;
+            (i, (i + 1).min(last), a0, a1)
         })
         .collect()
 }
 
-/// Bilinear resize with OpenCV INTER_LINEAR semantics (8-bit result, rounded).
+/// Bilinear resize bit-exact with OpenCV 4.x `cv::resize(INTER_LINEAR)` on 8-bit images
+/// (horizontal pass in 11-bit fixed point, vertical pass as its SIMD kernel rounds).
 pub fn resize_linear(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
     if img.width() == dst_w && img.height() == dst_h {
         return img.clone();
@@ -82,17 +89,26 @@ pub fn resize_linear(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
     let xs = linear_taps(dst_w, img.width());
     let ys = linear_taps(dst_h, img.height());
     let (sw, src) = (img.width() as usize, img.as_raw());
+    let row_len = dst_w as usize * 3;
+    // Horizontally resized source rows, computed once each.
+    let hrow = |y: usize| -> Vec<i32> {
+        let mut out = Vec::with_capacity(row_len);
+        for &(x0, x1, a0, a1) in &xs {
+            for c in 0..3 {
+                let p = |x: usize| src[(y * sw + x) * 3 + c] as i32;
+                out.push(p(x0) * a0 + p(x1) * a1);
+            }
+        }
+        out
+    };
+    let rows: Vec<Vec<i32>> = (0..img.height() as usize).map(hrow).collect();
     let mut out = RgbImage::new(dst_w, dst_h);
     let dst = &mut *out;
-    for (dy, &(y0, y1, fy)) in ys.iter().enumerate() {
-        for (dx, &(x0, x1, fx)) in xs.iter().enumerate() {
-            for c in 0..3 {
-                let p = |y: usize, x: usize| src[(y * sw + x) * 3 + c] as f32;
-                let top = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
-                let bot = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
-                let v = top * (1.0 - fy) + bot * fy;
-                dst[(dy * dst_w as usize + dx) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
-            }
+    for (dy, &(y0, y1, b0, b1)) in ys.iter().enumerate() {
+        let (r0, r1) = (&rows[y0], &rows[y1]);
+        for i in 0..row_len {
+            let v = (((r0[i] >> 4) * b0) >> 16) + (((r1[i] >> 4) * b1) >> 16);
+            dst[dy * row_len + i] = ((v + 2) >> 2).clamp(0, 255) as u8;
         }
     }
     out
