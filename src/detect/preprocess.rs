@@ -158,9 +158,13 @@ pub fn preprocess(
         }
     };
     let shape = (1, 3, net_h as usize, net_w as usize);
-    let tensor = Tensor::from_vec(plane, shape, device).map_err(DetectError::tensor("preprocess"))?;
+    let tensor =
+        Tensor::from_vec(plane, shape, device).map_err(DetectError::tensor("preprocess"))?;
     Ok((tensor, transform))
 }
+
+/// `blobFromImage` scales by the f32 value of 1/255 (a multiply, not a divide).
+const INV_255: f32 = 1.0 / 255.0;
 
 /// Planar CHW f32 (0..1) of `img` placed at (ox, oy) on a 0.5-grey canvas of net size.
 fn to_chw(img: &RgbImage, net_w: u32, net_h: u32, ox: u32, oy: u32) -> Vec<f32> {
@@ -173,7 +177,7 @@ fn to_chw(img: &RgbImage, net_w: u32, net_h: u32, ox: u32, oy: u32) -> Vec<f32> 
             let src = (y * w + x) * 3;
             let dst = (y + oy as usize) * nw + x + ox as usize;
             for c in 0..3 {
-                out[c * plane + dst] = raw[src + c] as f32 / 255.0;
+                out[c * plane + dst] = raw[src + c] as f32 * INV_255;
             }
         }
     }
