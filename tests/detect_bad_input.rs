@@ -30,11 +30,21 @@ fn bad_images_are_named_and_good_ones_still_processed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "exit code 0 with bad images");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(stderr.contains("readme.jpg"), "non-image not named: {stderr}");
-    assert!(stderr.contains("truncated.jpg"), "truncated JPEG not named: {stderr}");
+    assert!(
+        stderr.contains("readme.jpg"),
+        "non-image not named: {stderr}"
+    );
+    assert!(
+        stderr.contains("truncated.jpg"),
+        "truncated JPEG not named: {stderr}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "only bus.jpg should have a result: {stdout}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "only bus.jpg should have a result: {stdout}"
+    );
     assert!(lines[0].contains("bus.jpg"));
 }
 
@@ -67,7 +77,11 @@ fn save_dir_writes_annotated_copies_and_json_file() {
         .env("KESTREL_ASSETS", common::assets_dir())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = std::fs::read_to_string(&json).unwrap();
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(v["width"], 1280);

@@ -34,7 +34,15 @@ fn check_cfg(name: &str) {
     for (w, h) in SIZES {
         let what = format!("{name} {w}x{h}");
         let out = dir.path().join(format!("{w}x{h}"));
-        let reference = opencv_ref(&cfg_path, &weights_path, &image, (w, h), "letterbox", CONF, &out);
+        let reference = opencv_ref(
+            &cfg_path,
+            &weights_path,
+            &image,
+            (w, h),
+            "letterbox",
+            CONF,
+            &out,
+        );
         let blob = read_f32(&out.join("blob.f32"));
         let input = Tensor::from_vec(blob, (1, 3, h as usize, w as usize), &Device::Cpu).unwrap();
         let heads = model.forward(&input).unwrap();
@@ -55,10 +63,18 @@ fn check_cfg(name: &str) {
                 .iter()
                 .zip(&theirs)
                 .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(max_ref.is_finite() && max_ref > 0.0, "{what} head {k}: max|ref| = {max_ref}");
+            assert!(
+                max_ref.is_finite() && max_ref > 0.0,
+                "{what} head {k}: max|ref| = {max_ref}"
+            );
             let rel = max_diff / max_ref;
-            eprintln!("{what} head {k}: max|ref| {max_ref:.3}, max|diff| {max_diff:.3e}, rel {rel:.2e}");
-            assert!(rel <= 1e-4, "{what} head {k}: relative difference {rel:.3e} > 1e-4");
+            eprintln!(
+                "{what} head {k}: max|ref| {max_ref:.3}, max|diff| {max_diff:.3e}, rel {rel:.2e}"
+            );
+            assert!(
+                rel <= 1e-4,
+                "{what} head {k}: relative difference {rel:.3e} > 1e-4"
+            );
         }
         let (_, transform) = preprocess(&rgb, w, h, ResizeMode::Letterbox, &Device::Cpu).unwrap();
         let decoded: Vec<&Tensor> = heads.iter().map(|o| &o.decoded).collect();
@@ -73,13 +89,21 @@ fn check_cfg(name: &str) {
                 }
             })
             .collect();
-        // Random heads give thousands of boxes, some clipped to slivers at the image edge whose
-        // near-tied scores (|Δ| ~ 1e-7) let NMS keep either of two neighbours; compare boxes
-        // at least one pixel wide and high.
-        let visible = |d: &Det| d.bbox[2] >= 1.0 && d.bbox[3] >= 1.0;
+        // Random heads give hundreds of boxes, among them slivers a pixel or two high (clipped
+        // at the image edge or from a very negative t_h). Their IoU with a neighbour moves by
+        // several percent for a 1e-5 change of the head, so which of two overlapping slivers
+        // NMS keeps is not a property of the engine; compare boxes at least 8 px each side.
+        let visible = |d: &Det| d.bbox[2] >= 8.0 && d.bbox[3] >= 8.0;
         let ours: Vec<Det> = ours.into_iter().filter(visible).collect();
-        let ref_dets: Vec<Det> = dets_from_json(&reference).into_iter().filter(visible).collect();
-        eprintln!("{what}: {} reference detections, {} ours", ref_dets.len(), ours.len());
+        let ref_dets: Vec<Det> = dets_from_json(&reference)
+            .into_iter()
+            .filter(visible)
+            .collect();
+        eprintln!(
+            "{what}: {} reference detections, {} ours",
+            ref_dets.len(),
+            ours.len()
+        );
         assert_dets_match(&what, &ref_dets, &ours);
     }
 }
