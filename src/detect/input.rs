@@ -12,15 +12,29 @@ pub fn load_image(path: &Path) -> Result<RgbImage, DetectError> {
         path: path.to_path_buf(),
         why,
     };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| bad(e.to_string()))?
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| bad(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(bad("not a known image format (JPEG or PNG expected)".into()));
+    match reader.format() {
+        None => return Err(bad("not a known image format (JPEG or PNG expected)".into())),
+        // The JPEG decoder fills a cut-off file with grey instead of failing: check the end.
+        Some(image::ImageFormat::Jpeg) if !has_jpeg_end_marker(&bytes) => {
+            return Err(bad(
+                "truncated JPEG (no end-of-image marker FF D9 near the end of the file)".into(),
+            ))
+        }
+        Some(_) => {}
     }
     let img = reader.decode().map_err(|e| bad(e.to_string()))?;
     Ok(img.to_rgb8())
+}
+
+/// Whether an end-of-image marker lies in the last 4 KiB (tolerates trailing padding; entropy
+/// data never contains FF D9 because FF bytes are stuffed there).
+fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Class names, one per line (Darknet `.names`); trailing blank lines ignored.
