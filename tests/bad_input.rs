@@ -33,7 +33,7 @@ fn malformed_cfgs_name_file_line_and_key() {
         (
             "shortcut_mismatch.cfg",
             format!("{NET}{CONV}[convolutional]\nfilters=4\nsize=1\nactivation=leaky\n[shortcut]\nfrom=-2\n"),
-            &["shortcut_mismatch.cfg:16", "mismatch"],
+            &["shortcut_mismatch.cfg:17", "mismatch"],
         ),
         ("non_numeric.cfg", format!("{NET}[convolutional]\nfilters=eight\nsize=3\n"), &["non_numeric.cfg:6", "filters", "eight"]),
     ];
@@ -139,7 +139,7 @@ fn bad_sizes_and_devices_are_rejected_clearly() {
         "400",
         path_str(&asset("bus.jpg")),
     ]);
-    assert!(err.contains("multiples of 32"), "{err}");
+    assert!(err.contains("multiple of 32"), "{err}");
     let err = run_fail(&[
         "detect",
         "--cfg",

@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use kestrel::detect::{load_image, Detector, DetectorConfig, PostprocessConfig, ResizeMode};
+use kestrel::detect::{load_image, DetectOptions, Detector, ResizeMode};
 use kestrel::model::{Cfg, Darknet, DarknetWeights};
 
 const CONF: f32 = 0.5;
@@ -22,23 +22,16 @@ fn check(cfg_name: &str, sizes: &[(usize, usize)]) {
     let photo = load_image(&asset("bus.jpg")).unwrap();
     for &(w, h) in sizes {
         let png = tmp.path().join(format!("input_{w}x{h}.png"));
-        let px = kestrel::detect::preprocess::resize_linear(&photo, w, h);
-        image::RgbImage::from_raw(w as u32, h as u32, px)
-            .unwrap()
-            .save(&png)
-            .unwrap();
+        let px = kestrel::detect::preprocess::resize_linear(&photo, w as u32, h as u32);
+        px.save(&png).unwrap();
         let img = load_image(&png).unwrap();
         let model = Darknet::from_parts(cfg.clone(), &weights, &candle_core::Device::Cpu).unwrap();
-        let config = DetectorConfig {
-            input: Some((w, h)),
+        let config = DetectOptions {
+            width: w as u32,
+            height: h as u32,
             resize: ResizeMode::Stretch,
-            // No cap on the number of boxes: the reference keeps them all.
-            post: PostprocessConfig {
-                conf: CONF,
-                max_det: usize::MAX,
-                ..Default::default()
-            },
-            forward: None,
+            conf: CONF,
+            nms: 0.45,
         };
         let det = Detector::new(model, config).unwrap();
         let (x, place) = det.preprocess(&img).unwrap();

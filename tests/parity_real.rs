@@ -8,7 +8,7 @@
 
 mod common;
 use common::*;
-use kestrel::detect::{load_image, Detector, DetectorConfig, PostprocessConfig, ResizeMode};
+use kestrel::detect::{load_image, DetectOptions, Detector, ResizeMode};
 use kestrel::model::Darknet;
 
 fn kestrel_detect(images: &[&std::path::Path], mode: &str) -> Vec<Vec<RefDet>> {
@@ -107,12 +107,9 @@ fn identical_pixels_give_raw_heads_within_1e4_and_identical_detections() {
         (ResizeMode::Letterbox, "letterbox"),
         (ResizeMode::Stretch, "stretch"),
     ] {
-        let cfg = DetectorConfig {
+        let cfg = DetectOptions {
             resize: mode,
-            post: PostprocessConfig {
-                conf: 0.25,
-                ..Default::default()
-            },
+            conf: 0.25,
             ..Default::default()
         };
         let det = Detector::new(

@@ -1,256 +1,239 @@
-//! `kestrel detect` (images → JSON lines, annotated copies) and `kestrel bench` (stage timings).
+//! Command-line entry points of `detect` and `bench`.
 
-use super::detector::{load_image, load_names, Detector, DetectorConfig, StageTimes};
-use super::postprocess::PostprocessConfig;
-use super::preprocess::ResizeMode;
-use super::{DetectError, Detection};
-use crate::model::{Cfg, Darknet, DarknetWeights};
-use candle_core::Device;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Model and input options shared by `detect`, `bench` and `run`.
+use candle_core::Device;
+
+use super::{load_image, load_names, DetectError, DetectOptions, Detection, Detector, ResizeMode};
+use crate::model::Darknet;
+
+/// Network input geometry and device, shared by `detect` and `bench`.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct ModelArgs {
-    /// Darknet cfg (default: the fetched real yolov3-tiny).
+    /// Darknet cfg (default: the fetched yolov3-tiny in assets/).
     #[arg(long)]
     pub cfg: Option<PathBuf>,
-    /// Darknet .weights matching the cfg.
+    /// Darknet .weights (default: the fetched yolov3-tiny in assets/).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Class names, one per line.
-    #[arg(long)]
-    pub names: Option<PathBuf>,
-    /// Square network input size (multiple of 32; default: the cfg's).
-    #[arg(long, conflicts_with_all = ["width", "height"])]
-    pub size: Option<usize>,
+    /// Square input size (multiple of 32).
+    #[arg(long, default_value_t = 416, conflicts_with_all = ["width", "height"])]
+    pub size: u32,
+    /// Input width (with --height) for non-square inputs.
     #[arg(long, requires = "height")]
-    pub width: Option<usize>,
+    pub width: Option<u32>,
+    /// Input height (with --width).
     #[arg(long, requires = "width")]
-    pub height: Option<usize>,
+    pub height: Option<u32>,
+    /// How the image is fitted into the input.
     #[arg(long, value_enum, default_value_t = ResizeMode::Letterbox)]
     pub resize: ResizeMode,
-    /// Minimum score (objectness × class probability).
-    #[arg(long, default_value_t = 0.25)]
-    pub conf: f32,
-    /// NMS IoU threshold.
-    #[arg(long, default_value_t = 0.45)]
-    pub nms: f32,
-    /// cpu, cuda or cuda:N.
+    /// `cpu` or `cuda:N` (needs the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
 
 impl ModelArgs {
-    pub fn input(&self) -> Option<(usize, usize)> {
-        match (self.size, self.width, self.height) {
-            (Some(s), _, _) => Some((s, s)),
-            (None, Some(w), Some(h)) => Some((w, h)),
-            _ => None,
-        }
-    }
-
-    pub fn detector_config(&self) -> DetectorConfig {
-        DetectorConfig {
-            input: self.input(),
-            resize: self.resize,
-            post: PostprocessConfig {
-                conf: self.conf,
-                nms: self.nms,
-                ..Default::default()
-            },
-            forward: None,
+    fn input_size(&self) -> (u32, u32) {
+        match (self.width, self.height) {
+            (Some(w), Some(h)) => (w, h),
+            _ => (self.size, self.size),
         }
     }
 }
 
-/// Parses `cpu`, `cuda`, `cuda:N`.
-///
-/// # Errors
-/// Unknown device names, or CUDA asked for in a build without the `cuda` feature.
-pub fn parse_device(s: &str) -> Result<Device, DetectError> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        _ if s == "cuda" || s.starts_with("cuda:") => {
-            let n = s
-                .strip_prefix("cuda:")
-                .map(str::parse::<usize>)
-                .unwrap_or(Ok(0))
-                .map_err(|_| DetectError::Config(format!("--device {s}: expected cuda:N")))?;
-            Device::new_cuda(n).map_err(|e| {
-                DetectError::Config(format!(
-                    "--device {s}: {e} (was kestrel built with --features cuda?)"
-                ))
-            })
-        }
-        _ => Err(DetectError::Config(format!(
-            "--device {s}: expected cpu, cuda or cuda:N"
-        ))),
-    }
-}
-
-/// Where the real assets live: `KESTREL_ASSETS`, else `./assets`, fetched on first use when the
-/// project's fetch script is at hand.
-///
-/// # Errors
-/// Assets missing and not fetchable.
-pub fn default_assets() -> Result<PathBuf, DetectError> {
-    let dir = std::env::var_os("KESTREL_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("assets"));
-    let ready = |d: &Path| {
-        [
-            "yolov3-tiny.cfg",
-            "yolov3-tiny.weights",
-            "coco.names",
-            "bus.jpg",
-            "zidane.jpg",
-        ]
-        .iter()
-        .all(|f| d.join(f).is_file())
-    };
-    if ready(&dir) {
-        return Ok(dir);
-    }
-    let script = Path::new("scripts/fetch-assets.sh");
-    if script.is_file() {
-        tracing::info!(
-            "fetching the real assets (yolov3-tiny, sample photos) into {}",
-            dir.display()
-        );
-        let status = std::process::Command::new("bash")
-            .arg(script)
-            .arg(&dir)
-            .status();
-        if matches!(status, Ok(s) if s.success()) && ready(&dir) {
-            return Ok(dir);
-        }
-    }
-    Err(DetectError::Config(format!(
-        "real assets not found in {}: run scripts/fetch-assets.sh (or set KESTREL_ASSETS)",
-        dir.display()
-    )))
-}
-
-/// Resolves cfg/weights/names, defaulting to the real yolov3-tiny assets.
-///
-/// # Errors
-/// Missing assets.
-pub fn resolve_model_files(
-    args: &ModelArgs,
-) -> Result<(PathBuf, PathBuf, Option<PathBuf>), DetectError> {
-    match (&args.cfg, &args.weights) {
-        (Some(c), Some(w)) => Ok((c.clone(), w.clone(), args.names.clone())),
-        (None, None) => {
-            let d = default_assets()?;
-            Ok((
-                d.join("yolov3-tiny.cfg"),
-                d.join("yolov3-tiny.weights"),
-                Some(args.names.clone().unwrap_or(d.join("coco.names"))),
-            ))
-        }
-        _ => Err(DetectError::Config(
-            "give both --cfg and --weights, or neither (the embedded yolov3-tiny default)".into(),
-        )),
-    }
-}
-
-/// Loads the detector and class names described by `args`.
-///
-/// # Errors
-/// Bad files or options.
-pub fn build_detector(args: &ModelArgs) -> Result<(Detector, Vec<String>), DetectError> {
-    let (cfg, weights, names) = resolve_model_files(args)?;
-    let device = parse_device(&args.device)?;
-    let model = Darknet::load(&cfg, &weights, &device)?;
-    let names = match names {
-        Some(n) => load_names(&n)?,
-        None => Vec::new(),
-    };
-    Ok((Detector::new(model, args.detector_config())?, names))
-}
-
-/// Arguments of `kestrel detect`.
+/// `kestrel detect` arguments.
 #[derive(clap::Args, Debug, Default)]
 pub struct DetectArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Class names, one per line (default: assets/coco.names with the default model).
+    #[arg(long)]
+    pub names: Option<PathBuf>,
+    /// Minimum objectness × class probability.
+    #[arg(long, default_value_t = 0.25)]
+    pub conf: f32,
+    /// NMS IoU threshold.
+    #[arg(long, default_value_t = 0.45)]
+    pub nms: f32,
     /// Write the JSON lines here instead of stdout.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write annotated copies of the images here.
+    /// Write an annotated copy of every image into this folder.
     #[arg(long)]
     pub save_dir: Option<PathBuf>,
-    /// Images (default with the embedded model: the fetched bus.jpg and zidane.jpg).
+    /// Images (default: assets/bus.jpg and assets/zidane.jpg).
     pub images: Vec<PathBuf>,
 }
 
-/// One JSON line of `detect` output.
-pub fn detection_json(
-    image: &str,
-    width: u32,
-    height: u32,
-    dets: &[Detection],
-    names: &[String],
-) -> serde_json::Value {
-    let dets: Vec<serde_json::Value> = dets
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "class_id": d.class_id,
-                "label": names.get(d.class_id).cloned().unwrap_or_else(|| d.class_id.to_string()),
-                "score": d.score,
-                "bbox": [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h],
-            })
-        })
-        .collect();
-    serde_json::json!({"image": image, "width": width, "height": height, "detections": dets})
+/// Parses `cpu` / `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device, DetectError> {
+    let bad = |why: String| DetectError::BadOption {
+        option: "device".into(),
+        why,
+    };
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = spec
+        .strip_prefix("cuda")
+        .map(|r| r.trim_start_matches(':'))
+        .ok_or_else(|| bad(format!("`{spec}`: expected cpu or cuda:N")))?;
+    let n: usize = if ordinal.is_empty() {
+        0
+    } else {
+        ordinal
+            .parse()
+            .map_err(|_| bad(format!("`{spec}`: bad CUDA ordinal")))?
+    };
+    Device::new_cuda(n).map_err(|e| bad(format!("`{spec}`: {e}")))
 }
 
-/// # Errors
-/// Bad model files or options; images that fail are reported and counted, the rest still run.
-pub fn detect(args: DetectArgs) -> Result<(), DetectError> {
-    let (detector, names) = build_detector(&args.model)?;
-    let mut images = args.images.clone();
-    if images.is_empty() {
-        if args.model.cfg.is_some() {
-            return Err(DetectError::Config("no images given".into()));
-        }
-        let d = default_assets()?;
-        images = vec![d.join("bus.jpg"), d.join("zidane.jpg")];
+/// Folder of the fetched real assets (`KESTREL_ASSETS` overrides `assets/`).
+pub fn assets_dir() -> PathBuf {
+    std::env::var_os("KESTREL_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("assets"))
+}
+
+fn default_asset(name: &str) -> Result<PathBuf, DetectError> {
+    let p = assets_dir().join(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(DetectError::MissingAssets { path: p })
     }
+}
+
+fn or_asset(p: &Option<PathBuf>, name: &str) -> Result<PathBuf, DetectError> {
+    match p {
+        Some(p) => Ok(p.clone()),
+        None => default_asset(name),
+    }
+}
+
+fn load_detector(m: &ModelArgs, conf: f32, nms: f32) -> Result<Detector, DetectError> {
+    let (width, height) = m.input_size();
+    let opts = DetectOptions {
+        width,
+        height,
+        resize: m.resize,
+        conf,
+        nms,
+    };
+    opts.validate()?;
+    let device = parse_device(&m.device)?;
+    let cfg = or_asset(&m.cfg, "yolov3-tiny.cfg")?;
+    let weights = or_asset(&m.weights, "yolov3-tiny.weights")?;
+    let model = Darknet::load(&cfg, &weights, &device)?;
+    Detector::new(model, opts)
+}
+
+/// One JSON line of `kestrel detect`.
+#[derive(serde::Serialize)]
+struct ImageResult<'a> {
+    image: &'a str,
+    width: u32,
+    height: u32,
+    detections: Vec<JsonDetection<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonDetection<'a> {
+    class_id: usize,
+    label: &'a str,
+    score: f32,
+    bbox: [f32; 4],
+}
+
+fn json_line(path: &Path, w: u32, h: u32, dets: &[Detection], names: &[String]) -> String {
+    let image = path.to_str().unwrap_or("<non-UTF-8 path>");
+    let detections = dets
+        .iter()
+        .map(|d| JsonDetection {
+            class_id: d.class_id,
+            label: names.get(d.class_id).map_or("?", |s| s.as_str()),
+            score: d.score,
+            bbox: [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h],
+        })
+        .collect();
+    let r = ImageResult {
+        image,
+        width: w,
+        height: h,
+        detections,
+    };
+    serde_json::to_string(&r).unwrap_or_default()
+}
+
+/// `kestrel detect`: every image in turn; a bad one is reported and the rest still processed.
+pub fn detect(args: DetectArgs) -> Result<(), DetectError> {
+    let defaults = args.model.cfg.is_none() && args.model.weights.is_none();
+    let names_path = match (&args.names, defaults) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(default_asset("coco.names")?),
+        (None, false) => None,
+    };
+    let images = if args.images.is_empty() && defaults {
+        vec![default_asset("bus.jpg")?, default_asset("zidane.jpg")?]
+    } else {
+        args.images.clone()
+    };
+    if images.is_empty() {
+        return Err(DetectError::BadOption {
+            option: "IMAGE".into(),
+            why: "no image given".into(),
+        });
+    }
+    let detector = load_detector(&args.model, args.conf, args.nms)?;
+    let names = match &names_path {
+        Some(p) => {
+            let n = load_names(p)?;
+            super::input::check_names(p, &n, detector.model().num_classes())?;
+            n
+        }
+        None => (0..detector.model().num_classes())
+            .map(|i| i.to_string())
+            .collect(),
+    };
     let mut out: Box<dyn Write> = match &args.json {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| DetectError::Io {
-            path: p.display().to_string(),
-            source: e,
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|source| DetectError::Io {
+            path: p.clone(),
+            source,
         })?),
         None => Box::new(std::io::stdout().lock()),
     };
+    let out_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<stdout>"));
     if let Some(dir) = &args.save_dir {
-        std::fs::create_dir_all(dir).map_err(|e| DetectError::Io {
-            path: dir.display().to_string(),
-            source: e,
+        std::fs::create_dir_all(dir).map_err(|source| DetectError::Io {
+            path: dir.clone(),
+            source,
         })?;
     }
     let mut failed = 0;
     for path in &images {
-        match detect_one(&detector, &names, path, args.save_dir.as_deref()) {
-            Ok(line) => writeln!(out, "{line}").map_err(|e| DetectError::Io {
-                path: "output".into(),
-                source: e,
+        match detect_one(&detector, path, &names, args.save_dir.as_deref()) {
+            Ok(line) => writeln!(out, "{line}").map_err(|source| DetectError::Io {
+                path: out_path.clone(),
+                source,
             })?,
             Err(e) => {
                 tracing::error!("{e}");
+                eprintln!("error: {e}");
                 failed += 1;
             }
         }
     }
-    out.flush().map_err(|e| DetectError::Io {
-        path: "output".into(),
-        source: e,
+    out.flush().map_err(|source| DetectError::Io {
+        path: out_path,
+        source,
     })?;
     if failed > 0 {
-        return Err(DetectError::SomeFailed {
+        return Err(DetectError::SomeImagesFailed {
             failed,
             total: images.len(),
         });
@@ -260,128 +243,30 @@ pub fn detect(args: DetectArgs) -> Result<(), DetectError> {
 
 fn detect_one(
     detector: &Detector,
-    names: &[String],
     path: &Path,
+    names: &[String],
     save_dir: Option<&Path>,
-) -> Result<serde_json::Value, DetectError> {
+) -> Result<String, DetectError> {
+    let _span = tracing::info_span!("detect", image = %path.display()).entered();
     let img = load_image(path)?;
-    let dets = detector.detect(&img)?;
+    let (dets, t) = detector.detect_timed(&img)?;
+    tracing::info!(
+        detections = dets.len(),
+        preprocess_ms = t.preprocess.as_secs_f64() * 1e3,
+        forward_ms = t.forward.as_secs_f64() * 1e3,
+        decode_nms_ms = t.postprocess.as_secs_f64() * 1e3,
+        "done"
+    );
     if let Some(dir) = save_dir {
-        let mut copy = img.clone();
-        crate::publish::annotate::annotate(&mut copy, &dets, names);
-        let name = path
+        let file = path
             .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| "image.jpg".into());
-        let dest = dir.join(name);
-        copy.save(&dest).map_err(|e| DetectError::Image {
-            path: dest.display().to_string(),
-            reason: e.to_string(),
-        })?;
+            .map_or_else(|| "image".into(), |f| f.to_owned());
+        let target = dir.join(file);
+        let mut annotated = img.clone();
+        crate::publish::annotate::draw_detections(&mut annotated, &dets, names);
+        crate::publish::annotate::save(&annotated, &target)?;
     }
-    Ok(detection_json(
-        &path.display().to_string(),
-        img.width(),
-        img.height(),
-        &dets,
-        names,
-    ))
+    Ok(json_line(path, img.width(), img.height(), &dets, names))
 }
 
-/// Arguments of `kestrel bench`.
-#[derive(clap::Args, Debug, Default)]
-pub struct BenchArgs {
-    /// Darknet cfg.
-    #[arg(long)]
-    pub cfg: PathBuf,
-    /// .weights (default: deterministic random weights for the cfg).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Square input size (default: the cfg's).
-    #[arg(long)]
-    pub size: Option<usize>,
-    /// Timed iterations (after 2 warm-up runs).
-    #[arg(long, default_value_t = 20)]
-    pub iters: usize,
-    /// Image to run on (default: a synthetic 1280x720 frame).
-    #[arg(long)]
-    pub image: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Print one JSON object instead of the table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-/// # Errors
-/// Bad model files or options.
-pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
-    let cfg = Cfg::parse_file(&args.cfg)?;
-    let weights = match &args.weights {
-        Some(w) => DarknetWeights::read(w, &cfg)?,
-        None => DarknetWeights::random(&cfg, 1)?,
-    };
-    let device = parse_device(&args.device)?;
-    let model = Darknet::from_parts(cfg, &weights, &device)?;
-    let config = DetectorConfig {
-        input: args.size.map(|s| (s, s)),
-        ..Default::default()
-    };
-    let detector = Detector::new(model, config)?;
-    let img = match &args.image {
-        Some(p) => load_image(p)?,
-        None => image::RgbImage::from_fn(1280, 720, |x, y| {
-            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
-        }),
-    };
-    for _ in 0..2 {
-        detector.detect_timed(&img)?;
-    }
-    let mut times: Vec<StageTimes> = Vec::with_capacity(args.iters);
-    for _ in 0..args.iters.max(1) {
-        times.push(detector.detect_timed(&img)?.1);
-    }
-    let stat = |f: fn(&StageTimes) -> f64| {
-        let mut v: Vec<f64> = times.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        (percentile(&v, 0.5), percentile(&v, 0.9))
-    };
-    let pre = stat(|t| t.preprocess_ms);
-    let fwd = stat(|t| t.forward_ms);
-    let post = stat(|t| t.postprocess_ms);
-    let total = stat(|t| t.preprocess_ms + t.forward_ms + t.postprocess_ms);
-    let (w, h) = detector.input_size();
-    if args.json {
-        let j = serde_json::json!({
-            "cfg": args.cfg.display().to_string(), "width": w, "height": h, "iters": times.len(), "device": args.device,
-            "preprocess_ms": {"median": pre.0, "p90": pre.1}, "forward_ms": {"median": fwd.0, "p90": fwd.1},
-            "postprocess_ms": {"median": post.0, "p90": post.1}, "total_ms": {"median": total.0, "p90": total.1},
-        });
-        println!("{j}");
-    } else {
-        println!(
-            "{} @ {w}x{h}, {} iterations on {}",
-            args.cfg.display(),
-            times.len(),
-            args.device
-        );
-        println!("{:<14} {:>10} {:>10}", "stage", "median ms", "p90 ms");
-        for (name, (m, p)) in [
-            ("preprocess", pre),
-            ("forward", fwd),
-            ("decode+nms", post),
-            ("total", total),
-        ] {
-            println!("{name:<14} {m:>10.2} {p:>10.2}");
-        }
-    }
-    Ok(())
-}
+pub use super::bench::{bench, BenchArgs};

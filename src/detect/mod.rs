@@ -1,19 +1,21 @@
 //! From an image to detections: letterbox / stretch preprocessing, YOLO decode, NMS,
 //! and the `Detection` every downstream stage consumes.
 
-// Errors carry the model error (file, line, key) by value; they happen at load, never per frame.
+// Errors carry large ModelError values; they happen once per image, never in a hot loop.
 #![allow(clippy::result_large_err)]
 
+mod bench;
 pub mod cli;
-pub mod detector;
+mod detector;
 mod error;
+pub mod input;
 pub mod postprocess;
 pub mod preprocess;
 
-pub use detector::{decode_image, load_image, load_names, Detector, DetectorConfig, StageTimes};
+pub use detector::{DetectOptions, Detector, StageTimings};
 pub use error::*;
-pub use postprocess::PostprocessConfig;
-pub use preprocess::ResizeMode;
+pub use input::{load_image, load_names};
+pub use preprocess::{ResizeMode, Transform};
 
 /// An axis-aligned box in original-image pixels: top-left corner, width and height
 /// (the VisDrone and COCO convention, so results files need no conversion).

@@ -1,173 +1,187 @@
-//! Image → network input: `letterbox` (Darknet's default: aspect kept, grey 0.5 padding) or
-//! `stretch` (plain resize, as OpenCV DNN's `blobFromImage` does). Both resample with OpenCV's
-//! INTER_LINEAR rules (half-pixel centres, no antialiasing, rounded to 8 bits) so results are
-//! comparable with OpenCV-based tools.
+//! From an RGB image to the network input `[1, 3, H, W]` (f32, 0..1), and back for boxes.
+//!
+//! Resizing follows OpenCV `INTER_LINEAR` (half-pixel centres, edge clamp, no antialiasing)
+//! in OpenCV's own 8-bit fixed-point arithmetic, so for the same decoded pixels our input
+//! equals `cv2.dnn.blobFromImage`'s bit for bit (checked by tests/parity_real.rs).
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
-/// How the image is fitted to the network input.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+use super::DetectError;
+
+/// How the image is fitted into the network input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResizeMode {
+    /// Keep the aspect ratio, centre the image on a 0.5-grey canvas (Darknet's default).
     #[default]
     Letterbox,
+    /// Scale each axis independently to the input size (OpenCV `blobFromImage`).
     Stretch,
 }
 
-/// Where the image landed inside the network input, to map boxes back.
+/// Where the original image lies inside the network input: maps boxes back.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Placement {
-    pub image_w: u32,
-    pub image_h: u32,
-    pub offset_x: f32,
-    pub offset_y: f32,
-    pub scaled_w: f32,
-    pub scaled_h: f32,
+pub struct Transform {
+    pub scale_x: f32,
+    pub scale_y: f32,
+    pub pad_x: f32,
+    pub pad_y: f32,
+    pub orig_w: u32,
+    pub orig_h: u32,
 }
 
-impl Placement {
-    /// Network-input pixel coordinates → original-image pixel coordinates.
-    pub fn to_image(&self, x: f32, y: f32) -> (f32, f32) {
-        (
-            (x - self.offset_x) * self.image_w as f32 / self.scaled_w,
-            (y - self.offset_y) * self.image_h as f32 / self.scaled_h,
-        )
+impl Transform {
+    /// Maps a network-input x coordinate to original-image pixels.
+    pub fn x_to_image(&self, x: f32) -> f32 {
+        (x - self.pad_x) / self.scale_x
+    }
+    /// Maps a network-input y coordinate to original-image pixels.
+    pub fn y_to_image(&self, y: f32) -> f32 {
+        (y - self.pad_y) / self.scale_y
     }
 }
 
-/// Darknet's letterbox geometry: the scaled size and its top-left offset.
-pub fn letterbox_geometry(
-    img_w: u32,
-    img_h: u32,
-    net_w: usize,
-    net_h: usize,
-) -> (usize, usize, usize, usize) {
-    let (iw, ih) = (img_w as usize, img_h as usize);
-    let (new_w, new_h) = if (net_w as f64 / iw as f64) < (net_h as f64 / ih as f64) {
-        (net_w, (ih * net_w / iw).max(1))
+/// Size of the resized image inside a letterbox canvas, as Darknet computes it (integer maths).
+pub fn letterbox_size(img_w: u32, img_h: u32, net_w: u32, net_h: u32) -> (u32, u32) {
+    let (iw, ih, nw, nh) = (img_w as u64, img_h as u64, net_w as u64, net_h as u64);
+    // Compare nw/iw < nh/ih without floats.
+    if nw * ih < nh * iw {
+        (net_w, ((ih * nw) / iw).max(1) as u32)
     } else {
-        ((iw * net_h / ih).max(1), net_h)
-    };
-    (new_w, new_h, (net_w - new_w) / 2, (net_h - new_h) / 2)
+        (((iw * nh) / ih).max(1) as u32, net_h)
+    }
 }
 
-/// Per-output-pixel source index and 11-bit fixed-point weights, as OpenCV computes them:
-/// `f = (float)((d + 0.5)·scale − 0.5)`, clamped at both edges, each weight rounded on its own.
-fn linear_taps(dst: usize, src_len: usize) -> Vec<(usize, usize, i32, i32)> {
-    let scale = src_len as f64 / dst as f64;
+/// OpenCV's fixed-point scale of bilinear weights (`INTER_RESIZE_COEF_SCALE`).
+const COEF_SCALE: f32 = 2048.0;
+
+/// Source taps and 11-bit weights of each output coordinate, computed as OpenCV's
+/// `resize` does for INTER_LINEAR (f32 position, floor, edge clamp, rounded weights).
+fn linear_taps(dst: u32, src: u32) -> Vec<(usize, usize, i32, i32)> {
+    let scale = 1.0 / (dst as f64 / src as f64);
+    let last = src as usize - 1;
     (0..dst)
         .map(|d| {
             let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
-            let mut i0 = f.floor() as i64;
-            let mut frac = f - i0 as f32;
-            if i0 < 0 {
-                i0 = 0;
-                frac = 0.0;
+            let mut i = f.floor();
+            let mut frac = f - i;
+            if i < 0.0 {
+                (i, frac) = (0.0, 0.0);
             }
-            if i0 >= src_len as i64 - 1 {
-                i0 = src_len as i64 - 1;
-                frac = 0.0;
+            if i as usize >= last {
+                (i, frac) = (last as f32, 0.0);
             }
-            let i0 = i0 as usize;
-            let a0 = ((1.0 - frac) * 2048.0).round_ties_even() as i32;
-            let a1 = (frac * 2048.0).round_ties_even() as i32;
-            (i0, (i0 + 1).min(src_len - 1), a0, a1)
+            let i = i as usize;
+            let a0 = ((1.0 - frac) * COEF_SCALE).round_ties_even() as i32;
+            let a1 = (frac * COEF_SCALE).round_ties_even() as i32;
+            (i, (i + 1).min(last), a0, a1)
         })
         .collect()
 }
 
-/// Bilinear resize of an 8-bit image with OpenCV INTER_LINEAR semantics, bit-exact with its
-/// fixed-point path: horizontal pass in 11-bit integer weights, vertical pass as OpenCV's SIMD
-/// kernel does it (`(mulhi(S0>>4, b0) + mulhi(S1>>4, b1) + 2) >> 2`). No antialiasing.
-pub fn resize_linear(src: &RgbImage, dst_w: usize, dst_h: usize) -> Vec<u8> {
-    let (sw, sh) = (src.width() as usize, src.height() as usize);
-    let xs = linear_taps(dst_w, sw);
-    let ys = linear_taps(dst_h, sh);
-    let raw = src.as_raw();
-    let hpass = |y: usize| -> Vec<i32> {
-        let row = &raw[y * sw * 3..(y + 1) * sw * 3];
-        let mut out = Vec::with_capacity(dst_w * 3);
+/// Bilinear resize bit-exact with OpenCV 4.x `cv::resize(INTER_LINEAR)` on 8-bit images
+/// (horizontal pass in 11-bit fixed point, vertical pass as its SIMD kernel rounds).
+pub fn resize_linear(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
+    if img.width() == dst_w && img.height() == dst_h {
+        return img.clone();
+    }
+    let xs = linear_taps(dst_w, img.width());
+    let ys = linear_taps(dst_h, img.height());
+    let (sw, src) = (img.width() as usize, img.as_raw());
+    let row_len = dst_w as usize * 3;
+    // Horizontally resized source rows, computed once each.
+    let hrow = |y: usize| -> Vec<i32> {
+        let mut out = Vec::with_capacity(row_len);
         for &(x0, x1, a0, a1) in &xs {
             for c in 0..3 {
-                out.push(row[x0 * 3 + c] as i32 * a0 + row[x1 * 3 + c] as i32 * a1);
+                let p = |x: usize| src[(y * sw + x) * 3 + c] as i32;
+                out.push(p(x0) * a0 + p(x1) * a1);
             }
         }
         out
     };
-    let mulhi = |a: i32, b: i32| (a * b) >> 16;
-    let mut out = vec![0u8; dst_w * dst_h * 3];
-    let mut cache: Option<(usize, Vec<i32>)> = None;
+    let rows: Vec<Vec<i32>> = (0..img.height() as usize).map(hrow).collect();
+    let mut out = RgbImage::new(dst_w, dst_h);
+    let dst = &mut *out;
     for (dy, &(y0, y1, b0, b1)) in ys.iter().enumerate() {
-        let r0 = match cache.take() {
-            Some((y, r)) if y == y0 => r,
-            _ => hpass(y0),
-        };
-        let r1 = if y1 == y0 { r0.clone() } else { hpass(y1) };
-        let row = &mut out[dy * dst_w * 3..(dy + 1) * dst_w * 3];
-        for (i, v) in row.iter_mut().enumerate() {
-            let s = (mulhi(r0[i] >> 4, b0) + mulhi(r1[i] >> 4, b1) + 2) >> 2;
-            *v = s.clamp(0, 255) as u8;
+        let (r0, r1) = (&rows[y0], &rows[y1]);
+        for i in 0..row_len {
+            let v = (((r0[i] >> 4) * b0) >> 16) + (((r1[i] >> 4) * b1) >> 16);
+            dst[dy * row_len + i] = ((v + 2) >> 2).clamp(0, 255) as u8;
         }
-        cache = Some((y1, r1));
     }
     out
 }
 
-/// Builds the `[1, 3, net_h, net_w]` f32 input (RGB, 0..1) and the placement of the image in it.
-///
-/// # Errors
-/// Candle errors creating the tensor.
+/// Builds the `[1, 3, net_h, net_w]` input and the transform that maps boxes back.
 pub fn preprocess(
     img: &RgbImage,
-    net_w: usize,
-    net_h: usize,
+    net_w: u32,
+    net_h: u32,
     mode: ResizeMode,
     device: &Device,
-) -> candle_core::Result<(Tensor, Placement)> {
+) -> Result<(Tensor, Transform), DetectError> {
     let (iw, ih) = (img.width(), img.height());
-    let (new_w, new_h, ox, oy) = match mode {
-        ResizeMode::Letterbox => letterbox_geometry(iw, ih, net_w, net_h),
-        ResizeMode::Stretch => (net_w, net_h, 0, 0),
+    if iw == 0 || ih == 0 {
+        return Err(DetectError::BadOption {
+            option: "image".into(),
+            why: "image has zero width or height".into(),
+        });
+    }
+    let (plane, transform) = match mode {
+        ResizeMode::Stretch => {
+            let resized = resize_linear(img, net_w, net_h);
+            let t = Transform {
+                scale_x: net_w as f32 / iw as f32,
+                scale_y: net_h as f32 / ih as f32,
+                pad_x: 0.0,
+                pad_y: 0.0,
+                orig_w: iw,
+                orig_h: ih,
+            };
+            (to_chw(&resized, net_w, net_h, 0, 0), t)
+        }
+        ResizeMode::Letterbox => {
+            let (nw, nh) = letterbox_size(iw, ih, net_w, net_h);
+            let resized = resize_linear(img, nw, nh);
+            let (ox, oy) = ((net_w - nw) / 2, (net_h - nh) / 2);
+            let t = Transform {
+                scale_x: nw as f32 / iw as f32,
+                scale_y: nh as f32 / ih as f32,
+                pad_x: ox as f32,
+                pad_y: oy as f32,
+                orig_w: iw,
+                orig_h: ih,
+            };
+            (to_chw(&resized, net_w, net_h, ox, oy), t)
+        }
     };
-    let resized = if (new_w, new_h) == (iw as usize, ih as usize) {
-        img.as_raw().clone()
-    } else {
-        resize_linear(img, new_w, new_h)
-    };
-    let plane = net_w * net_h;
-    let mut chw = vec![0.5f32; 3 * plane];
-    for y in 0..new_h {
-        for x in 0..new_w {
-            let src = (y * new_w + x) * 3;
-            let dst = (y + oy) * net_w + (x + ox);
+    let shape = (1, 3, net_h as usize, net_w as usize);
+    let tensor =
+        Tensor::from_vec(plane, shape, device).map_err(DetectError::tensor("preprocess"))?;
+    Ok((tensor, transform))
+}
+
+/// `blobFromImage` scales by the f32 value of 1/255 (a multiply, not a divide).
+const INV_255: f32 = 1.0 / 255.0;
+
+/// Planar CHW f32 (0..1) of `img` placed at (ox, oy) on a 0.5-grey canvas of net size.
+fn to_chw(img: &RgbImage, net_w: u32, net_h: u32, ox: u32, oy: u32) -> Vec<f32> {
+    let (nw, nh) = (net_w as usize, net_h as usize);
+    let plane = nw * nh;
+    let mut out = vec![0.5f32; 3 * plane];
+    let (w, raw) = (img.width() as usize, img.as_raw());
+    for y in 0..img.height() as usize {
+        for x in 0..w {
+            let src = (y * w + x) * 3;
+            let dst = (y + oy as usize) * nw + x + ox as usize;
             for c in 0..3 {
-                chw[c * plane + dst] = resized[src + c] as f32 / 255.0;
+                out[c * plane + dst] = raw[src + c] as f32 * INV_255;
             }
         }
     }
-    let placement = Placement {
-        image_w: iw,
-        image_h: ih,
-        offset_x: ox as f32,
-        offset_y: oy as f32,
-        scaled_w: new_w as f32,
-        scaled_h: new_h as f32,
-    };
-    Ok((
-        Tensor::from_vec(chw, (1, 3, net_h, net_w), device)?,
-        placement,
-    ))
+    out
 }
 
 #[cfg(test)]
@@ -175,27 +189,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn letterbox_keeps_aspect_and_centres() {
-        // 810x1080 portrait into 416x416: height-limited.
-        assert_eq!(letterbox_geometry(810, 1080, 416, 416), (312, 416, 52, 0));
-        assert_eq!(letterbox_geometry(1280, 720, 416, 416), (416, 234, 0, 91));
+    fn letterbox_keeps_aspect_like_darknet() {
+        assert_eq!(letterbox_size(810, 1080, 416, 416), (312, 416));
+        assert_eq!(letterbox_size(1280, 720, 416, 416), (416, 234));
+        assert_eq!(letterbox_size(1280, 720, 416, 288), (416, 234));
+        assert_eq!(letterbox_size(100, 100, 416, 288), (288, 288));
     }
 
     #[test]
-    fn resize_matches_opencv_half_pixel_rule() {
-        // 2x1 image [0, 200] upscaled to 4x1: OpenCV INTER_LINEAR gives [0, 50, 150, 200].
-        let img = RgbImage::from_raw(2, 1, vec![0, 0, 0, 200, 200, 200]).unwrap();
-        let out = resize_linear(&img, 4, 1);
-        let reds: Vec<u8> = out.chunks(3).map(|p| p[0]).collect();
-        assert_eq!(reds, vec![0, 50, 150, 200]);
+    fn resize_of_constant_image_is_constant_and_identity_is_exact() {
+        let img = RgbImage::from_pixel(37, 23, image::Rgb([10, 200, 77]));
+        let r = resize_linear(&img, 64, 32);
+        assert!(r.pixels().all(|p| p.0 == [10, 200, 77]));
+        assert_eq!(resize_linear(&img, 37, 23), img);
     }
 
     #[test]
-    fn placement_maps_back() {
-        let img = RgbImage::new(810, 1080);
-        let (t, p) = preprocess(&img, 416, 416, ResizeMode::Letterbox, &Device::Cpu).unwrap();
-        assert_eq!(t.dims(), &[1, 3, 416, 416]);
-        let (x, y) = p.to_image(52.0 + 312.0, 416.0);
-        assert!((x - 810.0).abs() < 1e-3 && (y - 1080.0).abs() < 1e-3);
+    fn downscale_by_two_averages_pairs() {
+        // Half-pixel centres: output pixel i samples between source 2i and 2i+1.
+        let img = RgbImage::from_fn(4, 1, |x, _| image::Rgb([(x * 10) as u8, 0, 0]));
+        let r = resize_linear(&img, 2, 1);
+        assert_eq!(r.get_pixel(0, 0).0[0], 5);
+        assert_eq!(r.get_pixel(1, 0).0[0], 25);
+    }
+
+    #[test]
+    fn letterbox_pads_grey_and_maps_back() {
+        let img = RgbImage::from_pixel(200, 100, image::Rgb([255, 0, 0]));
+        let (t, tr) = preprocess(&img, 64, 64, ResizeMode::Letterbox, &Device::Cpu).unwrap();
+        assert_eq!(t.dims(), &[1, 3, 64, 64]);
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(v[0], 0.5); // top pad row
+        assert_eq!(v[32 * 64 + 10], 1.0); // red channel inside image
+        assert_eq!(v[64 * 64 + 32 * 64 + 10], 0.0); // green channel inside image
+        assert_eq!((tr.pad_x, tr.pad_y), (0.0, 16.0));
+        assert!((tr.x_to_image(64.0) - 200.0).abs() < 1e-4);
+        assert!((tr.y_to_image(48.0) - 100.0).abs() < 1e-4);
     }
 }

@@ -48,6 +48,12 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
+def clip(b, iw, ih):
+    x0, y0 = min(max(b[0], 0.0), iw), min(max(b[1], 0.0), ih)
+    x1, y1 = min(max(b[2], 0.0), iw), min(max(b[3], 0.0), ih)
+    return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+
+
 def letterbox(img_rgb, W, H):
     ih, iw = img_rgb.shape[:2]
     if W / iw < H / ih:
@@ -82,7 +88,7 @@ def main():
     names = [f"conv_{i - 1}" for i, _, _ in heads]
     outs = net.forward(names)
     ox, oy, nw, nh = place
-    boxes, scores, classes, shapes = [], [], [], []
+    boxes, clipped, scores, classes, shapes = [], [], [], [], []
     for k, ((i, anchors, nc), raw) in enumerate(zip(heads, outs)):
         raw = np.ascontiguousarray(raw, dtype=np.float32)
         raw.tofile(os.path.join(outdir, f"head_{k}.f32"))
@@ -98,15 +104,15 @@ def main():
                 cy = (r + sig(t[a, 1, r, cidx])) * H / gh
                 bw = np.exp(t[a, 2, r, cidx]) * aw
                 bh = np.exp(t[a, 3, r, cidx]) * ah
-                x0 = np.clip((cx - bw / 2 - ox) * iw / nw, 0, iw)
-                y0 = np.clip((cy - bh / 2 - oy) * ih / nh, 0, ih)
-                x1 = np.clip((cx + bw / 2 - ox) * iw / nw, 0, iw)
-                y1 = np.clip((cy + bh / 2 - oy) * ih / nh, 0, ih)
-                if x1 <= x0 or y1 <= y0:
-                    continue
+                # Darknet: NMS on the un-letterboxed, unclipped boxes; clip only for output.
+                x0 = (cx - bw / 2 - ox) * iw / nw
+                y0 = (cy - bh / 2 - oy) * ih / nh
+                x1 = (cx + bw / 2 - ox) * iw / nw
+                y1 = (cy + bh / 2 - oy) * ih / nh
                 p = obj[r, cidx] * sig(t[a, 5:, r, cidx])
                 for cls in np.nonzero(p > conf)[0]:
                     boxes.append([float(x0), float(y0), float(x1 - x0), float(y1 - y0)])
+                    clipped.append(clip([x0, y0, x1, y1], iw, ih))
                     scores.append(float(p[cls]))
                     classes.append(int(cls))
     dets = []
@@ -116,7 +122,7 @@ def main():
         for j in idx:
             if all(iou(boxes[j], boxes[k]) <= nms for k in kept):
                 kept.append(j)
-        dets.extend({"class_id": cls, "score": scores[j], "bbox": boxes[j]} for j in kept)
+        dets.extend({"class_id": cls, "score": scores[j], "bbox": clipped[j]} for j in kept)
     dets.sort(key=lambda d: -d["score"])
     print(json.dumps({"heads": shapes, "detections": dets, "opencv": cv2.__version__}))
 
