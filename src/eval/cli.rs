@@ -2,7 +2,7 @@
 
 use super::dataset::DetDataset;
 use super::results::read_result_file;
-use super::{bench, report, visdrone, EvalError};
+use super::{bench, coco, report, visdrone, EvalError};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -111,12 +111,6 @@ pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
         flag: "--dataset",
         reason: "required".into(),
     })?;
-    if args.protocol == Protocol::Coco {
-        return Err(EvalError::BadArg {
-            flag: "--protocol",
-            reason: "coco is not implemented yet in this build; use visdrone".into(),
-        });
-    }
     let ds = DetDataset::open(root, &args.images)?;
     let mut images = ds.load_gt()?;
     match (&args.detections, &args.cfg) {
@@ -140,10 +134,13 @@ pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
             })
         }
     }
-    let res = visdrone::evaluate(images);
-    print!("{}", report::table(&res, "visdrone"));
+    let (res, name) = match args.protocol {
+        Protocol::Visdrone => (visdrone::evaluate(images), "visdrone"),
+        Protocol::Coco => (coco::evaluate(images), "coco"),
+    };
+    print!("{}", report::table(&res, name));
     if let Some(path) = &args.json {
-        report::write_json(path, &res, "visdrone")?;
+        report::write_json(path, &res, name)?;
     }
     if let Some(dir) = &args.plots {
         super::plots::write_pr_plots(dir, &res)?;

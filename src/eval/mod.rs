@@ -4,6 +4,7 @@
 //! the official VisDrone2018-DET toolkit's algorithm, quirks included (see docs/evaluation.md).
 
 pub mod bench;
+pub mod coco;
 pub mod cli;
 pub mod dataset;
 mod error;

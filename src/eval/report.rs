@@ -39,7 +39,17 @@ pub fn table(res: &VisdroneResult, protocol: &str) -> String {
     for c in &res.classes {
         row(&mut out, class_name(c.class_id), &c.images.to_string(), &c.summary());
     }
-    row(&mut out, "all (weighted)", "", &res.summary);
+    let label = if res.areas.is_some() { "all (mean)" } else { "all (weighted)" };
+    row(&mut out, label, "", &res.summary);
+    if let Some([s, m, l]) = res.areas {
+        let _ = writeln!(
+            out,
+            "AP small {:.2}  medium {:.2}  large {:.2}",
+            100.0 * s,
+            100.0 * m,
+            100.0 * l
+        );
+    }
     out
 }
 
@@ -62,6 +72,11 @@ pub fn to_json(res: &VisdroneResult, protocol: &str) -> serde_json::Value {
         .collect();
     if let Some(m) = root.as_object_mut() {
         m.insert("protocol".into(), protocol.into());
+        if let Some([s, md, l]) = res.areas {
+            m.insert("APs".into(), s.into());
+            m.insert("APm".into(), md.into());
+            m.insert("APl".into(), l.into());
+        }
         m.insert("per_class".into(), classes.into());
     }
     root

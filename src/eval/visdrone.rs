@@ -69,6 +69,8 @@ impl ClassResult {
 pub struct VisdroneResult {
     pub summary: Summary,
     pub classes: Vec<ClassResult>,
+    /// COCO mode only: AP small, medium, large (maxDets 500); −1 where a range has no GT.
+    pub areas: Option<[f64; 3]>,
 }
 
 /// Matches of one class, accumulated over images in listing order.
@@ -281,5 +283,9 @@ pub fn evaluate_prepared(images: &[ImageRecord]) -> VisdroneResult {
         ar100: weighted(&classes, |s| s.ar100),
         ar500: weighted(&classes, |s| s.ar500),
     };
-    VisdroneResult { summary, classes }
+    VisdroneResult {
+        summary,
+        classes,
+        areas: None,
+    }
 }
