@@ -29,10 +29,16 @@ fn table_json_and_plots() {
     copy_set(tmp.path());
     let plots = tmp.path().join("plots");
     let json = tmp.path().join("r.json");
-    let o = run(tmp.path(), &["--json", path_str(&json), "--plots", path_str(&plots)]);
+    let o = run(
+        tmp.path(),
+        &["--json", path_str(&json), "--plots", path_str(&plots)],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("pedestrian") && table.contains("all (weighted)"), "{table}");
+    assert!(
+        table.contains("pedestrian") && table.contains("all (weighted)"),
+        "{table}"
+    );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for k in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"] {
@@ -80,7 +86,10 @@ fn missing_result_file_and_bad_jpeg_are_errors() {
     std::fs::remove_file(&res[0]).unwrap();
     let o = run(tmp.path(), &[]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("result file missing"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("result file missing"),
+        "{err}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     copy_set(tmp.path());
@@ -92,7 +101,10 @@ fn missing_result_file_and_bad_jpeg_are_errors() {
     std::fs::write(&imgs[2], b"not a jpeg").unwrap();
     let o = run(tmp.path(), &[]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("cannot read the image size"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("cannot read the image size"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -11,7 +11,14 @@ const KEYS: [&str; 7] = ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"];
 
 fn kestrel_json(set: &Path, protocol: &str, out: &Path) -> serde_json::Value {
     let o = kestrel()
-        .args(["eval", "--dataset", path_str(set), "--protocol", protocol, "--detections"])
+        .args([
+            "eval",
+            "--dataset",
+            path_str(set),
+            "--protocol",
+            protocol,
+            "--detections",
+        ])
         .arg(set.join("results"))
         .args(["--json", path_str(out)])
         .output()
@@ -27,14 +34,20 @@ fn compare(set: &Path, tmp: &Path) {
     let ours = kestrel_json(set, "visdrone", &tmp.join("v.json"));
     for k in KEYS {
         let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
-        assert!((a - b).abs() < 1e-9, "{set_s} visdrone {k}: kestrel {a} vs peer {b}");
+        assert!(
+            (a - b).abs() < 1e-9,
+            "{set_s} visdrone {k}: kestrel {a} vs peer {b}"
+        );
     }
     let peer: serde_json::Value =
         serde_json::from_str(&run_python("coco_ref.py", &[set_s])).unwrap();
     let ours = kestrel_json(set, "coco", &tmp.join("c.json"));
     for k in KEYS.iter().chain(&["APs", "APm", "APl"]) {
         let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
-        assert!((a - b).abs() < 1e-9, "{set_s} coco {k}: kestrel {a} vs pycocotools {b}");
+        assert!(
+            (a - b).abs() < 1e-9,
+            "{set_s} coco {k}: kestrel {a} vs pycocotools {b}"
+        );
     }
 }
 
@@ -42,7 +55,10 @@ fn compare(set: &Path, tmp: &Path) {
 fn committed_fixtures_match_pycocotools_peers() {
     let tmp = tempfile::tempdir().unwrap();
     for s in ["A", "B", "C", "D", "E"] {
-        compare(&repo_root().join("tests/fixtures/visdrone/sets").join(s), tmp.path());
+        compare(
+            &repo_root().join("tests/fixtures/visdrone/sets").join(s),
+            tmp.path(),
+        );
     }
 }
 

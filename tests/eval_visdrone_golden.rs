@@ -31,7 +31,11 @@ fn visdrone_protocol_equals_official_toolkit_goldens() {
             .args(["--json", path_str(&json)])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         for (key, want) in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"]

@@ -8,7 +8,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -24,7 +27,14 @@ pub fn synthetic_images(n: usize, dets_per_image: usize) -> Vec<ImageRecord> {
                     let (bw, bh) = (8.0 + 60.0 * rng.next(), 8.0 + 60.0 * rng.next());
                     let cat = 1 + (rng.next() * 10.0) as i64;
                     let score = if rng.next() < 0.05 { 0.0 } else { 1.0 };
-                    Row::new((rng.next() * (w - bw)).round(), (rng.next() * (h - bh)).round(), bw.round(), bh.round(), score, cat)
+                    Row::new(
+                        (rng.next() * (w - bw)).round(),
+                        (rng.next() * (h - bh)).round(),
+                        bw.round(),
+                        bh.round(),
+                        score,
+                        cat,
+                    )
                 })
                 .collect();
             gt.push(Row::new(100.0, 100.0, 200.0, 100.0, 0.0, 0));
@@ -33,8 +43,19 @@ pub fn synthetic_images(n: usize, dets_per_image: usize) -> Vec<ImageRecord> {
                 .map(|j| {
                     let g = gt[j % 60];
                     let jitter = |v: f64, r: &mut Lcg| v + (r.next() - 0.5) * 6.0;
-                    let cat = if rng.next() < 0.8 { g.category } else { 1 + (rng.next() * 10.0) as i64 };
-                    Row::new(jitter(g.x, &mut rng), jitter(g.y, &mut rng), jitter(g.w, &mut rng).max(1.0), jitter(g.h, &mut rng).max(1.0), rng.next(), cat)
+                    let cat = if rng.next() < 0.8 {
+                        g.category
+                    } else {
+                        1 + (rng.next() * 10.0) as i64
+                    };
+                    Row::new(
+                        jitter(g.x, &mut rng),
+                        jitter(g.y, &mut rng),
+                        jitter(g.w, &mut rng).max(1.0),
+                        jitter(g.h, &mut rng).max(1.0),
+                        rng.next(),
+                        cat,
+                    )
                 })
                 .collect();
             ImageRecord {

@@ -69,11 +69,17 @@ pub fn parse_degrade(s: &str) -> Result<(usize, f64), EvalError> {
     let (l, f) = s
         .split_once('=')
         .ok_or_else(|| bad("expected LEVEL=FACTOR".into()))?;
-    let level: usize = l.trim().parse().map_err(|_| bad("LEVEL must be 8, 16 or 32".into()))?;
+    let level: usize = l
+        .trim()
+        .parse()
+        .map_err(|_| bad("LEVEL must be 8, 16 or 32".into()))?;
     if ![8, 16, 32].contains(&level) {
         return Err(bad("LEVEL must be 8, 16 or 32".into()));
     }
-    let factor: f64 = f.trim().parse().map_err(|_| bad("FACTOR is not a number".into()))?;
+    let factor: f64 = f
+        .trim()
+        .parse()
+        .map_err(|_| bad("FACTOR is not a number".into()))?;
     if !(factor > 0.0 && factor <= 1.0) {
         return Err(bad("FACTOR must be in (0, 1]".into()));
     }

@@ -93,8 +93,11 @@ fn evaluate_img(gt: &[&Row], dt: &[&Row], area: (f64, f64)) -> Option<ImgEval> {
     })
 }
 
+/// precision[t][r] and recall[t] of one category, area and maxDets.
+type Curves = (Vec<[f64; N_REC]>, [f64; N_THR]);
+
 /// precision[t][r] and recall[t] for one category, area and maxDets; `None` = no normal GT (−1).
-fn accumulate(evals: &[ImgEval], max_det: usize) -> Option<(Vec<[f64; N_REC]>, [f64; N_THR])> {
+fn accumulate(evals: &[ImgEval], max_det: usize) -> Option<Curves> {
     let npig: usize = evals.iter().map(|e| e.n_normal_gt).sum();
     if npig == 0 {
         return None;
@@ -157,7 +160,7 @@ pub fn evaluate(mut images: Vec<ImageRecord>) -> VisdroneResult {
     let mut ar: [Vec<f64>; 4] = Default::default();
     let mut ap_area: [Vec<f64>; 3] = Default::default();
     for c in 1..=10i64 {
-        let per_area: Vec<Option<(Vec<[f64; N_REC]>, [f64; N_THR])>> = AREAS
+        let per_area: Vec<Option<Curves>> = AREAS
             .iter()
             .map(|&area| {
                 let evals: Vec<ImgEval> = images
@@ -189,20 +192,26 @@ pub fn evaluate(mut images: Vec<ImageRecord>) -> VisdroneResult {
             .collect();
         let mut res = ClassResult {
             class_id: c,
-            images: images.iter().filter(|i| i.gt.iter().any(|r| r.category == c)).count(),
-            n_gt: images.iter().map(|i| i.gt.iter().filter(|r| r.category == c).count()).sum(),
+            images: images
+                .iter()
+                .filter(|i| i.gt.iter().any(|r| r.category == c))
+                .count(),
+            n_gt: images
+                .iter()
+                .map(|i| i.gt.iter().filter(|r| r.category == c).count())
+                .sum(),
             ..Default::default()
         };
         for (m, &k) in MAX_DETS.iter().enumerate() {
             if let Some((_, rec)) = accumulate(&evals_all, k) {
-                for t in 0..N_THR {
-                    res.ar[t][m] = rec[t];
+                for (row, &r) in res.ar.iter_mut().zip(&rec) {
+                    row[m] = r;
                 }
                 ar[m].extend_from_slice(&rec);
             }
         }
-        for t in 0..N_THR {
-            res.ap[t] = mean(&prec[t]);
+        for (ap, p) in res.ap.iter_mut().zip(prec) {
+            *ap = mean(p);
         }
         ap_all.extend(prec.iter().flatten());
         ap50.extend_from_slice(&prec[0]);

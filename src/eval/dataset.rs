@@ -158,8 +158,11 @@ mod tests {
 
     #[test]
     fn parses_rows_and_trailing_comma() {
-        let rows = parse_det_text("684,8,273,116,0,0,0,0\n\n1,2,3,4,1,4,0,1,\n", Path::new("a.txt"))
-            .unwrap();
+        let rows = parse_det_text(
+            "684,8,273,116,0,0,0,0\n\n1,2,3,4,1,4,0,1,\n",
+            Path::new("a.txt"),
+        )
+        .unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].category, 0);
         assert_eq!(rows[1], Row::new(1.0, 2.0, 3.0, 4.0, 1.0, 4));
@@ -168,7 +171,10 @@ mod tests {
     #[test]
     fn malformed_rows_name_file_and_line() {
         let e = parse_det_text("1,2,3,4,1,4,0,0\n1,2,3\n", Path::new("x.txt")).unwrap_err();
-        assert_eq!(e.to_string(), "x.txt:2: expected 8 comma-separated numbers, found 3");
+        assert_eq!(
+            e.to_string(),
+            "x.txt:2: expected 8 comma-separated numbers, found 3"
+        );
         let e = parse_det_text("1,2,a,4,1,4,0,0\n", Path::new("x.txt")).unwrap_err();
         assert!(e.to_string().starts_with("x.txt:1: column 3"), "{e}");
         let e = parse_det_text("1,2,3,4,1,4.5,0,0\n", Path::new("x.txt")).unwrap_err();

@@ -168,10 +168,25 @@ mod tests {
     #[test]
     fn overlapping_regions_count_once() {
         let rects = [
-            Rect { x0: 0, y0: 0, x1: 10, y1: 10 },
-            Rect { x0: 5, y0: 5, x1: 15, y1: 15 },
+            Rect {
+                x0: 0,
+                y0: 0,
+                x1: 10,
+                y1: 10,
+            },
+            Rect {
+                x0: 5,
+                y0: 5,
+                x1: 15,
+                y1: 15,
+            },
         ];
-        let win = Rect { x0: 0, y0: 0, x1: 20, y1: 20 };
+        let win = Rect {
+            x0: 0,
+            y0: 0,
+            x1: 20,
+            y1: 20,
+        };
         assert_eq!(covered(&rects, win), 175);
     }
 

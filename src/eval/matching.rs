@@ -21,11 +21,7 @@ pub fn overlap(d: [f64; 4], g: [f64; 4], ignore_gt: bool) -> f64 {
     }
     let t = w * h;
     let da = d[2] * d[3];
-    let u = if ignore_gt {
-        da
-    } else {
-        da + g[2] * g[3] - t
-    };
+    let u = if ignore_gt { da } else { da + g[2] * g[3] - t };
     t / u
 }
 
@@ -102,7 +98,11 @@ mod tests {
         let ng = gts.len();
         let oa: Vec<f64> = dets
             .iter()
-            .flat_map(|d| gts.iter().enumerate().map(move |(g, gg)| overlap(*d, *gg, g >= n_normal)))
+            .flat_map(|d| {
+                gts.iter()
+                    .enumerate()
+                    .map(move |(g, gg)| overlap(*d, *gg, g >= n_normal))
+            })
             .collect();
         let active: Vec<usize> = (0..dets.len()).collect();
         let (mut taken, mut out) = (Vec::new(), Vec::new());
@@ -112,9 +112,18 @@ mod tests {
 
     #[test]
     fn overlap_iou_iof_and_touching() {
-        assert_eq!(overlap([0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 10.0, 10.0], false), 50.0 / 150.0);
-        assert_eq!(overlap([0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 100.0, 100.0], true), 0.5);
-        assert_eq!(overlap([0.0, 0.0, 10.0, 10.0], [10.0, 0.0, 10.0, 10.0], false), 0.0);
+        assert_eq!(
+            overlap([0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 10.0, 10.0], false),
+            50.0 / 150.0
+        );
+        assert_eq!(
+            overlap([0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 100.0, 100.0], true),
+            0.5
+        );
+        assert_eq!(
+            overlap([0.0, 0.0, 10.0, 10.0], [10.0, 0.0, 10.0, 10.0], false),
+            0.0
+        );
     }
 
     #[test]

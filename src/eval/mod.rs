@@ -4,8 +4,8 @@
 //! the official VisDrone2018-DET toolkit's algorithm, quirks included (see docs/evaluation.md).
 
 pub mod bench;
-pub mod coco;
 pub mod cli;
+pub mod coco;
 pub mod dataset;
 mod error;
 pub mod ignore;
@@ -18,3 +18,6 @@ pub mod visdrone;
 
 pub use error::*;
 pub use types::*;
+
+#[cfg(test)]
+mod visdrone_tests;

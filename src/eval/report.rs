@@ -37,9 +37,18 @@ pub fn table(res: &VisdroneResult, protocol: &str) -> String {
         "class", "images", "AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"
     );
     for c in &res.classes {
-        row(&mut out, class_name(c.class_id), &c.images.to_string(), &c.summary());
+        row(
+            &mut out,
+            class_name(c.class_id),
+            &c.images.to_string(),
+            &c.summary(),
+        );
     }
-    let label = if res.areas.is_some() { "all (mean)" } else { "all (weighted)" };
+    let label = if res.areas.is_some() {
+        "all (mean)"
+    } else {
+        "all (weighted)"
+    };
     row(&mut out, label, "", &res.summary);
     if let Some([s, m, l]) = res.areas {
         let _ = writeln!(
@@ -83,9 +92,10 @@ pub fn to_json(res: &VisdroneResult, protocol: &str) -> serde_json::Value {
 }
 
 pub fn write_json(path: &Path, res: &VisdroneResult, protocol: &str) -> Result<(), EvalError> {
-    let text = serde_json::to_string_pretty(&to_json(res, protocol)).map_err(|e| EvalError::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let text =
+        serde_json::to_string_pretty(&to_json(res, protocol)).map_err(|e| EvalError::Output {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     std::fs::write(path, text + "\n").map_err(io_err(path))
 }

@@ -118,9 +118,19 @@ fn xywh(r: &Row) -> [f64; 4] {
 fn add_image_class(img: &ImageRecord, c: i64, acc: &mut ClassAcc, s: &mut Scratch) {
     s.gt.clear();
     // The toolkit flips the GT score into an ignore flag and sorts normal GT first (stable).
-    s.gt.extend(img.gt.iter().filter(|r| r.category == c && r.score != 0.0).map(xywh));
+    s.gt.extend(
+        img.gt
+            .iter()
+            .filter(|r| r.category == c && r.score != 0.0)
+            .map(xywh),
+    );
     let n_normal = s.gt.len();
-    s.gt.extend(img.gt.iter().filter(|r| r.category == c && r.score == 0.0).map(xywh));
+    s.gt.extend(
+        img.gt
+            .iter()
+            .filter(|r| r.category == c && r.score == 0.0)
+            .map(xywh),
+    );
     if !s.gt.is_empty() {
         acc.images += 1;
     }
@@ -155,7 +165,15 @@ fn add_image_class(img: &ImageRecord, c: i64, acc: &mut ClassAcc, s: &mut Scratc
         }
         for t in 0..N_THR {
             let thr = visdrone_threshold(t);
-            match_greedy(&s.oa, ng, n_normal, &s.active, thr, &mut s.taken, &mut s.flags);
+            match_greedy(
+                &s.oa,
+                ng,
+                n_normal,
+                &s.active,
+                thr,
+                &mut s.taken,
+                &mut s.flags,
+            );
             acc.tp[t][k] += s.flags.iter().filter(|&&f| f == TP).count();
             if k == 3 {
                 acc.flags[t].extend_from_slice(&s.flags);
@@ -177,7 +195,9 @@ fn accumulate(images: &[ImageRecord]) -> Vec<ClassAcc> {
 
 /// Accumulation split over threads by contiguous image ranges, merged back in listing order.
 fn accumulate_parallel(images: &[ImageRecord]) -> Vec<ClassAcc> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     if threads < 2 || images.len() < 64 {
         return accumulate(images);
     }
@@ -203,7 +223,12 @@ fn accumulate_parallel(images: &[ImageRecord]) -> Vec<ClassAcc> {
 
 fn thin(rec: &[f64], prec: &[f64], max_points: usize) -> Vec<(f64, f64)> {
     let step = rec.len().div_ceil(max_points).max(1);
-    let mut pts: Vec<(f64, f64)> = rec.iter().zip(prec).step_by(step).map(|(&r, &p)| (r, p)).collect();
+    let mut pts: Vec<(f64, f64)> = rec
+        .iter()
+        .zip(prec)
+        .step_by(step)
+        .map(|(&r, &p)| (r, p))
+        .collect();
     if let (Some(&r), Some(&p)) = (rec.last(), prec.last()) {
         pts.push((r, p));
     }
@@ -221,7 +246,10 @@ fn finish_class(class_id: i64, acc: &ClassAcc) -> ClassResult {
         n_gt: acc.n_gt,
         ..Default::default()
     };
-    let (mut rec, mut prec) = (Vec::with_capacity(order.len()), Vec::with_capacity(order.len()));
+    let (mut rec, mut prec) = (
+        Vec::with_capacity(order.len()),
+        Vec::with_capacity(order.len()),
+    );
     for t in 0..N_THR {
         for k in 0..4 {
             res.ar[t][k] = acc.tp[t][k] as f64 / denom;
@@ -253,7 +281,11 @@ fn weighted(classes: &[ClassResult], f: impl Fn(&Summary) -> f64) -> f64 {
     if total == 0 {
         return 0.0;
     }
-    classes.iter().map(|c| c.images as f64 * f(&c.summary())).sum::<f64>() / total as f64
+    classes
+        .iter()
+        .map(|c| c.images as f64 * f(&c.summary()))
+        .sum::<f64>()
+        / total as f64
 }
 
 /// Scores images whose `gt`/`det` are as read from the files (region removal is applied here).
