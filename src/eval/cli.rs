@@ -125,13 +125,19 @@ pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
                 img.det = read_result_file(dir, &img.name)?;
             }
         }
-        (None, Some(_)) => {
-            let _ = degrade;
-            return Err(EvalError::Model(
-                "--cfg/--weights: running the model inside `kestrel eval` waits for the detect engine; \
-                 run `kestrel detect` to write result files and pass them with --detections"
-                    .into(),
-            ));
+        (None, Some(cfg)) => {
+            let weights = args.weights.as_deref().ok_or(EvalError::BadArg {
+                flag: "--weights",
+                reason: "required with --cfg".into(),
+            })?;
+            let run = super::run_model::ModelRun {
+                cfg,
+                weights,
+                size: args.size,
+                conf: args.conf,
+                degrade: degrade.iter().map(|&(l, f)| (l, f as f32)).collect(),
+            };
+            super::run_model::detect_all(&ds, &mut images, &run)?;
         }
         (None, None) => {
             return Err(EvalError::BadArg {

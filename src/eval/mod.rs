@@ -13,6 +13,7 @@ pub mod matching;
 pub mod plots;
 pub mod report;
 pub mod results;
+pub mod run_model;
 pub mod types;
 pub mod visdrone;
 
