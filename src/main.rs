@@ -28,7 +28,7 @@ enum Command {
     /// List cameras and their formats.
     Cameras(kestrel::capture::cli::CamerasArgs),
     /// Score detections on a VisDrone dataset (official toolkit rules, or COCO rules).
-    Eval(kestrel::eval::cli::EvalArgs),
+    Eval(Box<kestrel::eval::cli::EvalArgs>),
     /// SlimYOLOv3 channel pruning of a sparsity-trained model.
     Prune(kestrel::prune::cli::PruneArgs),
     /// Show how sparse the BN scale factors are before pruning.
@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Info(a) => kestrel::model::cli::info(a)?,
         Command::Bench(a) => kestrel::detect::cli::bench(a)?,
         Command::Cameras(a) => kestrel::capture::cli::cameras(a)?,
-        Command::Eval(a) => kestrel::eval::cli::eval(a)?,
+        Command::Eval(a) => kestrel::eval::cli::eval(*a)?,
         Command::Prune(a) => kestrel::prune::cli::prune(a)?,
         Command::Sparsity(a) => kestrel::prune::cli::sparsity(a)?,
         Command::Quantize(a) => kestrel::quant::cli::quantize(a)?,

@@ -1,12 +1,161 @@
-//! Command-line entry points of `eval`.
+//! Command-line entry point of `eval`.
 
-use super::EvalError;
+use super::dataset::DetDataset;
+use super::results::read_result_file;
+use super::{bench, coco, report, visdrone, EvalError};
+use std::path::PathBuf;
+use std::time::Instant;
 
-/// Arguments (filled in by the eval work).
+/// Which rules score the detections.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// The official VisDrone2018-DET toolkit's algorithm, quirks included.
+    #[default]
+    Visdrone,
+    /// pycocotools rules on the same data (after ignored-region removal).
+    Coco,
+}
+
+/// `kestrel eval`: score detections on VisDrone-DET with the official protocol.
 #[derive(clap::Args, Debug, Default)]
-pub struct EvalArgs {}
+pub struct EvalArgs {
+    /// VisDrone-DET split folder (annotations/ and images/).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Image folder name inside the split (`data` in SlimYOLOv3's lists).
+    #[arg(long, default_value = "images")]
+    pub images: String,
+    /// Folder of result files (`<name>.txt`: x,y,w,h,score,category,-1,-1), one per annotation.
+    #[arg(long, conflicts_with_all = ["cfg", "weights"])]
+    pub detections: Option<PathBuf>,
+    /// Darknet cfg of the model to run over the split.
+    #[arg(long, requires = "weights")]
+    pub cfg: Option<PathBuf>,
+    /// Darknet weights of the model.
+    #[arg(long, requires = "cfg")]
+    pub weights: Option<PathBuf>,
+    /// Class names file of the model.
+    #[arg(long)]
+    pub names: Option<PathBuf>,
+    /// Network input size.
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// Confidence threshold for the model's detections.
+    #[arg(long, default_value_t = 0.001)]
+    pub conf: f32,
+    /// Scoring rules.
+    #[arg(long, value_enum, default_value_t = Protocol::Visdrone)]
+    pub protocol: Protocol,
+    /// Write the numbers (fractions 0..1) and per-class values as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write per-class precision-recall curves (PNG) into this folder.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Degrade the feature map at a stride: LEVEL=FACTOR (e.g. 16=0.5).
+    #[arg(long, value_name = "LEVEL=FACTOR")]
+    pub degrade: Vec<String>,
+    /// Benchmark: score N synthetic images × 500 detections and print the time.
+    #[arg(long, hide = true, value_name = "N")]
+    pub bench_synthetic: Option<usize>,
+}
 
-/// Placeholder until the eval work lands.
-pub fn eval(_args: EvalArgs) -> Result<(), EvalError> {
-    Err(EvalError::NotImplemented("eval"))
+/// Parses `LEVEL=FACTOR` (stride 8/16/32, factor in (0, 1]).
+pub fn parse_degrade(s: &str) -> Result<(usize, f64), EvalError> {
+    let bad = |reason: String| EvalError::BadArg {
+        flag: "--degrade",
+        reason: format!("'{s}': {reason}"),
+    };
+    let (l, f) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected LEVEL=FACTOR".into()))?;
+    let level: usize = l
+        .trim()
+        .parse()
+        .map_err(|_| bad("LEVEL must be 8, 16 or 32".into()))?;
+    if ![8, 16, 32].contains(&level) {
+        return Err(bad("LEVEL must be 8, 16 or 32".into()));
+    }
+    let factor: f64 = f
+        .trim()
+        .parse()
+        .map_err(|_| bad("FACTOR is not a number".into()))?;
+    if !(factor > 0.0 && factor <= 1.0) {
+        return Err(bad("FACTOR must be in (0, 1]".into()));
+    }
+    Ok((level, factor))
+}
+
+fn run_bench(n: usize) {
+    let t0 = Instant::now();
+    let images = bench::synthetic_images(n, 500);
+    let gen = t0.elapsed();
+    let t1 = Instant::now();
+    let res = visdrone::evaluate(images);
+    let dt = t1.elapsed();
+    println!(
+        "bench-synthetic: {n} images x 500 detections: generated in {:.2} s, scored (visdrone) in {:.2} s on {} threads; AP {:.4}",
+        gen.as_secs_f64(),
+        dt.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        res.summary.ap
+    );
+}
+
+/// Runs `kestrel eval`.
+pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
+    let degrade = args
+        .degrade
+        .iter()
+        .map(|s| parse_degrade(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(n) = args.bench_synthetic {
+        run_bench(n);
+        return Ok(());
+    }
+    let root = args.dataset.as_ref().ok_or(EvalError::BadArg {
+        flag: "--dataset",
+        reason: "required".into(),
+    })?;
+    let ds = DetDataset::open(root, &args.images)?;
+    let mut images = ds.load_gt()?;
+    match (&args.detections, &args.cfg) {
+        (Some(dir), _) => {
+            for img in &mut images {
+                img.det = read_result_file(dir, &img.name)?;
+            }
+        }
+        (None, Some(cfg)) => {
+            let weights = args.weights.as_deref().ok_or(EvalError::BadArg {
+                flag: "--weights",
+                reason: "required with --cfg".into(),
+            })?;
+            let run = super::run_model::ModelRun {
+                cfg,
+                weights,
+                size: args.size,
+                conf: args.conf,
+                degrade: degrade.iter().map(|&(l, f)| (l, f as f32)).collect(),
+            };
+            super::run_model::detect_all(&ds, &mut images, &run)?;
+        }
+        (None, None) => {
+            return Err(EvalError::BadArg {
+                flag: "--detections",
+                reason: "give --detections DIR or --cfg C --weights W".into(),
+            })
+        }
+    }
+    let (res, name) = match args.protocol {
+        Protocol::Visdrone => (visdrone::evaluate(images), "visdrone"),
+        Protocol::Coco => (coco::evaluate(images), "coco"),
+    };
+    print!("{}", report::table(&res, name));
+    if let Some(path) = &args.json {
+        report::write_json(path, &res, name)?;
+    }
+    if let Some(dir) = &args.plots {
+        super::plots::write_pr_plots(dir, &res)?;
+    }
+    Ok(())
 }

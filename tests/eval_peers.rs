@@ -1,0 +1,85 @@
+//! `kestrel eval` against Python peers built on pycocotools 2.0.11: `--protocol visdrone` equals
+//! the toolkit rebuilt from pycocotools' per-image matches (tests/peers/visdrone_ref.py), and
+//! `--protocol coco` equals pycocotools itself (tests/peers/coco_ref.py), on the committed
+//! fixtures and on a freshly generated random set every run.
+
+mod common;
+use common::{kestrel, path_str, python, repo_root, run_python};
+use std::path::Path;
+
+const KEYS: [&str; 7] = ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"];
+
+fn kestrel_json(set: &Path, protocol: &str, out: &Path) -> serde_json::Value {
+    let o = kestrel()
+        .args([
+            "eval",
+            "--dataset",
+            path_str(set),
+            "--protocol",
+            protocol,
+            "--detections",
+        ])
+        .arg(set.join("results"))
+        .args(["--json", path_str(out)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
+fn compare(set: &Path, tmp: &Path) {
+    let set_s = path_str(set);
+    let peer: serde_json::Value =
+        serde_json::from_str(&run_python("visdrone_ref.py", &[set_s])).unwrap();
+    let ours = kestrel_json(set, "visdrone", &tmp.join("v.json"));
+    for k in KEYS {
+        let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
+        assert!(
+            (a - b).abs() < 1e-9,
+            "{set_s} visdrone {k}: kestrel {a} vs peer {b}"
+        );
+    }
+    let peer: serde_json::Value =
+        serde_json::from_str(&run_python("coco_ref.py", &[set_s])).unwrap();
+    let ours = kestrel_json(set, "coco", &tmp.join("c.json"));
+    for k in KEYS.iter().chain(&["APs", "APm", "APl"]) {
+        let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
+        assert!(
+            (a - b).abs() < 1e-9,
+            "{set_s} coco {k}: kestrel {a} vs pycocotools {b}"
+        );
+    }
+}
+
+#[test]
+fn committed_fixtures_match_pycocotools_peers() {
+    let tmp = tempfile::tempdir().unwrap();
+    for s in ["A", "B", "C", "D", "E"] {
+        compare(
+            &repo_root().join("tests/fixtures/visdrone/sets").join(s),
+            tmp.path(),
+        );
+    }
+}
+
+#[test]
+fn fresh_random_fixtures_match_pycocotools_peers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let gen = repo_root().join("tests/fixtures/visdrone/make_fixtures.py");
+    let st = std::process::Command::new(python())
+        .arg(&gen)
+        .arg(tmp.path())
+        .args(["--seed", &seed, "--sets", "C,D"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "fixture generator failed");
+    eprintln!("fixture seed {seed}");
+    for s in ["C", "D"] {
+        compare(&tmp.path().join(s), tmp.path());
+    }
+}

@@ -1,0 +1,53 @@
+//! `kestrel eval --protocol visdrone` equals the official VisDrone2018-DET toolkit, run unchanged
+//! under GNU Octave by scripts/make-visdrone-goldens.sh on the committed fixtures.
+
+mod common;
+use common::{kestrel, path_str, repo_root};
+
+fn goldens() -> Vec<(String, Vec<f64>)> {
+    let path = repo_root().join("tests/fixtures/visdrone/goldens.txt");
+    let text = std::fs::read_to_string(&path).expect("goldens.txt");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            let name = it.next().expect("set name").to_string();
+            (name, it.map(|v| v.parse().expect("number")).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn visdrone_protocol_equals_official_toolkit_goldens() {
+    let sets = goldens();
+    assert_eq!(sets.len(), 5, "expected sets A..E in goldens.txt");
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, want) in sets {
+        let dir = repo_root().join("tests/fixtures/visdrone/sets").join(&name);
+        let json = tmp.path().join(format!("{name}.json"));
+        let out = kestrel()
+            .args(["eval", "--dataset", path_str(&dir), "--detections"])
+            .arg(dir.join("results"))
+            .args(["--json", path_str(&json)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        for (key, want) in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"]
+            .iter()
+            .zip(&want)
+        {
+            let got = 100.0 * v[key].as_f64().unwrap();
+            // goldens are printed with 10 decimals
+            assert!(
+                (got - want).abs() < 1e-9,
+                "set {name} {key}: kestrel {got:.10} vs toolkit {want:.10}"
+            );
+        }
+    }
+}
