@@ -1,0 +1,192 @@
+//! End-to-end tests of `kestrel prune` / `kestrel sparsity`: equivalence of the pruned model
+//! with the masked model (checked by OpenCV DNN loading the written files), SlimYOLOv3 pruning
+//! of yolov3-spp3, and clear errors on bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{cfg, kestrel, path_str, run_python};
+use kestrel::prune::{load_net, write_weights, BatchNorm, CfgText, ConvParams, Header, Layer, Net};
+
+/// Deterministic uniform numbers without a dependency.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32) / (1u64 << 24) as f32
+    }
+    fn range(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+/// Random weights for `cfg_text`; in BN convs a `zero_frac` share of channels gets γ = 0 while β
+/// stays non-zero: the masked model whose pruned form must compute the same thing.
+fn masked_weights(cfg_text: &str, out: &Path, seed: u64, zero_frac: f32) {
+    let cfg = CfgText::parse(cfg_text, "test.cfg").unwrap();
+    let input = cfg.input().unwrap();
+    let layers = cfg.layers().unwrap();
+    let widths = Net::compute_widths(&layers, input.2).unwrap();
+    let mut rng = Lcg(seed);
+    let params = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let Layer::Conv(c) = l else { return None };
+            let inp = if i == 0 { input.2 } else { widths[i - 1] };
+            let n = c.filters;
+            let bound = (3.0 / (inp * c.size * c.size) as f32).sqrt();
+            let kernel = (0..n * inp * c.size * c.size)
+                .map(|_| rng.range(-bound, bound))
+                .collect();
+            let bias = (0..n).map(|_| rng.range(-1.0, 1.0)).collect();
+            let bn = c.batch_norm.then(|| BatchNorm {
+                gamma: (0..n)
+                    .map(|_| {
+                        let g = rng.range(0.5, 1.5);
+                        if rng.next() < zero_frac {
+                            0.0
+                        } else if rng.next() < 0.5 {
+                            -g
+                        } else {
+                            g
+                        }
+                    })
+                    .collect(),
+                mean: (0..n).map(|_| rng.range(-0.5, 0.5)).collect(),
+                var: (0..n).map(|_| rng.range(0.5, 1.5)).collect(),
+            });
+            Some(ConvParams { out: n, inp, k: c.size, bias, bn, kernel })
+        })
+        .collect();
+    let net = Net { cfg, layers, widths, params, input };
+    let header = Header { major: 0, minor: 2, revision: 5, seen: 0 };
+    write_weights(out, &net, header).unwrap();
+}
+
+const YOLO: &str = "[yolo]\nmask = {m}\nanchors = 10,13, 16,30, 33,23, 30,61, 62,45, 59,119, 116,90, 156,198, 373,326\nclasses=10\nnum=9\n";
+
+fn conv(filters: usize, size: usize, stride: usize, bn: bool) -> String {
+    let (b, act) = if bn { ("batch_normalize=1\n", "leaky") } else { ("", "linear") };
+    format!("[convolutional]\n{b}filters={filters}\nsize={size}\nstride={stride}\npad=1\nactivation={act}\n")
+}
+
+/// A small two-head network with every wiring SlimYOLOv3 meets: stride-2 convs, shortcut
+/// chains, the SPP maxpool ×4 route, upsample + route to an earlier layer, detection convs.
+/// `k` is the kernel of the convs that consume pruned channels (1 = exact folding).
+fn small_cfg(k: usize) -> String {
+    let spp = "[maxpool]\nsize=5\nstride=1\n[route]\nlayers=-2\n[maxpool]\nsize=9\nstride=1\n[route]\nlayers=-4\n[maxpool]\nsize=13\nstride=1\n[route]\nlayers=-1,-3,-5,-6\n";
+    [
+        "[net]\nbatch=1\nwidth=64\nheight=64\nchannels=3\n".to_string(),
+        conv(16, 3, 1, true),                   // 0
+        conv(32, 1, 2, true),                   // 1 chain start
+        conv(16, 1, 1, true),                   // 2
+        conv(32, k, 1, true),                   // 3
+        "[shortcut]\nfrom=-3\nactivation=linear\n".into(), // 4
+        conv(16, 1, 1, true),                   // 5
+        conv(32, k, 1, true),                   // 6
+        "[shortcut]\nfrom=-3\nactivation=linear\n".into(), // 7
+        conv(64, k, 2, true),                   // 8
+        conv(32, 1, 1, true),                   // 9
+        spp.into(),                             // 10..15
+        conv(32, 1, 1, true),                   // 16
+        conv(45, 1, 1, false),                  // 17
+        YOLO.replace("{m}", "6,7,8"),           // 18
+        "[route]\nlayers=-4\n".into(),          // 19
+        conv(16, 1, 1, true),                   // 20
+        "[upsample]\nstride=2\n".into(),        // 21
+        "[route]\nlayers=-1, 7\n".into(),       // 22
+        conv(32, k, 1, true),                   // 23
+        conv(45, 1, 1, false),                  // 24
+        YOLO.replace("{m}", "0,1,2"),           // 25
+    ]
+    .concat()
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn prune_cli(cfg: &Path, w: &Path, dir: &Path, tag: &str, extra: &[&str]) -> (PathBuf, PathBuf, String) {
+    let (pc, pw) = (dir.join(format!("{tag}.cfg")), dir.join(format!("{tag}.weights")));
+    let out = kestrel()
+        .args(["prune", "--cfg", path_str(cfg), "--weights", path_str(w)])
+        .args(["--out-cfg", path_str(&pc), "--out-weights", path_str(&pw)])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "prune failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
+    (pc, pw, stdout)
+}
+
+/// Differences of one head's raw output between the masked and a pruned model.
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Diff {
+    max: f64,
+    mean: f64,
+    ref_max: f64,
+}
+
+/// Max |diff| per head between the masked model and a pruned one, computed by OpenCV DNN.
+fn opencv_diff(cfg: &Path, w: &Path, pc: &Path, pw: &Path, size: usize) -> Vec<Diff> {
+    let out = run_python(
+        "prune_forward.py",
+        &[path_str(cfg), path_str(w), path_str(pc), path_str(pw), &size.to_string()],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Diff {
+            max: h["max_abs_diff"].as_f64().unwrap(),
+            mean: h["mean_abs_diff"].as_f64().unwrap(),
+            ref_max: h["max_abs_ref"].as_f64().unwrap(),
+        })
+        .collect()
+}
+
+fn setup(k: usize, dir: &Path) -> (PathBuf, PathBuf) {
+    let (c, w) = (dir.join("masked.cfg"), dir.join("masked.weights"));
+    let text = small_cfg(k);
+    std::fs::write(&c, &text).unwrap();
+    masked_weights(&text, &w, 7, 0.4);
+    (c, w)
+}
+
+#[test]
+fn folded_pruning_equals_masked_model_through_pointwise_consumers() {
+    let dir = tmp();
+    let (c, w) = setup(1, dir.path());
+    let (pc, pw, _) = prune_cli(&c, &w, dir.path(), "fold", &["--ratio", "0.3"]);
+    let (qc, qw, _) = prune_cli(&c, &w, dir.path(), "nofold", &["--ratio", "0.3", "--no-fold-beta"]);
+    let before = load_net(&c, &w).unwrap().0;
+    let after = load_net(&pc, &pw).unwrap().0;
+    assert!(after.params.iter().flatten().count() == before.params.iter().flatten().count());
+    assert!(kestrel::prune::params_and_bflops(&after).0 < kestrel::prune::params_and_bflops(&before).0 * 3 / 4);
+    let fold = opencv_diff(&c, &w, &pc, &pw, 64);
+    let nofold = opencv_diff(&c, &w, &qc, &qw, 64);
+    println!("pointwise: OpenCV max|diff| per head, folded {fold:?}, not folded {nofold:?}");
+    for (f, n) in fold.iter().zip(&nofold) {
+        assert!(f.max <= 1e-4, "folded diff {f:?}");
+        assert!(n.max > 1e-2, "without folding the outputs should differ: {n:?}");
+    }
+}
+
+#[test]
+fn folding_leaves_only_border_error_with_3x3_consumers() {
+    let dir = tmp();
+    let (c, w) = setup(3, dir.path());
+    let (pc, pw, _) = prune_cli(&c, &w, dir.path(), "fold", &["--ratio", "0.3", "--fold-beta"]);
+    let (qc, qw, _) = prune_cli(&c, &w, dir.path(), "nofold", &["--ratio", "0.3", "--no-fold-beta"]);
+    let fold = opencv_diff(&c, &w, &pc, &pw, 64);
+    let nofold = opencv_diff(&c, &w, &qc, &qw, 64);
+    println!("3x3: OpenCV max|diff| per head, folded {fold:?}, not folded {nofold:?}");
+    for (f, n) in fold.iter().zip(&nofold) {
+        assert!(f.mean < 0.1 * n.mean, "folded mean error not far below unfolded: {f:?} vs {n:?}");
+        assert!(f.max < n.max, "folded max error not below unfolded: {f:?} vs {n:?}");
+    }
+}
