@@ -42,11 +42,14 @@ impl CfgText {
                 line: n + 1,
                 msg: msg.to_owned(),
             };
-            let (k, v) = line.split_once('=').ok_or_else(|| err("expected key=value"))?;
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| err("expected key=value"))?;
             let sec = sections
                 .last_mut()
                 .ok_or_else(|| err("key before the first [section]"))?;
-            sec.keys.push((k.trim().to_owned(), v.trim().to_owned(), n + 1));
+            sec.keys
+                .push((k.trim().to_owned(), v.trim().to_owned(), n + 1));
         }
         if sections.first().map(|s| s.name.as_str()) != Some("net") {
             return Err(PruneError::Cfg {

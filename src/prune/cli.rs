@@ -130,7 +130,12 @@ pub fn prune(args: PruneArgs) -> Result<(), PruneError> {
 
 fn print_table(r: &PruneReport) {
     for (n, p) in r.passes.iter().enumerate() {
-        println!("pass {} ratio {} |γ| threshold {:.6}", n + 1, p.ratio, p.threshold);
+        println!(
+            "pass {} ratio {} |γ| threshold {:.6}",
+            n + 1,
+            p.ratio,
+            p.threshold
+        );
         println!("{:>6} {:>8} {:>8}", "layer", "before", "after");
         for (l, b, a) in &p.kept {
             println!("{l:>6} {b:>8} {a:>8}");
@@ -174,21 +179,39 @@ pub fn sparsity(args: SparsityArgs) -> Result<(), PruneError> {
     }
     all.sort_by(f32::total_cmp);
     let q = |p: f64| all[((all.len() - 1) as f64 * p).round() as usize];
-    println!("{} BN channels in {} convs", all.len(), net.bn_convs().len());
+    println!(
+        "{} BN channels in {} convs",
+        all.len(),
+        net.bn_convs().len()
+    );
     for p in [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0] {
         println!("|γ| quantile {:>4.2}: {:.6}", p, q(p));
     }
     for t in [1e-3f32, 1e-2, 5e-2, 1e-1] {
         let below = all.partition_point(|&x| x < t);
-        println!("|γ| < {t:<6}: {:5.1} %", 100.0 * below as f64 / all.len() as f64);
+        println!(
+            "|γ| < {t:<6}: {:5.1} %",
+            100.0 * below as f64 / all.len() as f64
+        );
     }
-    println!("{:>6} {:>6} {:>10} {:>10} {:>8}", "layer", "n", "min|γ|", "median|γ|", "<0.01");
+    println!(
+        "{:>6} {:>6} {:>10} {:>10} {:>8}",
+        "layer", "n", "min|γ|", "median|γ|", "<0.01"
+    );
     for (i, p) in net.params.iter().enumerate() {
-        let Some(bn) = p.as_ref().and_then(|p| p.bn.as_ref()) else { continue };
+        let Some(bn) = p.as_ref().and_then(|p| p.bn.as_ref()) else {
+            continue;
+        };
         let mut g: Vec<f32> = bn.gamma.iter().map(|x| x.abs()).collect();
         g.sort_by(f32::total_cmp);
         let small = g.partition_point(|&x| x < 0.01);
-        println!("{i:>6} {:>6} {:>10.6} {:>10.6} {:>8}", g.len(), g[0], g[g.len() / 2], small);
+        println!(
+            "{i:>6} {:>6} {:>10.6} {:>10.6} {:>8}",
+            g.len(),
+            g[0],
+            g[g.len() / 2],
+            small
+        );
     }
     if let Some(h) = &args.hist {
         hist::write_png(h, &all, None)?;

@@ -12,13 +12,21 @@ const BINS: usize = 128;
 
 /// Draws the histogram of `values` over [0, max]; `thresh` (if any) as a red vertical line.
 pub fn write_png(path: &Path, values: &[f32], thresh: Option<f32>) -> Result<(), PruneError> {
-    let max = values.iter().copied().fold(0.0f32, f32::max).max(f32::MIN_POSITIVE);
+    let max = values
+        .iter()
+        .copied()
+        .fold(0.0f32, f32::max)
+        .max(f32::MIN_POSITIVE);
     let mut counts = [0usize; BINS];
     for v in values {
         let b = ((v / max) * (BINS as f32 - 1.0)).round() as usize;
         counts[b.min(BINS - 1)] += 1;
     }
-    let top = counts.iter().map(|&c| ((c + 1) as f64).ln()).fold(0.0, f64::max).max(1e-9);
+    let top = counts
+        .iter()
+        .map(|&c| ((c + 1) as f64).ln())
+        .fold(0.0, f64::max)
+        .max(1e-9);
     let mut img = RgbImage::from_pixel(W, H, Rgb([255, 255, 255]));
     let bar_w = W / BINS as u32;
     for (b, &c) in counts.iter().enumerate() {

@@ -60,7 +60,9 @@ pub fn shortcut_groups(net: &Net) -> Result<Vec<Vec<usize>>, PruneError> {
         x
     }
     for (i, l) in net.layers.iter().enumerate() {
-        let Layer::Shortcut { from } = l else { continue };
+        let Layer::Shortcut { from } = l else {
+            continue;
+        };
         let a = source_conv(&net.layers, i - 1);
         let b = source_conv(&net.layers, *from);
         let (Some(a), Some(b)) = (a, b) else {
@@ -83,7 +85,11 @@ pub fn shortcut_groups(net: &Net) -> Result<Vec<Vec<usize>>, PruneError> {
 }
 
 /// Kept output channels of every conv (all `true` for convs without BN), after floor and union.
-pub fn conv_masks(net: &Net, thresh: f32, min_keep: f64) -> Result<Vec<Option<Vec<bool>>>, PruneError> {
+pub fn conv_masks(
+    net: &Net,
+    thresh: f32,
+    min_keep: f64,
+) -> Result<Vec<Option<Vec<bool>>>, PruneError> {
     let mut masks: Vec<Option<Vec<bool>>> = net
         .params
         .iter()
@@ -129,11 +135,16 @@ mod tests {
 
     #[test]
     fn floor_keeps_largest() {
-        let g: [f32; 12] = [0.01, -0.5, 0.02, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let g: [f32; 12] = [
+            0.01, -0.5, 0.02, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
         let m = layer_mask(&g, 1.0, 0.1);
         assert_eq!(m.iter().filter(|&&x| x).count(), 1);
         assert!(m[1]);
         let m = layer_mask(&g, 0.015, 0.1);
-        assert_eq!(m, g.iter().map(|x: &f32| x.abs() > 0.015).collect::<Vec<_>>());
+        assert_eq!(
+            m,
+            g.iter().map(|x: &f32| x.abs() > 0.015).collect::<Vec<_>>()
+        );
     }
 }

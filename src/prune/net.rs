@@ -9,11 +9,20 @@ use super::PruneError;
 pub enum Layer {
     Conv(ConvSpec),
     /// Element-wise sum of the previous layer and layer `from` (absolute index).
-    Shortcut { from: usize },
+    Shortcut {
+        from: usize,
+    },
     /// Channel concatenation of the listed layers (absolute indices, in order).
-    Route { layers: Vec<usize> },
-    Upsample { stride: usize },
-    Maxpool { size: usize, stride: usize },
+    Route {
+        layers: Vec<usize>,
+    },
+    Upsample {
+        stride: usize,
+    },
+    Maxpool {
+        size: usize,
+        stride: usize,
+    },
     /// Detection head: passes its input through, owns no weights.
     Yolo,
 }

@@ -51,22 +51,32 @@ fn removed_constants(net: &Net, out_masks: &[Vec<bool>]) -> Vec<Vec<f32>> {
     k
 }
 
+/// What removed input channels (constants `a`) added to output `o` of `p`: Σ_c a_c·ΣW[o,c].
+fn fold_offset(p: &ConvParams, o: usize, in_mask: &[bool], a: &[f32]) -> f32 {
+    let kk = p.k * p.k;
+    let mut offset = 0.0f64;
+    for c in (0..p.inp).filter(|&c| !in_mask[c] && a[c] != 0.0) {
+        let w = &p.kernel[(o * p.inp + c) * kk..(o * p.inp + c + 1) * kk];
+        offset += w.iter().map(|&x| x as f64).sum::<f64>() * a[c] as f64;
+    }
+    offset as f32
+}
+
 /// Slices one conv to `out_mask` × `in_mask`, first folding the constants `a` of removed inputs.
-fn slice_conv(p: &ConvParams, out_mask: &[bool], in_mask: &[bool], a: Option<&[f32]>) -> ConvParams {
+fn slice_conv(
+    p: &ConvParams,
+    out_mask: &[bool],
+    in_mask: &[bool],
+    a: Option<&[f32]>,
+) -> ConvParams {
     let kk = p.k * p.k;
     let mut bias = p.bias.clone();
     let mut bn = p.bn.clone();
     if let Some(a) = a {
-        for o in 0..p.out {
-            let mut offset = 0.0f64;
-            for c in (0..p.inp).filter(|&c| !in_mask[c] && a[c] != 0.0) {
-                let w = &p.kernel[(o * p.inp + c) * kk..(o * p.inp + c + 1) * kk];
-                offset += w.iter().map(|&x| x as f64).sum::<f64>() * a[c] as f64;
-            }
-            match bn.as_mut() {
-                Some(bn) => bn.mean[o] -= offset as f32,
-                None => bias[o] += offset as f32,
-            }
+        let offsets = (0..p.out).map(|o| fold_offset(p, o, in_mask, a));
+        match bn.as_mut() {
+            Some(bn) => bn.mean.iter_mut().zip(offsets).for_each(|(m, d)| *m -= d),
+            None => bias.iter_mut().zip(offsets).for_each(|(b, d)| *b += d),
         }
     }
     let outs: Vec<usize> = (0..p.out).filter(|&o| out_mask[o]).collect();
@@ -94,7 +104,12 @@ fn slice_conv(p: &ConvParams, out_mask: &[bool], in_mask: &[bool], a: Option<&[f
 }
 
 /// Prunes `net` at the |γ| percentile `ratio`, keeping at least `min_keep` of each layer.
-pub fn prune_pass(net: &Net, ratio: f64, min_keep: f64, fold: bool) -> Result<(Net, PassReport), PruneError> {
+pub fn prune_pass(
+    net: &Net,
+    ratio: f64,
+    min_keep: f64,
+    fold: bool,
+) -> Result<(Net, PassReport), PruneError> {
     let _span = tracing::info_span!("prune_pass", ratio).entered();
     let threshold = mask::global_threshold(net, ratio)?;
     let conv_masks = mask::conv_masks(net, threshold, min_keep)?;
@@ -111,7 +126,10 @@ pub fn prune_pass(net: &Net, ratio: f64, min_keep: f64, fold: bool) -> Result<(N
             continue;
         };
         let in_mask = if i == 0 { &all_in } else { &out_masks[i - 1] };
-        let a = consts.as_ref().filter(|_| i > 0).map(|k| k[i - 1].as_slice());
+        let a = consts
+            .as_ref()
+            .filter(|_| i > 0)
+            .map(|k| k[i - 1].as_slice());
         let s = slice_conv(p, &out_masks[i], in_mask, a);
         if p.bn.is_some() {
             kept.push((i, p.out, s.out));
@@ -130,5 +148,12 @@ pub fn prune_pass(net: &Net, ratio: f64, min_keep: f64, fold: bool) -> Result<(N
         params,
         input: net.input,
     };
-    Ok((pruned, PassReport { ratio, threshold, kept }))
+    Ok((
+        pruned,
+        PassReport {
+            ratio,
+            threshold,
+            kept,
+        },
+    ))
 }

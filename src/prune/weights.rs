@@ -36,7 +36,9 @@ pub fn read(
     };
     let (major, minor, revision) = (int(0)?, int(4)?, int(8)?);
     if major > 1000 || minor > 1000 {
-        return Err(err(format!("transposed weights (version {major}.{minor}) are not supported")));
+        return Err(err(format!(
+            "transposed weights (version {major}.{minor}) are not supported"
+        )));
     }
     let (seen, mut off) = if major * 10 + minor >= 2 {
         let lo = int(12)? as u32 as u64;
@@ -48,7 +50,9 @@ pub fn read(
     let mut take = |n: usize, layer: usize| -> Result<Vec<f32>, PruneError> {
         let end = off + 4 * n;
         let s = bytes.get(off..end).ok_or_else(|| {
-            err(format!("ends inside conv layer {layer}: the weights do not match the cfg"))
+            err(format!(
+                "ends inside conv layer {layer}: the weights do not match the cfg"
+            ))
         })?;
         off = end;
         Ok(s.chunks_exact(4)
@@ -110,7 +114,10 @@ pub fn write(path: &Path, net: &Net, header: Header) -> Result<(), PruneError> {
         buf.extend_from_slice(&v.to_le_bytes());
     }
     buf.extend_from_slice(&header.seen.to_le_bytes());
-    let mut put = |v: &[f32]| v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
+    let mut put = |v: &[f32]| {
+        v.iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()))
+    };
     for p in net.params.iter().flatten() {
         put(&p.bias);
         if let Some(bn) = &p.bn {
