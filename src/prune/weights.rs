@@ -1,5 +1,5 @@
 //! Darknet `.weights` for pruning: 16/20-byte header, then per conv β,γ,mean,var (or bias) and
-//! the OIHW kernel as little-endian f32. Read and written whole (SPP3 is 256 MB).
+//! the OIHW kernel as little-endian f32. Streamed, so peak memory is the parameters themselves.
 
 use std::path::Path;
 
@@ -15,6 +15,64 @@ pub struct Header {
     pub seen: u64,
 }
 
+/// Streams little-endian f32 values, naming the conv that runs past the end of the file.
+struct FloatReader<'a> {
+    inner: std::io::BufReader<std::fs::File>,
+    path: &'a Path,
+    buf: Vec<u8>,
+    read: u64,
+}
+
+impl FloatReader<'_> {
+    fn ints<const N: usize>(&mut self) -> Result<[u8; N], PruneError> {
+        let mut b = [0u8; N];
+        std::io::Read::read_exact(&mut self.inner, &mut b).map_err(|_| PruneError::Weights {
+            path: self.path.to_path_buf(),
+            msg: "shorter than the Darknet header".into(),
+        })?;
+        self.read += N as u64;
+        Ok(b)
+    }
+
+    fn floats(&mut self, n: usize, layer: usize) -> Result<Vec<f32>, PruneError> {
+        self.buf.resize(4 * n, 0);
+        std::io::Read::read_exact(&mut self.inner, &mut self.buf).map_err(|_| {
+            PruneError::Weights {
+                path: self.path.to_path_buf(),
+                msg: format!("ends inside conv layer {layer}: the weights do not match the cfg"),
+            }
+        })?;
+        self.read += 4 * n as u64;
+        Ok(self
+            .buf
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
+fn read_header(r: &mut FloatReader) -> Result<Header, PruneError> {
+    let v = |b: [u8; 4]| i32::from_le_bytes(b);
+    let (major, minor, revision) = (v(r.ints()?), v(r.ints()?), v(r.ints()?));
+    if major > 1000 || minor > 1000 {
+        return Err(PruneError::Weights {
+            path: r.path.to_path_buf(),
+            msg: format!("transposed weights (version {major}.{minor}) are not supported"),
+        });
+    }
+    let seen = if major * 10 + minor >= 2 {
+        u64::from_le_bytes(r.ints()?)
+    } else {
+        u32::from_le_bytes(r.ints()?) as u64
+    };
+    Ok(Header {
+        major,
+        minor,
+        revision,
+        seen,
+    })
+}
+
 /// Reads the conv parameters of `layers` (widths known) from `path`; exact size required.
 pub fn read(
     path: &Path,
@@ -22,43 +80,15 @@ pub fn read(
     widths: &[usize],
     in_ch: usize,
 ) -> Result<(Header, Vec<Option<ConvParams>>), PruneError> {
-    let bytes = std::fs::read(path).map_err(|e| PruneError::io(path, e))?;
-    let err = |msg: String| PruneError::Weights {
-        path: path.to_path_buf(),
-        msg,
+    let file = std::fs::File::open(path).map_err(|e| PruneError::io(path, e))?;
+    let len = file.metadata().map_err(|e| PruneError::io(path, e))?.len();
+    let mut r = FloatReader {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        path,
+        buf: Vec::new(),
+        read: 0,
     };
-    let int = |o: usize| -> Result<i32, PruneError> {
-        let b: [u8; 4] = bytes
-            .get(o..o + 4)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| err("shorter than the header".into()))?;
-        Ok(i32::from_le_bytes(b))
-    };
-    let (major, minor, revision) = (int(0)?, int(4)?, int(8)?);
-    if major > 1000 || minor > 1000 {
-        return Err(err(format!(
-            "transposed weights (version {major}.{minor}) are not supported"
-        )));
-    }
-    let (seen, mut off) = if major * 10 + minor >= 2 {
-        let lo = int(12)? as u32 as u64;
-        let hi = int(16)? as u32 as u64;
-        (lo | (hi << 32), 20)
-    } else {
-        (int(12)? as u32 as u64, 16)
-    };
-    let mut take = |n: usize, layer: usize| -> Result<Vec<f32>, PruneError> {
-        let end = off + 4 * n;
-        let s = bytes.get(off..end).ok_or_else(|| {
-            err(format!(
-                "ends inside conv layer {layer}: the weights do not match the cfg"
-            ))
-        })?;
-        off = end;
-        Ok(s.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    };
+    let header = read_header(&mut r)?;
     let mut params = Vec::with_capacity(layers.len());
     for (i, l) in layers.iter().enumerate() {
         let Layer::Conv(c) = l else {
@@ -67,17 +97,17 @@ pub fn read(
         };
         let inp = if i == 0 { in_ch } else { widths[i - 1] };
         let n = c.filters;
-        let bias = take(n, i)?;
+        let bias = r.floats(n, i)?;
         let bn = if c.batch_norm {
             Some(BatchNorm {
-                gamma: take(n, i)?,
-                mean: take(n, i)?,
-                var: take(n, i)?,
+                gamma: r.floats(n, i)?,
+                mean: r.floats(n, i)?,
+                var: r.floats(n, i)?,
             })
         } else {
             None
         };
-        let kernel = take(n * inp * c.size * c.size, i)?;
+        let kernel = r.floats(n * inp * c.size * c.size, i)?;
         params.push(Some(ConvParams {
             out: n,
             inp,
@@ -87,47 +117,46 @@ pub fn read(
             kernel,
         }));
     }
-    if off != bytes.len() {
-        return Err(err(format!(
-            "{} bytes left after the last conv: the weights do not match the cfg",
-            bytes.len() - off
-        )));
+    if r.read != len {
+        return Err(PruneError::Weights {
+            path: path.to_path_buf(),
+            msg: format!(
+                "{} bytes left after the last conv: the weights do not match the cfg",
+                len - r.read
+            ),
+        });
     }
-    let header = Header {
-        major,
-        minor,
-        revision,
-        seen,
-    };
     Ok((header, params))
 }
 
-/// Writes `net`'s parameters with a 20-byte Darknet 0.2 header.
+/// Writes `net`'s parameters with a 20-byte Darknet 0.2 header (version kept if newer).
 pub fn write(path: &Path, net: &Net, header: Header) -> Result<(), PruneError> {
-    let mut buf: Vec<u8> = Vec::new();
+    let file = std::fs::File::create(path).map_err(|e| PruneError::io(path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    write_all(&mut w, net, header).map_err(|e| PruneError::io(path, e))
+}
+
+fn write_all(w: &mut impl std::io::Write, net: &Net, header: Header) -> std::io::Result<()> {
     let (major, minor) = if header.major * 10 + header.minor >= 2 {
         (header.major, header.minor)
     } else {
         (0, 2)
     };
     for v in [major, minor, header.revision] {
-        buf.extend_from_slice(&v.to_le_bytes());
+        w.write_all(&v.to_le_bytes())?;
     }
-    buf.extend_from_slice(&header.seen.to_le_bytes());
-    let mut put = |v: &[f32]| {
-        v.iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()))
-    };
+    w.write_all(&header.seen.to_le_bytes())?;
+    let mut put = |v: &[f32]| v.iter().try_for_each(|x| w.write_all(&x.to_le_bytes()));
     for p in net.params.iter().flatten() {
-        put(&p.bias);
+        put(&p.bias)?;
         if let Some(bn) = &p.bn {
-            put(&bn.gamma);
-            put(&bn.mean);
-            put(&bn.var);
+            put(&bn.gamma)?;
+            put(&bn.mean)?;
+            put(&bn.var)?;
         }
-        put(&p.kernel);
+        put(&p.kernel)?;
     }
-    std::fs::write(path, buf).map_err(|e| PruneError::io(path, e))
+    w.flush()
 }
 
 /// Loads cfg + weights into a [`Net`].
