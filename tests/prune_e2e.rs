@@ -7,76 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{cfg, kestrel, path_str, run_python};
-use kestrel::prune::{load_net, write_weights, BatchNorm, CfgText, ConvParams, Header, Layer, Net};
+use kestrel::prune::{load_net, masked_random_net, write_weights, Header, Layer};
 
-/// Deterministic uniform numbers without a dependency.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32) / (1u64 << 24) as f32
-    }
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.next()
-    }
-}
-
-/// Random weights for `cfg_text`; in BN convs a `zero_frac` share of channels gets γ = 0 while β
-/// stays non-zero: the masked model whose pruned form must compute the same thing.
+/// Writes random masked weights for `cfg_text` (see `masked_random_net`).
 fn masked_weights(cfg_text: &str, out: &Path, seed: u64, zero_frac: impl Fn(usize) -> f32) {
-    let cfg = CfgText::parse(cfg_text, "test.cfg").unwrap();
-    let input = cfg.input().unwrap();
-    let layers = cfg.layers().unwrap();
-    let widths = Net::compute_widths(&layers, input.2).unwrap();
-    let mut rng = Lcg(seed);
-    let params = layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let Layer::Conv(c) = l else { return None };
-            let inp = if i == 0 { input.2 } else { widths[i - 1] };
-            let n = c.filters;
-            let bound = (3.0 / (inp * c.size * c.size) as f32).sqrt();
-            let kernel = (0..n * inp * c.size * c.size)
-                .map(|_| rng.range(-bound, bound))
-                .collect();
-            let bias = (0..n).map(|_| rng.range(-1.0, 1.0)).collect();
-            let bn = c.batch_norm.then(|| BatchNorm {
-                gamma: (0..n)
-                    .map(|_| {
-                        let g = rng.range(0.5, 1.5);
-                        if rng.next() < zero_frac(i) {
-                            0.0
-                        } else if rng.next() < 0.5 {
-                            -g
-                        } else {
-                            g
-                        }
-                    })
-                    .collect(),
-                mean: (0..n).map(|_| rng.range(-0.5, 0.5)).collect(),
-                var: (0..n).map(|_| rng.range(0.5, 1.5)).collect(),
-            });
-            Some(ConvParams {
-                out: n,
-                inp,
-                k: c.size,
-                bias,
-                bn,
-                kernel,
-            })
-        })
-        .collect();
-    let net = Net {
-        cfg,
-        layers,
-        widths,
-        params,
-        input,
-    };
+    let net = masked_random_net(cfg_text, "test.cfg", seed, zero_frac).unwrap();
     let header = Header {
         major: 0,
         minor: 2,

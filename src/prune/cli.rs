@@ -50,6 +50,18 @@ pub struct PruneReport {
     pub bflops_after: f64,
     pub fold_beta: bool,
     pub passes: Vec<pass::PassReport>,
+    /// Wall time of load + passes + write.
+    pub seconds: f64,
+    /// Peak resident memory of the process (Linux `VmHWM`), if known.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Peak resident set size from `/proc/self/status` (None off Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 fn check_range(flag: &'static str, v: f64, max_inclusive: bool) -> Result<(), PruneError> {
@@ -82,6 +94,7 @@ pub fn prune(args: PruneArgs) -> Result<(), PruneError> {
     }
     check_range("min-keep", args.min_keep, true)?;
     let fold = !args.no_fold_beta || args.fold_beta;
+    let started = std::time::Instant::now();
     let (net, header) = {
         let _s = tracing::info_span!("load").entered();
         weights::load_net(&args.cfg, &args.weights)?
@@ -116,6 +129,8 @@ pub fn prune(args: PruneArgs) -> Result<(), PruneError> {
         bflops_after: f1,
         fold_beta: fold,
         passes,
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_mib(),
     };
     print_table(&report);
     if let Some(j) = &args.json {
@@ -154,6 +169,10 @@ fn print_table(r: &PruneReport) {
         pct(r.bflops_after, r.bflops_before),
         if r.fold_beta { "on" } else { "off" }
     );
+    let mem = r
+        .peak_rss_mib
+        .map_or("unknown".into(), |m| format!("{m:.0} MiB"));
+    println!("pruned in {:.2} s, peak memory {mem}", r.seconds);
 }
 
 /// How sparse the BN scale factors are, before choosing `--ratio`.

@@ -148,3 +148,49 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod spp3_tests {
+    use super::*;
+    use crate::prune::cfg_text::CfgText;
+
+    fn spp3_without_weights() -> Net {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/cfg/yolov3-spp3.cfg");
+        let text = std::fs::read_to_string(path).unwrap();
+        let cfg = CfgText::parse(&text, path).unwrap();
+        let layers = cfg.layers().unwrap();
+        let widths = Net::compute_widths(&layers, 3).unwrap();
+        let params = vec![None; layers.len()];
+        Net {
+            input: cfg.input().unwrap(),
+            cfg,
+            layers,
+            widths,
+            params,
+        }
+    }
+
+    #[test]
+    fn darknet53_stages_form_five_shortcut_groups() {
+        let net = spp3_without_weights();
+        let groups = shortcut_groups(&net).unwrap();
+        // One group per Darknet-53 stage: the stride-2 conv plus the 3×3 conv of each residual.
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 3, 9, 9, 5]);
+        assert_eq!(groups[0], vec![1, 3]);
+        let channels: usize = groups.iter().flatten().map(|&c| net.widths[c]).sum();
+        assert_eq!(channels, 12_544);
+    }
+
+    #[test]
+    fn spp_route_mask_is_the_spp_input_mask_four_times() {
+        let net = spp3_without_weights();
+        let mut conv: Vec<Option<Vec<bool>>> = vec![None; net.layers.len()];
+        let m77: Vec<bool> = (0..512).map(|c| c % 3 == 0).collect();
+        conv[77] = Some(m77.clone());
+        let out = layer_masks(&net, &conv);
+        assert_eq!(out[83], m77.repeat(4));
+        // route -1, 61 after the upsample: [conv 91's mask, conv 61 region]
+        assert_eq!(out[93].len(), net.widths[92] + net.widths[61]);
+    }
+}

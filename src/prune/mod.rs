@@ -9,6 +9,7 @@ mod mask;
 mod net;
 mod pass;
 mod summary;
+mod synthetic;
 mod weights;
 
 pub use cfg_text::CfgText;
@@ -16,4 +17,5 @@ pub use error::*;
 pub use net::{BatchNorm, ConvParams, ConvSpec, Layer, Net};
 pub use pass::{prune_pass, PassReport};
 pub use summary::params_and_bflops;
+pub use synthetic::masked_random_net;
 pub use weights::{load_net, write as write_weights, Header};

@@ -157,3 +157,37 @@ pub fn prune_pass(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prune::net::BatchNorm;
+
+    #[test]
+    fn folds_into_bn_mean_and_plain_bias() {
+        // in: 2 channels; removed channel 1 emits a = leaky(-2) = -0.2.
+        let a = [0.0, -0.2];
+        let p = ConvParams {
+            out: 1,
+            inp: 2,
+            k: 1,
+            bias: vec![0.5],
+            bn: None,
+            kernel: vec![1.0, 3.0],
+        };
+        let s = slice_conv(&p, &[true], &[true, false], Some(&a));
+        assert_eq!(s.kernel, vec![1.0]);
+        assert!((s.bias[0] - (0.5 - 0.6)).abs() < 1e-6);
+        let bn = ConvParams {
+            bn: Some(BatchNorm {
+                gamma: vec![1.0],
+                mean: vec![0.1],
+                var: vec![1.0],
+            }),
+            ..p
+        };
+        let s = slice_conv(&bn, &[true], &[true, false], Some(&a));
+        assert!((s.bn.unwrap().mean[0] - (0.1 + 0.6)).abs() < 1e-6);
+        assert_eq!(s.bias, vec![0.5]);
+    }
+}
