@@ -104,6 +104,40 @@ struct Diff {
     ref_max: f64,
 }
 
+/// The same differences computed by Kestrel's own forward (model::Darknet on CPU).
+fn kestrel_diff(cfg: &Path, w: &Path, pc: &Path, pw: &Path, size: usize) -> Vec<Diff> {
+    use candle_core::{Device, Tensor};
+    let mut rng = 12345u64;
+    let data: Vec<f32> = (0..3 * size * size)
+        .map(|_| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+            ((rng >> 40) as f32) / (1u64 << 24) as f32
+        })
+        .collect();
+    let x = Tensor::from_vec(data, (1, 3, size, size), &Device::Cpu).unwrap();
+    let run = |c: &Path, w: &Path| -> Vec<Vec<f32>> {
+        let net = kestrel::model::Darknet::load(c, w, &Device::Cpu).unwrap();
+        let heads = net.forward(&x).unwrap();
+        heads
+            .iter()
+            .map(|h| h.raw.flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    let (a, b) = (run(cfg, w), run(pc, pw));
+    a.iter()
+        .zip(&b)
+        .map(|(a, b)| {
+            assert_eq!(a.len(), b.len());
+            let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).collect();
+            Diff {
+                max: d.iter().copied().fold(0.0, f64::max),
+                mean: d.iter().sum::<f64>() / d.len() as f64,
+                ref_max: a.iter().map(|v| v.abs() as f64).fold(0.0, f64::max),
+            }
+        })
+        .collect()
+}
+
 /// Max |diff| per head between the masked model and a pruned one, computed by OpenCV DNN.
 fn opencv_diff(cfg: &Path, w: &Path, pc: &Path, pw: &Path, size: usize) -> Vec<Diff> {
     let out = run_python(
@@ -156,10 +190,18 @@ fn folded_pruning_equals_masked_model_through_pointwise_consumers() {
         kestrel::prune::params_and_bflops(&after).0
             < kestrel::prune::params_and_bflops(&before).0 * 3 / 4
     );
-    let fold = opencv_diff(&c, &w, &pc, &pw, 64);
-    let nofold = opencv_diff(&c, &w, &qc, &qw, 64);
-    println!("pointwise: OpenCV max|diff| per head, folded {fold:?}, not folded {nofold:?}");
-    for (f, n) in fold.iter().zip(&nofold) {
+    for (peer, diff) in [("OpenCV", opencv_diff as DiffFn), ("Kestrel", kestrel_diff)] {
+        let fold = diff(&c, &w, &pc, &pw, 64);
+        let nofold = diff(&c, &w, &qc, &qw, 64);
+        println!("pointwise, {peer}: per head, folded {fold:?}, not folded {nofold:?}");
+        check_exact(&fold, &nofold);
+    }
+}
+
+type DiffFn = fn(&Path, &Path, &Path, &Path, usize) -> Vec<Diff>;
+
+fn check_exact(fold: &[Diff], nofold: &[Diff]) {
+    for (f, n) in fold.iter().zip(nofold) {
         assert!(f.max <= 1e-4, "folded diff {f:?}");
         assert!(
             n.max > 1e-2,
@@ -186,10 +228,16 @@ fn folding_leaves_only_border_error_with_3x3_consumers() {
         "nofold",
         &["--ratio", "0.3", "--no-fold-beta"],
     );
-    let fold = opencv_diff(&c, &w, &pc, &pw, 64);
-    let nofold = opencv_diff(&c, &w, &qc, &qw, 64);
-    println!("3x3: OpenCV max|diff| per head, folded {fold:?}, not folded {nofold:?}");
-    for (f, n) in fold.iter().zip(&nofold) {
+    for (peer, diff) in [("OpenCV", opencv_diff as DiffFn), ("Kestrel", kestrel_diff)] {
+        let fold = diff(&c, &w, &pc, &pw, 64);
+        let nofold = diff(&c, &w, &qc, &qw, 64);
+        println!("3x3 consumers, {peer}: per head, folded {fold:?}, not folded {nofold:?}");
+        check_border_only(&fold, &nofold);
+    }
+}
+
+fn check_border_only(fold: &[Diff], nofold: &[Diff]) {
+    for (f, n) in fold.iter().zip(nofold) {
         assert!(
             f.mean < 0.1 * n.mean,
             "folded mean error not far below unfolded: {f:?} vs {n:?}"
@@ -314,6 +362,28 @@ fn slimyolo_pruning_of_spp3_keeps_floor_and_shortcut_unions_and_loads_in_opencv(
                 }
             }
         }
+    }
+    // Params and BFLOPs agree with `kestrel info` on the written cfg (the engine's own summary).
+    for (cfg_file, p, f) in [
+        (&c, "params_before", "bflops_before"),
+        (&pc, "params_after", "bflops_after"),
+    ] {
+        let out = kestrel()
+            .args(["info", "--json", "--cfg", path_str(cfg_file)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(info["total_params"], report[p], "{p}");
+        let (a, b) = (
+            info["total_bflops"].as_f64().unwrap(),
+            report[f].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-6 * a, "{f}: info {a} vs prune {b}");
     }
     assert!(image::open(&hist).unwrap().width() > 100);
     let out = run_python(
