@@ -288,6 +288,17 @@ fn slimyolo_pruning_of_spp3_keeps_floor_and_shortcut_unions_and_loads_in_opencv(
 
     let (before, _) = load_net(&c, &w).unwrap();
     let (after, _) = load_net(&pc, &pw).unwrap();
+    // The JSON's kept table lists all 73 BN convs with the widths the written cfg has.
+    let kept_json = report["passes"][0]["kept"].as_array().unwrap();
+    assert_eq!(kept_json.len(), 73);
+    for k in kept_json {
+        let l = k["layer"].as_u64().unwrap() as usize;
+        assert_eq!(
+            k["after"].as_u64().unwrap() as usize,
+            after.widths[l],
+            "layer {l}"
+        );
+    }
     // Params in the report = floats in the written file (20-byte header).
     let file_params = (std::fs::metadata(&pw).unwrap().len() - 20) / 4;
     assert_eq!(report["params_after"].as_u64().unwrap(), file_params);

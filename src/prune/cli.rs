@@ -152,8 +152,8 @@ fn print_table(r: &PruneReport) {
             p.threshold
         );
         println!("{:>6} {:>8} {:>8}", "layer", "before", "after");
-        for (l, b, a) in &p.kept {
-            println!("{l:>6} {b:>8} {a:>8}");
+        for k in &p.kept {
+            println!("{:>6} {:>8} {:>8}", k.layer, k.before, k.after);
         }
     }
     let pct = |a: f64, b: f64| 100.0 * a / b.max(1e-12);

@@ -15,7 +15,7 @@ mod weights;
 pub use cfg_text::CfgText;
 pub use error::*;
 pub use net::{BatchNorm, ConvParams, ConvSpec, Layer, Net};
-pub use pass::{prune_pass, PassReport};
+pub use pass::{prune_pass, KeptLayer, PassReport};
 pub use summary::params_and_bflops;
 pub use synthetic::masked_random_net;
 pub use weights::{load_net, write as write_weights, Header};

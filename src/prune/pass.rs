@@ -11,8 +11,16 @@ use super::PruneError;
 pub struct PassReport {
     pub ratio: f64,
     pub threshold: f32,
-    /// (layer, filters before, filters after) for every BN conv.
-    pub kept: Vec<(usize, usize, usize)>,
+    /// Filters before and after, for every BN conv.
+    pub kept: Vec<KeptLayer>,
+}
+
+/// One BN conv's width before and after a pass.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeptLayer {
+    pub layer: usize,
+    pub before: usize,
+    pub after: usize,
 }
 
 fn leaky(x: f32) -> f32 {
@@ -132,7 +140,11 @@ pub fn prune_pass(
             .map(|k| k[i - 1].as_slice());
         let s = slice_conv(p, &out_masks[i], in_mask, a);
         if p.bn.is_some() {
-            kept.push((i, p.out, s.out));
+            kept.push(KeptLayer {
+                layer: i,
+                before: p.out,
+                after: s.out,
+            });
         }
         filters.push(Some(s.out));
         params.push(Some(s));
