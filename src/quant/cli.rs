@@ -8,5 +8,5 @@ pub struct QuantizeArgs {}
 
 /// Placeholder until the quant work lands.
 pub fn quantize(_args: QuantizeArgs) -> Result<(), QuantError> {
-    Err(QuantError::NotImplemented("quantize"))
+    Err(QuantError::Usage("quantize: not implemented yet".into()))
 }

@@ -2,5 +2,9 @@
 
 pub mod cli;
 mod error;
+mod precision;
+pub mod qconv;
 
 pub use error::*;
+pub use precision::Precision;
+pub use qconv::{ConvGeom, QuantConv};
