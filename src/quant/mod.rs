@@ -3,6 +3,7 @@
 pub mod cli;
 mod error;
 mod precision;
+pub mod file;
 pub mod qconv;
 
 pub use error::*;
