@@ -3,6 +3,7 @@
 pub mod cli;
 mod error;
 mod precision;
+pub mod accuracy;
 pub mod file;
 pub mod qconv;
 
