@@ -175,6 +175,17 @@ impl Darknet {
         }
     }
 
+    /// Removes and returns layer `layer`'s reduced conv (it then runs in f32).
+    pub fn take_reduced_conv(
+        &mut self,
+        layer: usize,
+    ) -> Result<Option<crate::quant::QuantConv>, ModelError> {
+        match self.layers.get_mut(layer) {
+            Some(Prepared::Conv(c)) => Ok(c.take_reduced()),
+            _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
+        }
+    }
+
     /// Whether layer `layer` runs a reduced-precision conv.
     pub fn is_reduced_conv(&self, layer: usize) -> bool {
         matches!(self.layers.get(layer), Some(Prepared::Conv(c)) if c.is_reduced())

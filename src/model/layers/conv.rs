@@ -76,6 +76,10 @@ impl ConvLayer {
         self.reduced = reduced;
     }
 
+    pub fn take_reduced(&mut self) -> Option<crate::quant::QuantConv> {
+        self.reduced.take()
+    }
+
     pub fn is_reduced(&self) -> bool {
         self.reduced.is_some()
     }
