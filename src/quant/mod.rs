@@ -5,6 +5,7 @@ mod error;
 mod precision;
 pub mod accuracy;
 pub mod file;
+pub mod loader;
 pub mod qconv;
 
 pub use error::*;
