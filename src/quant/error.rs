@@ -31,6 +31,9 @@ pub enum QuantError {
     /// The network itself could not be built or run.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// Image loading or detection failed.
+    #[error(transparent)]
+    Detect(#[from] crate::detect::DetectError),
     /// Bad command-line input.
     #[error("{0}")]
     Usage(String),
