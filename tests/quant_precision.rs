@@ -27,7 +27,11 @@ fn q8_and_f16_agree_with_f32_on_real_images() {
     for r in &rows {
         eprintln!("{r:?}");
         assert!(r.truth_boxes >= 4, "f32 found too few boxes: {r:?}");
-        assert!(r.ap50 >= 0.95, "{} agreement too low: {r:?}", r.precision.name());
+        assert!(
+            r.ap50 >= 0.95,
+            "{} agreement too low: {r:?}",
+            r.precision.name()
+        );
         assert!(r.max_abs_raw > 0.0, "reduced path not used: {r:?}");
     }
 }
@@ -83,7 +87,10 @@ fn expect_clear_error(file: &std::path::Path, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "damaged file accepted");
     assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains(path_str(file)), "error does not name the file: {err}");
+    assert!(
+        err.contains(path_str(file)),
+        "error does not name the file: {err}"
+    );
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
 }
 

@@ -118,7 +118,8 @@ pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
     for _ in 0..args.iters.max(1) {
         runs.push(detector.detect_timed(&img)?.1);
     }
-    let pick = |f: fn(&StageTimings) -> Duration| quantiles(&runs.iter().map(f).collect::<Vec<_>>());
+    let pick =
+        |f: fn(&StageTimings) -> Duration| quantiles(&runs.iter().map(f).collect::<Vec<_>>());
     let report = BenchReport {
         cfg: cfg_path.display().to_string(),
         weights: weights_label,

@@ -193,7 +193,9 @@ pub fn detect(args: DetectArgs) -> Result<(), DetectError> {
             super::input::check_names(p, &n, detector.model().num_classes())?;
             n
         }
-        None => (0..detector.model().num_classes()).map(|i| i.to_string()).collect(),
+        None => (0..detector.model().num_classes())
+            .map(|i| i.to_string())
+            .collect(),
     };
     let mut out: Box<dyn Write> = match &args.json {
         Some(p) => Box::new(std::fs::File::create(p).map_err(|source| DetectError::Io {
@@ -202,7 +204,10 @@ pub fn detect(args: DetectArgs) -> Result<(), DetectError> {
         })?),
         None => Box::new(std::io::stdout().lock()),
     };
-    let out_path = args.json.clone().unwrap_or_else(|| PathBuf::from("<stdout>"));
+    let out_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<stdout>"));
     if let Some(dir) = &args.save_dir {
         std::fs::create_dir_all(dir).map_err(|source| DetectError::Io {
             path: dir.clone(),
@@ -253,7 +258,9 @@ fn detect_one(
         "done"
     );
     if let Some(dir) = save_dir {
-        let file = path.file_name().map_or_else(|| "image".into(), |f| f.to_owned());
+        let file = path
+            .file_name()
+            .map_or_else(|| "image".into(), |f| f.to_owned());
         let target = dir.join(file);
         let mut annotated = img.clone();
         crate::publish::annotate::draw_detections(&mut annotated, &dets, names);

@@ -80,8 +80,11 @@ mod tests {
 
         let mut jpeg = Vec::new();
         let img = RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3]));
-        img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
-            .unwrap();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
         let cut = dir.path().join("cut.jpg");
         std::fs::write(&cut, &jpeg[..jpeg.len() / 3]).unwrap();
         let e = load_image(&cut).unwrap_err().to_string();

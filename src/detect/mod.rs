@@ -4,8 +4,8 @@
 // Errors carry large ModelError values; they happen once per image, never in a hot loop.
 #![allow(clippy::result_large_err)]
 
-pub mod cli;
 mod bench;
+pub mod cli;
 mod detector;
 mod error;
 pub mod input;

@@ -140,7 +140,9 @@ mod tests {
 
     #[test]
     fn score_is_objectness_times_class() {
-        let rows = [10.0, 10.0, 4.0, 4.0, 0.8, 0.5, 0.1, 1.0, 1.0, 1.0, 1.0, 0.2, 0.9, 0.9];
+        let rows = [
+            10.0, 10.0, 4.0, 4.0, 0.8, 0.5, 0.1, 1.0, 1.0, 1.0, 1.0, 0.2, 0.9, 0.9,
+        ];
         let c = candidates(&rows, 7, 0.25);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].class_id, 0);
@@ -152,7 +154,12 @@ mod tests {
         let mut nan = cand(0, f32::NAN, 10.0);
         nan.w = f32::NAN;
         let kept = nms(
-            vec![cand(0, 0.5, 11.0), cand(0, 0.9, 10.0), cand(1, 0.7, 10.0), nan],
+            vec![
+                cand(0, 0.5, 11.0),
+                cand(0, 0.9, 10.0),
+                cand(1, 0.7, 10.0),
+                nan,
+            ],
             0.45,
         );
         let got: Vec<_> = kept.iter().map(|c| (c.class_id, c.score)).collect();
@@ -162,8 +169,14 @@ mod tests {
     #[test]
     fn nms_keeps_boxes_below_threshold() {
         // IoU of two 20-wide boxes 10 apart = 10/30 = 0.33 < 0.45.
-        assert_eq!(nms(vec![cand(0, 0.9, 10.0), cand(0, 0.8, 20.0)], 0.45).len(), 2);
-        assert_eq!(nms(vec![cand(0, 0.9, 10.0), cand(0, 0.8, 20.0)], 0.3).len(), 1);
+        assert_eq!(
+            nms(vec![cand(0, 0.9, 10.0), cand(0, 0.8, 20.0)], 0.45).len(),
+            2
+        );
+        assert_eq!(
+            nms(vec![cand(0, 0.9, 10.0), cand(0, 0.8, 20.0)], 0.3).len(),
+            1
+        );
     }
 
     #[test]

@@ -142,7 +142,8 @@ pub fn preprocess(
         }
     };
     let shape = (1, 3, net_h as usize, net_w as usize);
-    let tensor = Tensor::from_vec(plane, shape, device).map_err(DetectError::tensor("preprocess"))?;
+    let tensor =
+        Tensor::from_vec(plane, shape, device).map_err(DetectError::tensor("preprocess"))?;
     Ok((tensor, transform))
 }
 

@@ -31,7 +31,11 @@ pub fn pseudo_ap50(truth: &[Vec<Scored>], found: &[Vec<Scored>]) -> f64 {
     classes.sort_unstable();
     classes.dedup();
     if classes.is_empty() {
-        return if found.iter().all(|f| f.is_empty()) { 1.0 } else { 0.0 };
+        return if found.iter().all(|f| f.is_empty()) {
+            1.0
+        } else {
+            0.0
+        };
     }
     let sum: f64 = classes.iter().map(|&c| class_ap(truth, found, c)).sum();
     sum / classes.len() as f64

@@ -42,7 +42,13 @@ fn run(
     images: &[PathBuf],
     conf: f32,
 ) -> Result<Run, QuantError> {
-    let loaded = load_any(cfg, weights, &Device::Cpu, Some(precision), PlanMode::AllReduced)?;
+    let loaded = load_any(
+        cfg,
+        weights,
+        &Device::Cpu,
+        Some(precision),
+        PlanMode::AllReduced,
+    )?;
     let (w, h) = loaded.model.input_size();
     let opts = DetectOptions {
         width: w as u32,

@@ -42,12 +42,7 @@ pub fn quantize(args: QuantizeArgs) -> Result<(), QuantError> {
     }
     if !args.check.is_empty() {
         let precisions = [Precision::F16, Precision::Q8, Precision::Q4];
-        let rows = check(
-            args.cfg.as_deref(),
-            &args.weights,
-            &args.check,
-            &precisions,
-        )?;
+        let rows = check(args.cfg.as_deref(), &args.weights, &args.check, &precisions)?;
         print!("{}", format_rows(&rows));
     }
     Ok(())

@@ -113,7 +113,10 @@ impl ModelFile {
     /// Writes the file (via a temporary sibling, renamed into place).
     pub fn write(&self, path: &Path) -> Result<(), QuantError> {
         let mut meta: Vec<(String, Value)> = vec![
-            ("general.architecture".into(), Value::String("darknet".into())),
+            (
+                "general.architecture".into(),
+                Value::String("darknet".into()),
+            ),
             ("general.name".into(), Value::String(self.cfg_name.clone())),
             ("kestrel.format".into(), Value::String(FORMAT.into())),
             ("kestrel.version".into(), Value::U32(VERSION)),
@@ -174,8 +177,12 @@ impl ModelFile {
             return Err(bad(path, "missing GGUF magic (not a Kestrel model file)"));
         }
         f.rewind().map_err(|e| io(path, e))?;
-        let content = gguf_file::Content::read(&mut f)
-            .map_err(|e| bad(path, format!("header unreadable (truncated or corrupt?): {e}")))?;
+        let content = gguf_file::Content::read(&mut f).map_err(|e| {
+            bad(
+                path,
+                format!("header unreadable (truncated or corrupt?): {e}"),
+            )
+        })?;
         let meta = Meta {
             path,
             map: &content.metadata,
@@ -242,8 +249,8 @@ impl ModelFile {
 fn check_size(path: &Path, content: &gguf_file::Content, len: u64) -> Result<(), QuantError> {
     let mut need = content.tensor_data_offset;
     for info in content.tensor_infos.values() {
-        let bytes = info.shape.elem_count() / info.ggml_dtype.block_size()
-            * info.ggml_dtype.type_size();
+        let bytes =
+            info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
         need = need.max(content.tensor_data_offset + info.offset + bytes as u64);
     }
     if len < need {
@@ -288,7 +295,10 @@ impl Meta<'_> {
         match self.get(key)? {
             Value::U32(v) => Ok(u64::from(*v)),
             Value::U64(v) => Ok(*v),
-            _ => Err(bad(self.path, format!("metadata key {key} is not an integer"))),
+            _ => Err(bad(
+                self.path,
+                format!("metadata key {key} is not an integer"),
+            )),
         }
     }
 
@@ -302,8 +312,7 @@ impl Meta<'_> {
             .iter()
             .filter_map(|v| v.to_u64().ok().map(|d| d as usize))
             .collect();
-        <[usize; 4]>::try_from(dims)
-            .map_err(|_| bad(self.path, format!("{key} is not 4 integers")))
+        <[usize; 4]>::try_from(dims).map_err(|_| bad(self.path, format!("{key} is not 4 integers")))
     }
 }
 
@@ -317,8 +326,11 @@ mod tests {
     use super::*;
 
     fn sample(p: Precision) -> ModelFile {
-        let kernel: Vec<f32> = (0..4 * 19 * 9).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
-        let conv = StoredConv::quantize(0, [4, 19, 3, 3], &kernel, vec![0.5, -1.0, 2.0, 0.0], p).unwrap();
+        let kernel: Vec<f32> = (0..4 * 19 * 9)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let conv =
+            StoredConv::quantize(0, [4, 19, 3, 3], &kernel, vec![0.5, -1.0, 2.0, 0.0], p).unwrap();
         ModelFile {
             cfg_text: "[net]\nwidth=32\n".into(),
             cfg_name: "t".into(),
@@ -340,7 +352,10 @@ mod tests {
             let r = ModelFile::read(&path).unwrap();
             assert_eq!(r.cfg_text, m.cfg_text);
             assert_eq!(r.precision, p);
-            assert_eq!(r.convs[0].kernel.data().unwrap(), m.convs[0].kernel.data().unwrap());
+            assert_eq!(
+                r.convs[0].kernel.data().unwrap(),
+                m.convs[0].kernel.data().unwrap()
+            );
             assert_eq!(r.convs[0].bias, m.convs[0].bias);
             assert_eq!(r.shortcuts, m.shortcuts);
             assert_eq!(r.plan, m.plan);
