@@ -154,6 +154,51 @@ impl Darknet {
         })
     }
 
+    /// Replaces the f32 conv of layer `layer` by a reduced-precision one (`None` = back to f32).
+    /// Only the CPU im2col backend has the seam.
+    pub fn set_reduced_conv(
+        &mut self,
+        layer: usize,
+        reduced: Option<crate::quant::QuantConv>,
+    ) -> Result<(), ModelError> {
+        if self.backend != ConvBackend::CpuIm2col {
+            return Err(ModelError::Input(
+                "reduced-precision convs need the CPU backend".into(),
+            ));
+        }
+        match self.layers.get_mut(layer) {
+            Some(Prepared::Conv(c)) => {
+                c.set_reduced(reduced);
+                Ok(())
+            }
+            _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
+        }
+    }
+
+    /// Removes and returns layer `layer`'s reduced conv (it then runs in f32).
+    pub fn take_reduced_conv(
+        &mut self,
+        layer: usize,
+    ) -> Result<Option<crate::quant::QuantConv>, ModelError> {
+        match self.layers.get_mut(layer) {
+            Some(Prepared::Conv(c)) => Ok(c.take_reduced()),
+            _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
+        }
+    }
+
+    /// Whether layer `layer` runs a reduced-precision conv.
+    pub fn is_reduced_conv(&self, layer: usize) -> bool {
+        matches!(self.layers.get(layer), Some(Prepared::Conv(c)) if c.is_reduced())
+    }
+
+    /// Runs conv layer `layer` alone on `x` (per-layer timing for the precision plan).
+    pub fn conv_forward(&self, layer: usize, x: &Tensor) -> Result<Tensor, ModelError> {
+        match self.layers.get(layer) {
+            Some(Prepared::Conv(c)) => c.forward(x).map_err(tensor_err(layer, "convolutional")),
+            _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
+        }
+    }
+
     pub fn cfg(&self) -> &Cfg {
         &self.cfg
     }

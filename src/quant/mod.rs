@@ -1,6 +1,19 @@
 //! Reduced precision: quantized (q8_0 / q4_0) and f16 models.
+//!
+//! Candle quantizes matmuls only, so convs run as im2row + `QMatMul` ([`qconv`]); a model file
+//! ([`file`]) is GGUF with the cfg embedded; [`loader::load_any`] loads either kind of weights
+//! at any precision and keeps a reduced conv only where it is faster here (the plan).
 
+pub mod accuracy;
+pub mod check;
 pub mod cli;
 mod error;
+pub mod file;
+pub mod loader;
+mod precision;
+pub mod qconv;
 
 pub use error::*;
+pub use loader::{load_any, Loaded, PlanMode};
+pub use precision::Precision;
+pub use qconv::{ConvGeom, QuantConv};

@@ -13,6 +13,8 @@ pub(crate) struct ConvLayer {
     weights: Vec<Tensor>,
     bias: Vec<f32>,
     bias_t: Tensor,
+    /// Reduced-precision replacement of the f32 matmul (set by `quant`; CPU only).
+    reduced: Option<crate::quant::QuantConv>,
 }
 
 /// BN folded into kernel and bias, the way Darknet's CPU path and OpenCV compute it.
@@ -65,7 +67,21 @@ impl ConvLayer {
             weights,
             bias,
             bias_t,
+            reduced: None,
         })
+    }
+
+    /// Swaps in (or removes) a reduced-precision conv: the seam `quant` plugs into.
+    pub fn set_reduced(&mut self, reduced: Option<crate::quant::QuantConv>) {
+        self.reduced = reduced;
+    }
+
+    pub fn take_reduced(&mut self) -> Option<crate::quant::QuantConv> {
+        self.reduced.take()
+    }
+
+    pub fn is_reduced(&self) -> bool {
+        self.reduced.is_some()
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -80,6 +96,11 @@ impl ConvLayer {
     }
 
     fn forward_cpu(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(q) = &self.reduced {
+            let (mut out, [b, o, ho, wo]) = q.forward_nchw(x)?;
+            self.bias_activate(&mut out, ho * wo);
+            return Tensor::from_vec(out, (b, o, ho, wo), x.device());
+        }
         let (b, cin, h, w) = x.dims4()?;
         let c = &self.cfg;
         let (k, s, p, g) = (c.size, c.stride, c.pad, c.groups);
@@ -105,12 +126,17 @@ impl ConvLayer {
                 out.extend(y.flatten_all()?.to_vec1::<f32>()?);
             }
         }
-        for (o_abs, chunk) in out.chunks_mut(n).enumerate() {
-            let bias = self.bias[o_abs % c.filters];
-            chunk.iter_mut().for_each(|v| *v += bias);
-            apply_slice(c.activation, chunk);
-        }
+        self.bias_activate(&mut out, n);
         Tensor::from_vec(out, (b, c.filters, ho, wo), x.device())
+    }
+
+    /// Adds the folded bias and applies the activation to NCHW values with `n` pixels per map.
+    fn bias_activate(&self, out: &mut [f32], n: usize) {
+        for (o_abs, chunk) in out.chunks_mut(n).enumerate() {
+            let bias = self.bias[o_abs % self.cfg.filters];
+            chunk.iter_mut().for_each(|v| *v += bias);
+            apply_slice(self.cfg.activation, chunk);
+        }
     }
 }
 

@@ -1,0 +1,290 @@
+//! Loading any model (Darknet `.weights` + cfg, or a Kestrel GGUF file) at any precision, with a
+//! per-layer plan: each reduced conv is kept only where it beats f32 on this machine.
+
+use super::file::{is_model_file, ModelFile, StoredConv};
+use super::{ConvGeom, Precision, QuantConv, QuantError};
+use crate::model::layers::conv::fold_bn;
+use crate::model::{
+    layer_shapes, Cfg, ConvWeights, Darknet, DarknetWeights, LayerKind, ShortcutWeightsData,
+    WeightsHeader,
+};
+use candle_core::{Device, Tensor};
+use std::path::Path;
+use std::time::Instant;
+
+/// How the per-layer plan is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanMode {
+    /// Time f32 and reduced per layer (or use the plan stored in the model file).
+    Measure,
+    /// Every conv that can be reduced is (accuracy checks: the worst case).
+    AllReduced,
+}
+
+/// One conv layer's choice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    pub layer: usize,
+    pub geom: ConvGeom,
+    /// Milliseconds per call at the cfg's input size (None when taken from the file).
+    pub f32_ms: Option<f64>,
+    pub reduced_ms: Option<f64>,
+    pub reduced: bool,
+}
+
+/// A network ready to run, with the precision it runs in and its plan.
+pub struct Loaded {
+    pub model: Darknet,
+    pub precision: Precision,
+    pub plan: Vec<PlanEntry>,
+}
+
+/// Geometry of every conv layer (layer index, geom, groups) at the cfg's input size.
+fn conv_geoms(cfg: &Cfg) -> Result<Vec<(usize, ConvGeom, usize)>, QuantError> {
+    let shapes = layer_shapes(cfg, cfg.net.width, cfg.net.height)?;
+    let mut out = Vec::new();
+    for l in &cfg.layers {
+        if let LayerKind::Conv(c) = &l.kind {
+            let cin = if l.index == 0 {
+                cfg.net.channels
+            } else {
+                shapes[l.index - 1].c
+            };
+            let geom = ConvGeom {
+                cin: cin / c.groups.max(1),
+                cout: c.filters,
+                size: c.size,
+                stride: c.stride,
+                pad: c.pad,
+            };
+            out.push((l.index, geom, c.groups));
+        }
+    }
+    Ok(out)
+}
+
+/// BN folded into every conv and quantized for a model file.
+pub fn to_model_file(
+    cfg: &Cfg,
+    cfg_text: String,
+    weights: &DarknetWeights,
+    precision: Precision,
+) -> Result<ModelFile, QuantError> {
+    let convs = weights
+        .convs
+        .iter()
+        .map(|w| {
+            let (kernel, bias) = fold_bn(w);
+            StoredConv::quantize(w.layer, w.kernel_shape, &kernel, bias, precision)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ModelFile {
+        cfg_text,
+        cfg_name: cfg.name.clone(),
+        precision,
+        convs,
+        shortcuts: weights
+            .shortcuts
+            .iter()
+            .map(|s| (s.layer, s.weights.clone()))
+            .collect(),
+        plan: Vec::new(),
+    })
+}
+
+/// f32 weights equivalent to a model file's folded ones. Layers with BN get an identity BN
+/// (γ = sqrt(1)+1e-6, mean 0, var 1) so Darknet's fold multiplies by exactly 1.
+fn weights_from_file(cfg: &Cfg, file: &ModelFile) -> Result<DarknetWeights, QuantError> {
+    let mut convs = Vec::with_capacity(file.convs.len());
+    for c in &file.convs {
+        let bn = match cfg.layers.get(c.layer).map(|l| &l.kind) {
+            Some(LayerKind::Conv(cc)) if cc.batch_normalize => {
+                let n = c.bias.len();
+                let gamma = 1.0f32.sqrt() + 1e-6;
+                Some((vec![gamma; n], vec![0.0; n], vec![1.0; n]))
+            }
+            _ => None,
+        };
+        convs.push(ConvWeights {
+            layer: c.layer,
+            biases: c.bias.clone(),
+            bn,
+            kernel: c.kernel_f32()?,
+            kernel_shape: c.kernel_shape,
+        });
+    }
+    Ok(DarknetWeights {
+        header: WeightsHeader::DEFAULT,
+        convs,
+        shortcuts: file
+            .shortcuts
+            .iter()
+            .map(|(layer, w)| ShortcutWeightsData {
+                layer: *layer,
+                weights: w.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// Loads `.weights` (needs `cfg`) or a Kestrel model file (sniffed by its GGUF magic; its
+/// embedded cfg is used). `precision` None = the file's own (f32 for `.weights`).
+pub fn load_any(
+    cfg: Option<&Path>,
+    weights: &Path,
+    device: &Device,
+    precision: Option<Precision>,
+    mode: PlanMode,
+) -> Result<Loaded, QuantError> {
+    if is_model_file(weights)? {
+        let file = ModelFile::read(weights)?;
+        let name = weights.display().to_string();
+        let cfg = Cfg::parse_str(&file.cfg_text, &name)?;
+        let dw = weights_from_file(&cfg, &file)?;
+        let precision = precision.unwrap_or(file.precision);
+        let stored_plan = (precision == file.precision && mode == PlanMode::Measure)
+            .then_some(&file.plan)
+            .filter(|p| !p.is_empty());
+        let stored_plan = stored_plan.cloned();
+        let model = Darknet::from_parts(cfg, &dw, device)?;
+        let kernels: Option<Vec<StoredConv>> =
+            (precision == file.precision && precision != Precision::F32).then_some(file.convs);
+        finish(model, &dw, precision, mode, kernels, stored_plan)
+    } else {
+        let cfg_path = cfg.ok_or_else(|| {
+            QuantError::Usage(format!(
+                "{}: Darknet .weights need --cfg (only Kestrel model files embed their cfg)",
+                weights.display()
+            ))
+        })?;
+        let cfg = Cfg::parse_file(cfg_path)?;
+        let dw = DarknetWeights::read(weights, &cfg)?;
+        let model = Darknet::from_parts(cfg, &dw, device)?;
+        finish(
+            model,
+            &dw,
+            precision.unwrap_or(Precision::F32),
+            mode,
+            None,
+            None,
+        )
+    }
+}
+
+/// Plugs reduced convs into an f32 model: from stored GGML kernels when given, else quantized
+/// from `weights`; then keeps each only where the plan says so.
+pub fn finish(
+    mut model: Darknet,
+    weights: &DarknetWeights,
+    precision: Precision,
+    mode: PlanMode,
+    stored: Option<Vec<StoredConv>>,
+    stored_plan: Option<Vec<(usize, String)>>,
+) -> Result<Loaded, QuantError> {
+    if precision == Precision::F32 || !model.device().is_cpu() {
+        return Ok(Loaded {
+            model,
+            precision: Precision::F32,
+            plan: Vec::new(),
+        });
+    }
+    let geoms = conv_geoms(model.cfg())?;
+    let mut stored = stored.map(|v| v.into_iter());
+    let mut plan = Vec::new();
+    for ((layer, geom, groups), w) in geoms.into_iter().zip(&weights.convs) {
+        let from_file = stored.as_mut().and_then(|it| it.next());
+        if groups != 1 {
+            continue;
+        }
+        let conv = match from_file {
+            Some(s) => QuantConv::from_qtensor(geom, s.kernel),
+            None => QuantConv::new(geom, &fold_bn(w).0, precision),
+        }
+        .map_err(|source| QuantError::Layer { layer, source })?;
+        model.set_reduced_conv(layer, Some(conv))?;
+        let mut entry = PlanEntry {
+            layer,
+            geom,
+            f32_ms: None,
+            reduced_ms: None,
+            reduced: true,
+        };
+        let keep_f32 = precision.is_quantized() && mode == PlanMode::Measure;
+        if let Some(choice) = stored_plan
+            .as_ref()
+            .and_then(|p| p.iter().find(|(l, _)| *l == layer))
+        {
+            entry.reduced = choice.1 != "f32";
+        } else if keep_f32 {
+            let (f, r) = time_layer(&mut model, layer, geom)?;
+            entry.f32_ms = Some(f);
+            entry.reduced_ms = Some(r);
+            entry.reduced = r < f;
+        }
+        if !entry.reduced {
+            model.set_reduced_conv(layer, None)?;
+        }
+        plan.push(entry);
+    }
+    Ok(Loaded {
+        model,
+        precision,
+        plan,
+    })
+}
+
+/// Best of 3 timings (ms) of the layer in f32 and reduced, at the cfg's input size.
+fn time_layer(model: &mut Darknet, layer: usize, geom: ConvGeom) -> Result<(f64, f64), QuantError> {
+    let shapes = layer_shapes(model.cfg(), model.cfg().net.width, model.cfg().net.height)?;
+    let (h, w) = if layer == 0 {
+        (model.cfg().net.height, model.cfg().net.width)
+    } else {
+        (shapes[layer - 1].h, shapes[layer - 1].w)
+    };
+    let x = Tensor::ones((1, geom.cin, h, w), candle_core::DType::F32, &Device::Cpu)?
+        .affine(0.5, 0.0)?;
+    let best = |model: &Darknet| -> Result<f64, QuantError> {
+        let mut ms = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            model.conv_forward(layer, &x)?;
+            ms = ms.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(ms)
+    };
+    let reduced = best(model)?;
+    let reduced_conv = model_take(model, layer)?;
+    let f32_ms = best(model)?;
+    model.set_reduced_conv(layer, reduced_conv)?;
+    Ok((f32_ms, reduced))
+}
+
+/// Temporarily removes a layer's reduced conv (returns it for putting back).
+fn model_take(model: &mut Darknet, layer: usize) -> Result<Option<QuantConv>, QuantError> {
+    Ok(model.take_reduced_conv(layer)?)
+}
+
+/// Human-readable plan, one line per conv.
+pub fn format_plan(precision: Precision, plan: &[PlanEntry]) -> String {
+    let mut s = format!(
+        "{:>5}  {:>4} {:>5} {:>2} {:>2}  {:>9} {:>9}  uses\n",
+        "layer", "cin", "cout", "k", "s", "f32 ms", "red. ms"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for e in plan {
+        s += &format!(
+            "{:>5}  {:>4} {:>5} {:>2} {:>2}  {:>9} {:>9}  {}\n",
+            e.layer,
+            e.geom.cin,
+            e.geom.cout,
+            e.geom.size,
+            e.geom.stride,
+            ms(e.f32_ms),
+            ms(e.reduced_ms),
+            if e.reduced { precision.name() } else { "f32" }
+        );
+    }
+    let n = plan.iter().filter(|e| e.reduced).count();
+    s += &format!("{n} of {} convs in {}\n", plan.len(), precision.name());
+    s
+}

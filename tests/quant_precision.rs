@@ -1,0 +1,122 @@
+//! Reduced precision end to end with the real yolov3-tiny: agreement with f32 on real images,
+//! model-file round trip, and clear errors for damaged model files.
+
+mod common;
+
+use common::{asset, kestrel, path_str};
+use kestrel::model::{Cfg, DarknetWeights};
+use kestrel::quant::check::check;
+use kestrel::quant::file::ModelFile;
+use kestrel::quant::loader::to_model_file;
+use kestrel::quant::{load_any, PlanMode, Precision};
+
+fn images() -> Vec<std::path::PathBuf> {
+    vec![asset("bus.jpg"), asset("zidane.jpg")]
+}
+
+#[test]
+fn q8_and_f16_agree_with_f32_on_real_images() {
+    let cfg = asset("yolov3-tiny.cfg");
+    let rows = check(
+        Some(&cfg),
+        &asset("yolov3-tiny.weights"),
+        &images(),
+        &[Precision::F16, Precision::Q8],
+    )
+    .unwrap();
+    for r in &rows {
+        eprintln!("{r:?}");
+        assert!(r.truth_boxes >= 4, "f32 found too few boxes: {r:?}");
+        assert!(
+            r.ap50 >= 0.95,
+            "{} agreement too low: {r:?}",
+            r.precision.name()
+        );
+        assert!(r.max_abs_raw > 0.0, "reduced path not used: {r:?}");
+    }
+}
+
+#[test]
+fn model_file_round_trips_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny.q8.gguf");
+    let (cfg_path, weights_path) = (asset("yolov3-tiny.cfg"), asset("yolov3-tiny.weights"));
+    let st = kestrel()
+        .args(["quantize", "--cfg", path_str(&cfg_path), "--weights"])
+        .arg(&weights_path)
+        .args(["--dtype", "q8_0", "--out", path_str(&out)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    let cfg = Cfg::parse_str(&text, "tiny").unwrap();
+    let weights = DarknetWeights::read(&weights_path, &cfg).unwrap();
+    let want = to_model_file(&cfg, text.clone(), &weights, Precision::Q8).unwrap();
+    let got = ModelFile::read(&out).unwrap();
+    assert_eq!(got.cfg_text, text);
+    assert_eq!(got.precision, Precision::Q8);
+    assert_eq!(got.convs.len(), want.convs.len());
+    for (g, w) in got.convs.iter().zip(&want.convs) {
+        assert_eq!(g.layer, w.layer);
+        assert_eq!(g.kernel_shape, w.kernel_shape);
+        assert_eq!(g.kernel.data().unwrap(), w.kernel.data().unwrap());
+        assert_eq!(g.bias, w.bias);
+    }
+    let f32_len = std::fs::metadata(&weights_path).unwrap().len() as f64;
+    let q8_len = std::fs::metadata(&out).unwrap().len() as f64;
+    assert!(q8_len < 0.3 * f32_len, "q8 file {q8_len} vs f32 {f32_len}");
+    // Loads without a cfg, in q8, with every conv that can be reduced reduced.
+    let loaded = load_any(
+        None,
+        &out,
+        &candle_core::Device::Cpu,
+        None,
+        PlanMode::AllReduced,
+    )
+    .unwrap();
+    assert_eq!(loaded.precision, Precision::Q8);
+    assert!(loaded.plan.iter().all(|e| e.reduced) && !loaded.plan.is_empty());
+}
+
+fn expect_clear_error(file: &std::path::Path, needle: &str) {
+    let out = kestrel()
+        .args(["quantize", "--weights", path_str(file), "--check"])
+        .arg(asset("bus.jpg"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "damaged file accepted");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(path_str(file)),
+        "error does not name the file: {err}"
+    );
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+#[test]
+fn damaged_model_files_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("tiny.f16.gguf");
+    let st = kestrel()
+        .args(["quantize", "--cfg"])
+        .arg(asset("yolov3-tiny.cfg"))
+        .arg("--weights")
+        .arg(asset("yolov3-tiny.weights"))
+        .args(["--dtype", "f16", "--out", path_str(&good)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    expect_clear_error(&truncated, "truncated");
+    let header_cut = dir.path().join("header_cut.gguf");
+    std::fs::write(&header_cut, &bytes[..100]).unwrap();
+    expect_clear_error(&header_cut, "not a valid Kestrel model file");
+    let mut corrupt = bytes.clone();
+    corrupt[8..16].copy_from_slice(&u64::MAX.to_le_bytes()); // absurd tensor count
+    let corrupt_path = dir.path().join("corrupt.gguf");
+    std::fs::write(&corrupt_path, &corrupt).unwrap();
+    expect_clear_error(&corrupt_path, "not a valid Kestrel model file");
+}
