@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Times Kestrel against its peers in ONE run on THIS machine: batch 1, 2 threads, same input
+# (assets/bus.jpg letterboxed), same weights file for every engine.
+#   peers: ONNX Runtime fp32 and static int8 (QDQ) on models exported by our own reference
+#          exporter (scripts/bench/export_onnx.py, checked against OpenCV DNN before timing),
+#          and OpenCV DNN 4.x (Darknet importer).
+#   models: yolov3-tiny@416 (real weights, assets/), yolov3-spp3, prune_0.5_0.5, prune_0.95 @416
+#          (random weights, seed 1, written once to .cache/bench/).
+# Prints the table and writes it into docs/performance.md (BENCH-TABLE section).
+# Usage: scripts/bench-peers.sh [--iters N] [--models "a b"] [--no-kestrel]
+# The peers live in their own venv (.cache/bench-venv, scripts/requirements-bench.txt), not in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ITERS=20
+MODELS="yolov3-tiny yolov3-spp3 prune_0.5_0.5 prune_0.95"
+SIZE=416
+THREADS=2
+WITH_KESTREL=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --iters) ITERS=$2; shift 2 ;;
+    --models) MODELS=$2; shift 2 ;;
+    --no-kestrel) WITH_KESTREL=0; shift ;;
+    *) echo "bench-peers.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+# Same thread budget for everyone.
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/cargo-target}
+
+VENV=.cache/bench-venv
+REQ=scripts/requirements-bench.txt
+CACHE=.cache/bench
+mkdir -p "$CACHE" docs
+
+ensure_venv() {
+  local want; want=$(sha256sum "$REQ" | cut -d' ' -f1)
+  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.req.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "bench: creating $VENV from $REQ" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+    echo "$want" > "$VENV/.req.sha256"
+  fi
+}
+
+py() { (cd scripts/bench && "$ROOT/$VENV/bin/python" "$@"); }
+
+model_cfg() {
+  case "$1" in
+    yolov3-tiny) echo "$ROOT/assets/yolov3-tiny.cfg" ;;
+    *) echo "$ROOT/models/cfg/$1.cfg" ;;
+  esac
+}
+
+model_weights() {  # real weights for tiny, deterministic random weights otherwise
+  case "$1" in
+    yolov3-tiny) echo "$ROOT/assets/yolov3-tiny.weights" ;;
+    *) local w="$ROOT/$CACHE/$1.weights"
+       [ -s "$w" ] || py darknet.py random "$(model_cfg "$1")" "$w" 1 >&2
+       echo "$w" ;;
+  esac
+}
+
+# Exports (and checks against OpenCV DNN) the fp32 ONNX, then quantizes it; cached by weights.
+prepare_onnx() {
+  local name=$1 cfg=$2 w=$3 fp32="$ROOT/$CACHE/$1.onnx" int8="$ROOT/$CACHE/$1.int8.onnx"
+  if [ ! -s "$fp32" ] || [ "$fp32" -ot "$w" ] || [ "$fp32" -ot scripts/bench/export_onnx.py ]; then
+    py export_onnx.py "$cfg" "$w" "$SIZE" "$fp32" >&2
+    py check_export.py "$cfg" "$w" "$SIZE" "$fp32" "$ROOT/assets/bus.jpg" >&2
+    rm -f "$int8"
+  fi
+  if [ ! -s "$int8" ]; then
+    py quantize.py "$fp32" "$int8" "$SIZE" "$ROOT/assets/bus.jpg" "$ROOT/assets/zidane.jpg" >&2
+    rm -f "$int8.pre.onnx"
+  fi
+}
+
+# ---- KESTREL COLUMN ---------------------------------------------------------------------------
+# Prints {"kestrel": {"median_ms": forward median, "p90_ms": …}} from `kestrel bench --json`, or
+# {"kestrel": null} (shown as n/a) while the binary has no working `bench` subcommand.
+kestrel_bin=""
+build_kestrel() {
+  [ "$WITH_KESTREL" = 1 ] || return 0
+  if cargo build --release -q --bin kestrel >&2; then
+    kestrel_bin="$CARGO_TARGET_DIR/release/kestrel"
+    if ! "$kestrel_bin" bench --help 2>/dev/null | grep -q -- '--cfg'; then
+      echo "bench: KESTREL COLUMN = n/a: this build's \`kestrel bench\` has no --cfg yet" >&2
+      kestrel_bin=""
+    fi
+  else
+    echo "bench: KESTREL COLUMN = n/a: release build failed" >&2
+  fi
+}
+
+kestrel_forward_json() {
+  local cfg=$1 w=$2 out
+  if [ -z "$kestrel_bin" ]; then echo '{"kestrel": null}'; return; fi
+  if ! out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --json); then
+    echo "bench: kestrel bench failed on $cfg" >&2; echo '{"kestrel": null}'; return
+  fi
+  py kestrel_json.py <<<"$out"
+}
+# -----------------------------------------------------------------------------------------------
+
+ensure_venv
+build_kestrel
+RESULTS="$CACHE/results.jsonl"
+: > "$RESULTS"
+for m in $MODELS; do
+  cfg=$(model_cfg "$m"); w=$(model_weights "$m")
+  prepare_onnx "$m" "$cfg" "$w"
+  echo "bench: timing $m@$SIZE ($ITERS iters, $THREADS threads)" >&2
+  peers=$(py time_peers.py "$m" "$cfg" "$w" "$ROOT/$CACHE/$m.onnx" "$ROOT/$CACHE/$m.int8.onnx" \
+    "$SIZE" "$ROOT/assets/bus.jpg" "$ITERS" "$THREADS")
+  kes=$(kestrel_forward_json "$cfg" "$w")
+  "$VENV/bin/python" -c 'import json,sys; a=json.loads(sys.argv[1]); a.update(json.loads(sys.argv[2])); print(json.dumps(a))' \
+    "$peers" "$kes" >> "$RESULTS"
+done
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+flags=$(grep -o -w -E 'avx512f|avx512_vnni|avx2|fma|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ')
+machine="Machine: $cpu, $(nproc) cores ($flags), $(date -u '+%Y-%m-%d %H:%M UTC'), load average at end: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)."
+[ -f docs/performance.md ] || printf '# Performance\n\n<!-- BENCH-TABLE:BEGIN -->\n<!-- BENCH-TABLE:END -->\n' > docs/performance.md
+py report.py "$ROOT/$RESULTS" "$ROOT/docs/performance.md" "$machine"
