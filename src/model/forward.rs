@@ -1,0 +1,316 @@
+//! The network: layers prepared at load, forward pass keeping only activations still needed.
+
+use super::layers::conv::ConvLayer;
+use super::layers::pool::maxpool;
+use super::layers::shortcut::ShortcutLayer;
+use super::layers::yolo::YoloLayer;
+use super::layers::ConvBackend;
+use super::shapes::layer_shapes;
+use super::{Cfg, DarknetWeights, LayerKind, ModelError};
+use candle_core::{Device, Tensor};
+use std::path::Path;
+
+/// Output of one `[yolo]` head.
+#[derive(Debug, Clone)]
+pub struct YoloOutput {
+    /// `[B, A·(5+C), gh, gw]`: the conv output before decode.
+    pub raw: Tensor,
+    /// `[B, A·gh·gw, 5+C]`: cx, cy, w, h in network-input pixels, σ(obj), σ(cls_0..C).
+    pub decoded: Tensor,
+    pub stride: usize,
+}
+
+/// Options of a forward pass.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardOptions {
+    /// (head stride 8|16|32, factor): bilinearly down- then up-sample the feature map feeding the
+    /// last conv before that head (simulates lower-resolution features for `eval --degrade`).
+    pub degrade: Vec<(usize, f32)>,
+}
+
+enum Prepared {
+    Conv(ConvLayer),
+    Shortcut(ShortcutLayer),
+    Other,
+    Yolo(YoloLayer),
+}
+
+/// A Darknet network ready to run on a Candle device.
+pub struct Darknet {
+    cfg: Cfg,
+    device: Device,
+    backend: ConvBackend,
+    layers: Vec<Prepared>,
+    /// Index of the last layer that reads layer i's output.
+    last_use: Vec<usize>,
+}
+
+fn tensor_err(layer: usize, kind: &str) -> impl FnOnce(candle_core::Error) -> ModelError + '_ {
+    move |source| ModelError::Tensor {
+        layer,
+        kind: kind.into(),
+        source,
+    }
+}
+
+impl Darknet {
+    /// Parses `cfg_path`, reads `weights_path` (exact size check) and prepares every layer.
+    pub fn load(
+        cfg_path: &Path,
+        weights_path: &Path,
+        device: &Device,
+    ) -> Result<Darknet, ModelError> {
+        let cfg = Cfg::parse_file(cfg_path)?;
+        let weights = DarknetWeights::read(weights_path, &cfg)?;
+        Darknet::from_parts(cfg, &weights, device)
+    }
+
+    /// Builds the network from a parsed cfg and in-memory weights (e.g. random or pruned).
+    pub fn from_parts(
+        cfg: Cfg,
+        weights: &DarknetWeights,
+        device: &Device,
+    ) -> Result<Darknet, ModelError> {
+        Self::with_backend(cfg, weights, device, ConvBackend::for_device(device))
+    }
+
+    /// As `from_parts`, with an explicit conv backend (cross-checks and benchmarks).
+    pub fn with_backend(
+        cfg: Cfg,
+        weights: &DarknetWeights,
+        device: &Device,
+        backend: ConvBackend,
+    ) -> Result<Darknet, ModelError> {
+        let shapes = layer_shapes(&cfg, cfg.net.width, cfg.net.height)?;
+        let mut convs = weights.convs.iter();
+        let mut shortcuts = weights.shortcuts.iter().peekable();
+        let mut layers = Vec::with_capacity(cfg.layers.len());
+        let n = cfg.layers.len();
+        let mut last_use: Vec<usize> = (0..n).map(|i| i + 1).collect();
+        for l in &cfg.layers {
+            let i = l.index;
+            let kind = l.kind.name();
+            let prepared = match &l.kind {
+                LayerKind::Conv(c) => {
+                    let w = convs.next().ok_or_else(|| ModelError::WeightsMismatch {
+                        layer: i,
+                        why: "no weights left for this conv".into(),
+                    })?;
+                    let in_c = if i == 0 {
+                        cfg.net.channels
+                    } else {
+                        shapes[i - 1].c
+                    };
+                    let want = [c.filters, in_c / c.groups, c.size, c.size];
+                    if w.layer != i
+                        || w.kernel_shape != want
+                        || w.kernel.len() != want.iter().product::<usize>()
+                        || w.biases.len() != c.filters
+                        || w.bn.is_some() != c.batch_normalize
+                    {
+                        return Err(ModelError::WeightsMismatch { layer: i, why: format!("cfg wants kernel {want:?} (BN {}), weights have layer {} kernel {:?}", c.batch_normalize, w.layer, w.kernel_shape) });
+                    }
+                    Prepared::Conv(
+                        ConvLayer::new(c.clone(), w, backend, device)
+                            .map_err(tensor_err(i, kind))?,
+                    )
+                }
+                LayerKind::Shortcut(s) => {
+                    s.from
+                        .iter()
+                        .for_each(|&f| last_use[f] = last_use[f].max(i));
+                    let w = match shortcuts.peek() {
+                        Some(sw) if sw.layer == i => shortcuts.next().map(|s| s.weights.as_slice()),
+                        _ => None,
+                    };
+                    Prepared::Shortcut(
+                        ShortcutLayer::new(s.clone(), w, shapes[i].c, device)
+                            .map_err(tensor_err(i, kind))?,
+                    )
+                }
+                LayerKind::Route(r) => {
+                    r.layers
+                        .iter()
+                        .for_each(|&f| last_use[f] = last_use[f].max(i));
+                    Prepared::Other
+                }
+                LayerKind::Yolo(y) => Prepared::Yolo(YoloLayer::new(y.clone())),
+                _ => Prepared::Other,
+            };
+            layers.push(prepared);
+        }
+        if convs.next().is_some() {
+            return Err(ModelError::WeightsMismatch {
+                layer: n,
+                why: "more conv weights than convs in the cfg".into(),
+            });
+        }
+        Ok(Darknet {
+            cfg,
+            device: device.clone(),
+            backend,
+            layers,
+            last_use,
+        })
+    }
+
+    pub fn cfg(&self) -> &Cfg {
+        &self.cfg
+    }
+
+    /// (width, height) from `[net]`.
+    pub fn input_size(&self) -> (usize, usize) {
+        (self.cfg.net.width, self.cfg.net.height)
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.cfg.num_classes()
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// x: `[B, 3, H, W]` f32 RGB in 0..1, H and W multiples of 32.
+    pub fn forward(&self, x: &Tensor) -> Result<Vec<YoloOutput>, ModelError> {
+        self.forward_with(x, &ForwardOptions::default())
+    }
+
+    /// Layers whose input gets degraded, with the factor.
+    fn degrade_points(&self, opts: &ForwardOptions, h: usize) -> Vec<(usize, f32)> {
+        let mut out = Vec::new();
+        for l in &self.cfg.layers {
+            if matches!(l.kind, LayerKind::Yolo(_)) && l.index > 0 {
+                let Ok(shapes) = layer_shapes(&self.cfg, self.cfg.net.width, h.max(32)) else {
+                    continue;
+                };
+                let stride = h / shapes[l.index].h.max(1);
+                if let Some(&(_, f)) = opts.degrade.iter().find(|(s, _)| *s == stride) {
+                    out.push((l.index - 1, f));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        opts: &ForwardOptions,
+    ) -> Result<Vec<YoloOutput>, ModelError> {
+        let (_, c, h, w) = x
+            .dims4()
+            .map_err(|e| ModelError::Input(format!("expected [B, C, H, W]: {e}")))?;
+        if c != self.cfg.net.channels || h % 32 != 0 || w % 32 != 0 || h == 0 || w == 0 {
+            return Err(ModelError::Input(format!(
+                "input {c}×{h}×{w}: need {} channels and H, W multiples of 32",
+                self.cfg.net.channels
+            )));
+        }
+        layer_shapes(&self.cfg, w, h)?;
+        let _span = tracing::debug_span!("forward", h, w).entered();
+        let x = x.to_device(&self.device)?.contiguous()?;
+        let degrade = self.degrade_points(opts, h);
+        let mut outs: Vec<Option<Tensor>> = vec![None; self.layers.len()];
+        let mut heads = Vec::new();
+        let get = |outs: &[Option<Tensor>], j: usize| -> Result<Tensor, ModelError> {
+            outs[j].clone().ok_or_else(|| {
+                ModelError::Input(format!("internal: output of layer {j} was dropped"))
+            })
+        };
+        for (i, (layer, prepared)) in self.cfg.layers.iter().zip(&self.layers).enumerate() {
+            let kind = layer.kind.name();
+            let mut input = if i == 0 {
+                x.clone()
+            } else {
+                get(&outs, i - 1)?
+            };
+            if let Some(&(_, f)) = degrade.iter().find(|(j, _)| *j == i) {
+                input = degrade_map(&input, f).map_err(tensor_err(i, kind))?;
+            }
+            let y = match (&layer.kind, prepared) {
+                (_, Prepared::Conv(c)) => c.forward(&input).map_err(tensor_err(i, kind))?,
+                (LayerKind::Shortcut(s), Prepared::Shortcut(sc)) => {
+                    let others = s
+                        .from
+                        .iter()
+                        .map(|&f| get(&outs, f))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut all = vec![&input];
+                    all.extend(others.iter());
+                    sc.forward(&all).map_err(tensor_err(i, kind))?
+                }
+                (LayerKind::Route(r), _) => {
+                    let parts = r
+                        .layers
+                        .iter()
+                        .map(|&f| get(&outs, f))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    route(&parts, r.groups, r.group_id).map_err(tensor_err(i, kind))?
+                }
+                (LayerKind::Upsample { stride }, _) => {
+                    let (_, _, ih, iw) = input.dims4()?;
+                    input
+                        .upsample_nearest2d(ih * stride, iw * stride)
+                        .map_err(tensor_err(i, kind))?
+                }
+                (LayerKind::Maxpool(m), _) => {
+                    maxpool(&input, m, self.backend).map_err(tensor_err(i, kind))?
+                }
+                (_, Prepared::Yolo(yl)) => {
+                    let decoded = yl.decode(&input, h, w).map_err(tensor_err(i, kind))?;
+                    let gh = input.dim(2)?;
+                    heads.push(YoloOutput {
+                        raw: input.clone(),
+                        decoded,
+                        stride: h / gh.max(1),
+                    });
+                    input
+                }
+                _ => {
+                    return Err(ModelError::Input(format!(
+                        "internal: layer {i} not prepared"
+                    )))
+                }
+            };
+            outs[i] = Some(y);
+            for (j, slot) in outs.iter_mut().enumerate().take(i) {
+                if self.last_use[j] <= i {
+                    *slot = None;
+                }
+            }
+        }
+        Ok(heads)
+    }
+}
+
+/// Concat on channels, then keep channel group `group_id` of `groups` of each part.
+fn route(parts: &[Tensor], groups: usize, group_id: usize) -> candle_core::Result<Tensor> {
+    let sliced = parts
+        .iter()
+        .map(|p| {
+            let c = p.dim(1)? / groups;
+            if groups == 1 {
+                Ok(p.clone())
+            } else {
+                p.narrow(1, group_id * c, c)
+            }
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    if sliced.len() == 1 {
+        return Ok(sliced[0].clone());
+    }
+    Tensor::cat(&sliced, 1)
+}
+
+/// Bilinear down-sample by `factor`, then back up to the original size.
+fn degrade_map(x: &Tensor, factor: f32) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if factor <= 1.0 {
+        return Ok(x.clone());
+    }
+    let dh = ((h as f32 / factor).round() as usize).max(1);
+    let dw = ((w as f32 / factor).round() as usize).max(1);
+    x.upsample_bilinear2d(dh, dw, false)?
+        .upsample_bilinear2d(h, w, false)
+}

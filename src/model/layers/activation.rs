@@ -1,0 +1,78 @@
+//! Activations, as scalar functions (CPU epilogues) and as tensor ops (any device).
+
+use crate::model::Activation;
+use candle_core::{Result, Tensor};
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn softplus(x: f32) -> f32 {
+    // Darknet's softplus threshold: ln(1+e^x) ≈ x for large x.
+    if x > 20.0 {
+        x
+    } else if x < -20.0 {
+        x.exp()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// Applies `act` in place.
+pub(crate) fn apply_slice(act: Activation, v: &mut [f32]) {
+    match act {
+        Activation::Linear => {}
+        Activation::Leaky => v
+            .iter_mut()
+            .for_each(|x| *x = if *x > 0.0 { *x } else { 0.1 * *x }),
+        Activation::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+        Activation::Logistic => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
+        Activation::Swish => v.iter_mut().for_each(|x| *x *= sigmoid(*x)),
+        Activation::Mish => v.iter_mut().for_each(|x| *x *= softplus(*x).tanh()),
+    }
+}
+
+/// Applies `act` with tensor ops.
+pub(crate) fn apply_tensor(act: Activation, x: &Tensor) -> Result<Tensor> {
+    match act {
+        Activation::Linear => Ok(x.clone()),
+        Activation::Leaky => x.maximum(&(x * 0.1)?),
+        Activation::Relu => x.relu(),
+        Activation::Logistic => candle_nn::ops::sigmoid(x),
+        Activation::Swish => x * candle_nn::ops::sigmoid(x)?,
+        Activation::Mish => {
+            // softplus = max(x,0) + ln(1 + e^{-|x|}), stable for any x
+            let sp = (x.relu()? + ((x.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
+            x * sp.tanh()?
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_and_tensor_agree() {
+        let vals: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.75).collect();
+        for act in [
+            Activation::Leaky,
+            Activation::Linear,
+            Activation::Relu,
+            Activation::Mish,
+            Activation::Swish,
+            Activation::Logistic,
+        ] {
+            let mut a = vals.clone();
+            apply_slice(act, &mut a);
+            let t = Tensor::new(vals.as_slice(), &candle_core::Device::Cpu).unwrap();
+            let b: Vec<f32> = apply_tensor(act, &t).unwrap().to_vec1().unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+                    "{act:?}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `[yolo]` decode on the model's device; grid and anchor tensors cached per grid size.
+
+use crate::model::YoloCfg;
+use candle_core::{DType, Device, Result, Tensor, D};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// (gh, gw, stride_y, stride_x).
+type GridKey = (usize, usize, usize, usize);
+
+/// A YOLO head with its per-size constant tensors.
+pub(crate) struct YoloLayer {
+    cfg: YoloCfg,
+    /// (gh, gw, stride_y, stride_x) → (grid offsets `[1, A·gh·gw, 2]` in pixels, anchors `[1, A·gh·gw, 2]`).
+    cache: Mutex<HashMap<GridKey, (Tensor, Tensor)>>,
+}
+
+impl YoloLayer {
+    pub fn new(cfg: YoloCfg) -> Self {
+        YoloLayer {
+            cfg,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn constants(
+        &self,
+        gh: usize,
+        gw: usize,
+        sy: usize,
+        sx: usize,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let key = (gh, gw, sy, sx);
+        if let Ok(cache) = self.cache.lock() {
+            if let Some(v) = cache.get(&key) {
+                return Ok(v.clone());
+            }
+        }
+        let a = self.cfg.mask.len();
+        let mut grid = Vec::with_capacity(a * gh * gw * 2);
+        let mut anchors = Vec::with_capacity(a * gh * gw * 2);
+        for &m in &self.cfg.mask {
+            let (aw, ah) = self.cfg.anchors[m];
+            for row in 0..gh {
+                for col in 0..gw {
+                    grid.extend_from_slice(&[col as f32 * sx as f32, row as f32 * sy as f32]);
+                    anchors.extend_from_slice(&[aw, ah]);
+                }
+            }
+        }
+        let g = Tensor::from_vec(grid, (1, a * gh * gw, 2), device)?;
+        let an = Tensor::from_vec(anchors, (1, a * gh * gw, 2), device)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, (g.clone(), an.clone()));
+        }
+        Ok((g, an))
+    }
+
+    /// raw `[B, A·(5+C), gh, gw]` → `[B, A·gh·gw, 5+C]`: cx, cy, w, h (input pixels), σ(obj), σ(cls).
+    pub fn decode(&self, raw: &Tensor, in_h: usize, in_w: usize) -> Result<Tensor> {
+        let (b, _, gh, gw) = raw.dims4()?;
+        let a = self.cfg.mask.len();
+        let e = 5 + self.cfg.classes;
+        let (sy, sx) = (in_h / gh, in_w / gw);
+        let (grid, anchors) = self.constants(gh, gw, sy, sx, raw.device())?;
+        let t = raw
+            .to_dtype(DType::F32)?
+            .reshape((b, a, e, gh * gw))?
+            .transpose(2, 3)?
+            .reshape((b, a * gh * gw, e))?
+            .contiguous()?;
+        let s = self.cfg.scale_x_y as f64;
+        let xy =
+            candle_nn::ops::sigmoid(&t.narrow(D::Minus1, 0, 2)?)?.affine(s, -(s - 1.0) / 2.0)?;
+        let stride = Tensor::from_slice(&[sx as f32, sy as f32], (1, 1, 2), raw.device())?;
+        let xy = xy.broadcast_mul(&stride)?.broadcast_add(&grid)?;
+        let wh = t.narrow(D::Minus1, 2, 2)?.exp()?.broadcast_mul(&anchors)?;
+        let rest = candle_nn::ops::sigmoid(&t.narrow(D::Minus1, 4, e - 4)?)?;
+        Tensor::cat(&[xy, wh, rest], D::Minus1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_one_cell_like_darknet() {
+        let cfg = YoloCfg {
+            mask: vec![1],
+            anchors: vec![(1.0, 1.0), (10.0, 20.0)],
+            classes: 1,
+            scale_x_y: 1.0,
+        };
+        let y = YoloLayer::new(cfg);
+        // gh=1, gw=2, input 64x32 → stride 32; all logits 0 except tw=ln 2 at col 1.
+        let mut raw = vec![0f32; 6 * 2];
+        raw[2 * 2 + 1] = 2f32.ln();
+        let t = Tensor::from_vec(raw, (1, 6, 1, 2), &Device::Cpu).unwrap();
+        let d: Vec<Vec<f32>> = y
+            .decode(&t, 32, 64)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
+        assert!(close(d[1][0], 48.0) && close(d[1][1], 16.0), "{d:?}");
+        assert!(close(d[1][2], 20.0) && close(d[1][3], 20.0), "{d:?}");
+        assert!(
+            close(d[0][0], 16.0) && close(d[0][4], 0.5) && close(d[0][5], 0.5),
+            "{d:?}"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! The real COCO yolov3-tiny sees a person in bus.jpg (full parity vs OpenCV lives elsewhere).
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use kestrel::model::{Darknet, ForwardOptions};
+
+fn load_bus(size: u32) -> Tensor {
+    let img = image::open(common::asset("bus.jpg"))
+        .expect("bus.jpg decodes")
+        .to_rgb8();
+    let img = image::imageops::resize(&img, size, size, image::imageops::FilterType::Triangle);
+    let mut chw = vec![0f32; 3 * (size * size) as usize];
+    for (x, y, p) in img.enumerate_pixels() {
+        for c in 0..3 {
+            chw[c * (size * size) as usize + (y * size + x) as usize] = p[c] as f32 / 255.0;
+        }
+    }
+    Tensor::from_vec(chw, (1, 3, size as usize, size as usize), &Device::Cpu).unwrap()
+}
+
+fn best_person_score(heads: &[kestrel::model::YoloOutput]) -> f32 {
+    let mut best = 0f32;
+    for h in heads {
+        let rows: Vec<Vec<f32>> = h.decoded.squeeze(0).unwrap().to_vec2().unwrap();
+        for r in rows {
+            assert!(r.iter().all(|v| v.is_finite()), "non-finite output");
+            best = best.max(r[4] * r[5]);
+        }
+    }
+    best
+}
+
+#[test]
+fn tiny_finds_a_person_in_bus_jpg() {
+    let cfg = common::asset("yolov3-tiny.cfg");
+    let net = Darknet::load(&cfg, &common::asset("yolov3-tiny.weights"), &Device::Cpu).unwrap();
+    assert_eq!(net.num_classes(), 80);
+    assert_eq!(net.input_size(), (416, 416));
+    let heads = net.forward(&load_bus(416)).unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(heads[0].stride, 32);
+    assert_eq!(heads[0].raw.dims(), &[1, 255, 13, 13]);
+    assert_eq!(heads[1].decoded.dims(), &[1, 3 * 26 * 26, 85]);
+    let best = best_person_score(&heads);
+    assert!(best > 0.5, "best person score {best}");
+    // Degrading the stride-16 head's features must change its output, not the other head's.
+    let opts = ForwardOptions {
+        degrade: vec![(16, 4.0)],
+    };
+    let deg = net.forward_with(&load_bus(416), &opts).unwrap();
+    let diff = |a: &Tensor, b: &Tensor| -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    };
+    assert_eq!(diff(&heads[0].raw, &deg[0].raw), 0.0);
+    assert!(diff(&heads[1].raw, &deg[1].raw) > 1e-3);
+}
+
+#[test]
+fn non_square_input_runs() {
+    let cfg = common::asset("yolov3-tiny.cfg");
+    let net = Darknet::load(&cfg, &common::asset("yolov3-tiny.weights"), &Device::Cpu).unwrap();
+    let x = Tensor::zeros((1, 3, 320, 480), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let heads = net.forward(&x).unwrap();
+    assert_eq!(heads[0].raw.dims(), &[1, 255, 10, 15]);
+    assert_eq!(heads[1].decoded.dims(), &[1, 3 * 20 * 30, 85]);
+    let bad = Tensor::zeros((1, 3, 100, 480), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(net.forward(&bad).is_err());
+}
