@@ -55,7 +55,14 @@ def main():
     res["ort_int8"] = timed(lambda: s8.run(None, {"data": x}), iters)
     res["int8_rel_l2_err"] = rel_err(s8.run(None, {"data": x}), s32.run(None, {"data": x}))
     del s32, s8
+    res["versions"] = {"onnxruntime": ort.__version__, "opencv": cv2.__version__}
+    res["opencv"] = time_opencv(cfg, weights, x, iters, threads)
+    print(json.dumps(res))
 
+
+def time_opencv(cfg, weights, x, iters, threads):
+    if not hasattr(cv2.dnn, "readNetFromDarknet"):  # OpenCV 5 dropped the Darknet importer
+        return None
     cv2.setNumThreads(threads)
     net = cv2.dnn.readNetFromDarknet(cfg, weights)
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
@@ -66,9 +73,7 @@ def main():
         net.setInput(x)
         net.forward(outs)
 
-    res["opencv"] = timed(cv_run, iters)
-    res["versions"] = {"onnxruntime": ort.__version__, "opencv": cv2.__version__}
-    print(json.dumps(res))
+    return timed(cv_run, iters)
 
 
 if __name__ == "__main__":
