@@ -1,10 +1,21 @@
 //! From an image to detections: letterbox / stretch preprocessing, YOLO decode, NMS,
 //! and the `Detection` every downstream stage consumes.
 
-pub mod cli;
-mod error;
+// Errors carry large ModelError values; they happen once per image, never in a hot loop.
+#![allow(clippy::result_large_err)]
 
+mod bench;
+pub mod cli;
+mod detector;
+mod error;
+pub mod input;
+pub mod postprocess;
+pub mod preprocess;
+
+pub use detector::{DetectOptions, Detector, StageTimings};
 pub use error::*;
+pub use input::{load_image, load_names};
+pub use preprocess::{ResizeMode, Transform};
 
 /// An axis-aligned box in original-image pixels: top-left corner, width and height
 /// (the VisDrone and COCO convention, so results files need no conversion).

@@ -13,7 +13,7 @@ pub struct Shape {
 fn layer_err(cfg: &Cfg, layer: &Layer, key: &str, why: String) -> ModelError {
     ModelError::Layer {
         file: cfg.name.clone(),
-        line: layer.raw.line,
+        line: layer.raw.get(key).map_or(layer.raw.line, |e| e.line),
         section: layer.raw.kind.clone(),
         layer: layer.index,
         key: key.into(),

@@ -1,5 +1,6 @@
 //! Sinks for detections: MAVLink to the flight controller, JSONL, annotated images.
 
+pub mod annotate;
 mod error;
 
 pub use error::*;
