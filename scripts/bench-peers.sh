@@ -7,7 +7,7 @@
 #   models: yolov3-tiny@416 (real weights, assets/), yolov3-spp3, prune_0.5_0.5, prune_0.95 @416
 #          (random weights, seed 1, written once to .cache/bench/).
 # Prints the table and writes it into docs/performance.md (BENCH-TABLE section).
-# Usage: scripts/bench-peers.sh [--iters N] [--models "a b"] [--no-kestrel]
+# Usage: scripts/bench-peers.sh [--iters N] [--models "a b"] [--no-kestrel] [--kestrel-profile release|dev]
 # The peers live in their own venv (.cache/bench-venv, scripts/requirements-bench.txt), not in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +17,13 @@ MODELS="yolov3-tiny yolov3-spp3 prune_0.5_0.5 prune_0.95"
 SIZE=416
 THREADS=2
 WITH_KESTREL=1
+KESTREL_PROFILE=release   # dev = dev profile (deps already opt-level 3) with our crate at 3: no Candle rebuild
 while [ $# -gt 0 ]; do
   case "$1" in
     --iters) ITERS=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
     --no-kestrel) WITH_KESTREL=0; shift ;;
+    --kestrel-profile) KESTREL_PROFILE=$2; shift 2 ;;
     *) echo "bench-peers.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -86,9 +88,13 @@ forward_bench=""    # examples/forward_bench.rs (engine-model's Darknet::forward
 build_kestrel() {
   [ "$WITH_KESTREL" = 1 ] || return 0
   # Only pay for a release build of Candle once `kestrel bench` takes --cfg (engine-detect).
-  if grep -q 'pub cfg' src/detect/cli.rs && cargo build --release -q --bin kestrel >&2 \
-     && "$CARGO_TARGET_DIR/release/kestrel" bench --help 2>/dev/null | grep -q -- '--cfg'; then
-    kestrel_bin="$CARGO_TARGET_DIR/release/kestrel"; return 0
+  local dir=release build=(cargo build --release -q --bin kestrel)
+  if [ "$KESTREL_PROFILE" = dev ]; then
+    dir=debug build=(env CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build -q --bin kestrel)
+  fi
+  if grep -q 'pub cfg' src/detect/cli.rs && "${build[@]}" >&2 \
+     && "$CARGO_TARGET_DIR/$dir/kestrel" bench --help 2>/dev/null | grep -q -- '--cfg'; then
+    kestrel_bin="$CARGO_TARGET_DIR/$dir/kestrel"; return 0
   fi
   echo "bench: no \`kestrel bench --cfg\` in this build; KESTREL COLUMN = examples/forward_bench" >&2
   # Dev profile already builds every dependency at opt-level 3; raise our crate to 3 as well.
@@ -102,7 +108,7 @@ build_kestrel() {
 kestrel_forward_json() {
   local cfg=$1 w=$2 out
   if [ -n "$kestrel_bin" ]; then
-    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --json) || out=""
+    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --image "$ROOT/assets/bus.jpg" --json) || out=""
   elif [ -n "$forward_bench" ]; then
     out=$("$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
   else
