@@ -27,7 +27,7 @@ pub fn candidates(rows: &[f32], stride: usize, conf: f32) -> Vec<Candidate> {
     for row in rows.chunks_exact(stride) {
         let obj = row[4];
         // NaN objectness fails this test and the box is dropped.
-        if !(obj > conf) {
+        if obj.is_nan() || obj <= conf {
             continue;
         }
         for (class_id, &p) in row[5..].iter().enumerate() {

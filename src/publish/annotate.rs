@@ -129,8 +129,19 @@ pub fn draw_detections(img: &mut RgbImage, dets: &[Detection], names: &[String])
             .cloned()
             .unwrap_or_else(|| d.class_id.to_string());
         let text = format!("{label} {:.2}", d.score);
-        let ty = if y >= tag_h as i64 { y - tag_h as i64 } else { y };
-        fill_rect(img, x, ty, (text_width(&text) + 2 * DOT) as i64, tag_h as i64, c);
+        let ty = if y >= tag_h as i64 {
+            y - tag_h as i64
+        } else {
+            y
+        };
+        fill_rect(
+            img,
+            x,
+            ty,
+            (text_width(&text) + 2 * DOT) as i64,
+            tag_h as i64,
+            c,
+        );
         draw_text(img, x + DOT as i64, ty + DOT as i64, &text, Rgb([0, 0, 0]));
     }
 }
@@ -166,10 +177,14 @@ mod tests {
         assert_eq!(*img.get_pixel(20, 45), c); // left edge
         assert_eq!(*img.get_pixel(59, 59), c); // bottom-right corner
         assert_eq!(*img.get_pixel(40, 45), Rgb([0, 0, 0])); // inside untouched
-        // The tag above the box holds black text dots on the class colour.
-        let tag: Vec<_> = (12..30).flat_map(|y| (20..100).map(move |x| (x, y))).collect();
+                                                            // The tag above the box holds black text dots on the class colour.
+        let tag: Vec<_> = (12..30)
+            .flat_map(|y| (20..100).map(move |x| (x, y)))
+            .collect();
         assert!(tag.iter().any(|&(x, y)| *img.get_pixel(x, y) == c));
-        assert!(tag.iter().any(|&(x, y)| *img.get_pixel(x, y) == Rgb([0, 0, 0])));
+        assert!(tag
+            .iter()
+            .any(|&(x, y)| *img.get_pixel(x, y) == Rgb([0, 0, 0])));
     }
 
     #[test]
