@@ -1,0 +1,53 @@
+//! Times Kestrel's f32 forward pass (the engine's default CPU backend) on one cfg + `.weights`,
+//! batch 1, threads from `RAYON_NUM_THREADS`; used by `scripts/bench-peers.sh` for the Kestrel
+//! column until `kestrel bench` exists. INPUT is a raw little-endian f32 file holding
+//! `1×3×SIZE×SIZE` (the letterboxed image the peers get); without it the input is 0.5 everywhere.
+//! Prints `{"forward": {"median_ms": …, "p90_ms": …, "iters": …}}`.
+//! Usage: `forward_bench CFG WEIGHTS SIZE ITERS [INPUT.f32]`
+use candle_core::{Device, Tensor};
+use kestrel::model::Darknet;
+use std::path::Path;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    if a.len() < 4 {
+        return Err("usage: forward_bench CFG WEIGHTS SIZE ITERS [INPUT.f32]".into());
+    }
+    let size: usize = a[2].parse()?;
+    let iters: usize = a[3].parse()?;
+    let dev = Device::Cpu;
+    let net = Darknet::load(Path::new(&a[0]), Path::new(&a[1]), &dev)?;
+    let n = 3 * size * size;
+    let data: Vec<f32> = match a.get(4) {
+        Some(p) => {
+            let bytes = std::fs::read(p)?;
+            if bytes.len() != 4 * n {
+                return Err(format!("{p}: {} bytes, want {}", bytes.len(), 4 * n).into());
+            }
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        }
+        None => vec![0.5; n],
+    };
+    let x = Tensor::from_vec(data, (1, 3, size, size), &dev)?;
+    for _ in 0..3 {
+        net.forward(&x)?;
+    }
+    let mut ms = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        let out = net.forward(&x)?;
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        drop(out);
+    }
+    ms.sort_by(|x, y| x.total_cmp(y));
+    let p90 = ms[((ms.len() * 9) / 10).min(ms.len() - 1)];
+    println!(
+        "{{\"forward\": {{\"median_ms\": {:.3}, \"p90_ms\": {p90:.3}, \"iters\": {iters}}}}}",
+        ms[ms.len() / 2]
+    );
+    Ok(())
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Times Kestrel against its peers in ONE run on THIS machine: batch 1, 2 threads, same input
+# (assets/bus.jpg letterboxed), same weights file for every engine.
+#   peers: ONNX Runtime fp32 and static int8 (QDQ) on models exported by our own reference
+#          exporter (scripts/bench/export_onnx.py, checked against OpenCV DNN before timing),
+#          and OpenCV DNN 4.x (Darknet importer).
+#   models: yolov3-tiny@416 (real weights, assets/), yolov3-spp3, prune_0.5_0.5, prune_0.95 @416
+#          (random weights, seed 1, written once to .cache/bench/).
+# Prints the table and writes it into docs/performance.md (BENCH-TABLE section).
+# Usage: scripts/bench-peers.sh [--iters N] [--models "a b"] [--no-kestrel] [--kestrel-profile release|dev]
+# The peers live in their own venv (.cache/bench-venv, scripts/requirements-bench.txt), not in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ITERS=20
+MODELS="yolov3-tiny yolov3-spp3 prune_0.5_0.5 prune_0.95"
+SIZE=416
+THREADS=2
+WITH_KESTREL=1
+KESTREL_PROFILE=release   # dev = dev profile (deps already opt-level 3) with our crate at 3: no Candle rebuild
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --iters) ITERS=$2; shift 2 ;;
+    --models) MODELS=$2; shift 2 ;;
+    --no-kestrel) WITH_KESTREL=0; shift ;;
+    --kestrel-profile) KESTREL_PROFILE=$2; shift 2 ;;
+    *) echo "bench-peers.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+# Same thread budget for everyone.
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/cargo-target}
+
+VENV=.cache/bench-venv
+REQ=scripts/requirements-bench.txt
+CACHE=.cache/bench
+mkdir -p "$CACHE" docs
+
+ensure_venv() {
+  local want; want=$(sha256sum "$REQ" | cut -d' ' -f1)
+  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.req.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "bench: creating $VENV from $REQ" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+    echo "$want" > "$VENV/.req.sha256"
+  fi
+}
+
+py() { (cd scripts/bench && "$ROOT/$VENV/bin/python" "$@"); }
+
+model_cfg() {
+  case "$1" in
+    yolov3-tiny) echo "$ROOT/assets/yolov3-tiny.cfg" ;;
+    *) echo "$ROOT/models/cfg/$1.cfg" ;;
+  esac
+}
+
+model_weights() {  # real weights for tiny, deterministic random weights otherwise
+  case "$1" in
+    yolov3-tiny) echo "$ROOT/assets/yolov3-tiny.weights" ;;
+    *) local w="$ROOT/$CACHE/$1.weights"
+       [ -s "$w" ] || py darknet.py random "$(model_cfg "$1")" "$w" 1 >&2
+       echo "$w" ;;
+  esac
+}
+
+# Exports (and checks against OpenCV DNN) the fp32 ONNX, then quantizes it; cached by weights.
+prepare_onnx() {
+  local name=$1 cfg=$2 w=$3 fp32="$ROOT/$CACHE/$1.onnx" int8="$ROOT/$CACHE/$1.int8.onnx"
+  if [ ! -s "$fp32" ] || [ "$fp32" -ot "$w" ] || [ "$fp32" -ot scripts/bench/export_onnx.py ]; then
+    py export_onnx.py "$cfg" "$w" "$SIZE" "$fp32" >&2
+    py check_export.py "$cfg" "$w" "$SIZE" "$fp32" "$ROOT/assets/bus.jpg" >&2
+    rm -f "$int8"
+  fi
+  if [ ! -s "$int8" ]; then
+    py quantize.py "$fp32" "$int8" "$SIZE" "$ROOT/assets/bus.jpg" "$ROOT/assets/zidane.jpg" >&2
+    rm -f "$int8.pre.onnx"
+  fi
+}
+
+# ---- KESTREL COLUMN ---------------------------------------------------------------------------
+# Prints {"kestrel": {"median_ms": forward median, "p90_ms": …}} from `kestrel bench --json`, or
+# {"kestrel": null} (shown as n/a) while the binary has no working `bench` subcommand.
+kestrel_bin=""      # `kestrel bench` (engine-detect), preferred
+forward_bench=""    # examples/forward_bench.rs (engine-model's Darknet::forward), fallback
+build_kestrel() {
+  [ "$WITH_KESTREL" = 1 ] || return 0
+  # Only pay for a release build of Candle once `kestrel bench` takes --cfg (engine-detect).
+  local dir=release build=(cargo build --release -q --bin kestrel)
+  if [ "$KESTREL_PROFILE" = dev ]; then
+    dir=debug build=(env CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build -q --bin kestrel)
+  fi
+  if grep -q 'pub cfg' src/detect/cli.rs && "${build[@]}" >&2 \
+     && "$CARGO_TARGET_DIR/$dir/kestrel" bench --help 2>/dev/null | grep -q -- '--cfg'; then
+    kestrel_bin="$CARGO_TARGET_DIR/$dir/kestrel"; return 0
+  fi
+  echo "bench: no \`kestrel bench --cfg\` in this build; KESTREL COLUMN = examples/forward_bench" >&2
+  # Dev profile already builds every dependency at opt-level 3; raise our crate to 3 as well.
+  if CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build -q --example forward_bench >&2; then
+    forward_bench="$CARGO_TARGET_DIR/debug/examples/forward_bench"
+  else
+    echo "bench: KESTREL COLUMN = n/a: forward_bench does not build" >&2
+  fi
+}
+
+kestrel_forward_json() {
+  local cfg=$1 w=$2 out
+  if [ -n "$kestrel_bin" ]; then
+    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --image "$ROOT/assets/bus.jpg" --json) || out=""
+  elif [ -n "$forward_bench" ]; then
+    out=$("$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
+  else
+    out=""
+  fi
+  if [ -z "$out" ]; then echo "bench: no Kestrel number for $cfg" >&2; echo '{"kestrel": null}'; return; fi
+  py kestrel_json.py <<<"$out"
+}
+# -----------------------------------------------------------------------------------------------
+
+ensure_venv
+build_kestrel
+INPUT="$CACHE/input$SIZE.f32"   # the peers' letterboxed input, for Kestrel
+py -c "import darknet; darknet.letterbox('$ROOT/assets/bus.jpg', $SIZE).astype('<f4').tofile('$ROOT/$INPUT')"
+RESULTS="$CACHE/results.jsonl"
+: > "$RESULTS"
+for m in $MODELS; do
+  cfg=$(model_cfg "$m"); w=$(model_weights "$m")
+  prepare_onnx "$m" "$cfg" "$w"
+  echo "bench: timing $m@$SIZE ($ITERS iters, $THREADS threads)" >&2
+  peers=$(py time_peers.py "$m" "$cfg" "$w" "$ROOT/$CACHE/$m.onnx" "$ROOT/$CACHE/$m.int8.onnx" \
+    "$SIZE" "$ROOT/assets/bus.jpg" "$ITERS" "$THREADS")
+  kes=$(kestrel_forward_json "$cfg" "$w")
+  "$VENV/bin/python" -c 'import json,sys; a=json.loads(sys.argv[1]); a.update(json.loads(sys.argv[2])); print(json.dumps(a))' \
+    "$peers" "$kes" >> "$RESULTS"
+done
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+flags=$(grep -o -w -E 'avx512f|avx512_vnni|avx2|fma|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ')
+machine="Machine: $cpu, $(nproc) cores ($flags), $(date -u '+%Y-%m-%d %H:%M UTC'), load average at end: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)."
+[ -f docs/performance.md ] || printf '# Performance\n\n<!-- BENCH-TABLE:BEGIN -->\n<!-- BENCH-TABLE:END -->\n' > docs/performance.md
+py report.py "$ROOT/$RESULTS" "$ROOT/docs/performance.md" "$machine"
