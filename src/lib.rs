@@ -9,6 +9,7 @@
 //! Every module owns its types and its `thiserror` error enum; only the binary uses `anyhow`.
 
 pub mod capture;
+pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod model;

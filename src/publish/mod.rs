@@ -1,6 +1,8 @@
 //! Sinks for detections: MAVLink to the flight controller, JSONL, annotated images.
 
 pub mod annotate;
+pub mod frames;
+pub mod jsonl;
 mod error;
 
 pub use error::*;
