@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("config: {key}: {reason}")]
@@ -35,7 +38,14 @@ pub struct SourceConfig {
 
 impl Default for SourceConfig {
     fn default() -> Self {
-        SourceConfig { source: None, fps: None, looped: false, width: None, height: None, pixel_format: None }
+        SourceConfig {
+            source: None,
+            fps: None,
+            looped: false,
+            width: None,
+            height: None,
+            pixel_format: None,
+        }
     }
 }
 
@@ -95,7 +105,10 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_frames: None, duration_s: None }
+        LimitsConfig {
+            max_frames: None,
+            duration_s: None,
+        }
     }
 }
 
@@ -113,8 +126,14 @@ impl Config {
     /// # Errors
     /// Unreadable file, bad TOML, unknown keys (named with their line), invalid values.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        let c: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let c: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
         c.validate()?;
         Ok(c)
     }
@@ -123,16 +142,32 @@ impl Config {
     /// A value out of range, naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.source.fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
-            return Err(ConfigError::Invalid { key: "source.fps", reason: "must be > 0".into() });
+            return Err(ConfigError::Invalid {
+                key: "source.fps",
+                reason: "must be > 0".into(),
+            });
         }
-        if self.limits.duration_s.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
-            return Err(ConfigError::Invalid { key: "limits.duration_s", reason: "must be > 0".into() });
+        if self
+            .limits
+            .duration_s
+            .is_some_and(|d| !(d > 0.0 && d.is_finite()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "limits.duration_s",
+                reason: "must be > 0".into(),
+            });
         }
         if self.output.publish_queue == 0 {
-            return Err(ConfigError::Invalid { key: "output.publish_queue", reason: "must be ≥ 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "output.publish_queue",
+                reason: "must be ≥ 1".into(),
+            });
         }
         if !(self.output.stats_every_s > 0.0) {
-            return Err(ConfigError::Invalid { key: "output.stats_every_s", reason: "must be > 0".into() });
+            return Err(ConfigError::Invalid {
+                key: "output.stats_every_s",
+                reason: "must be > 0".into(),
+            });
         }
         Ok(())
     }
@@ -157,7 +192,10 @@ mod tests {
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("fsp") && e.contains("k.toml"), "{e}");
         std::fs::write(&p, "[source]\nfps = -1\n").unwrap();
-        assert!(Config::load(&p).unwrap_err().to_string().contains("source.fps"));
+        assert!(Config::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("source.fps"));
     }
 
     #[test]

@@ -13,7 +13,10 @@ pub enum CaptureError {
     #[error("{path}: no images (*.jpg, *.jpeg, *.png) found")]
     Empty { path: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// One frame could not be decoded (corrupt or truncated JPEG); the source continues.
     #[error("{path}: cannot decode frame: {reason}")]
     Decode { path: PathBuf, reason: String },

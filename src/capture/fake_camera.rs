@@ -37,7 +37,14 @@ pub struct CameraSource<D: CameraDevice> {
 
 impl<D: CameraDevice> CameraSource<D> {
     pub fn new(device: D) -> Self {
-        CameraSource { device, open: false, seq: 0, backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(2), reopens: 0 }
+        CameraSource {
+            device,
+            open: false,
+            seq: 0,
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            reopens: 0,
+        }
     }
 
     fn ensure_open(&mut self) {
@@ -68,7 +75,13 @@ impl<D: CameraDevice> FrameSource for CameraSource<D> {
                     let seq = self.seq;
                     self.seq += 1;
                     let t_capture_ns = now.saturating_sub(age);
-                    return Ok(Some(Frame { seq, t_capture_ns, source_id: self.device.name(), path: None, image: raw.image }));
+                    return Ok(Some(Frame {
+                        seq,
+                        t_capture_ns,
+                        source_id: self.device.name(),
+                        path: None,
+                        image: raw.image,
+                    }));
                 }
                 Err(e @ CaptureError::Decode { .. }) => {
                     self.seq += 1;
@@ -104,17 +117,29 @@ mod tests {
             self.opens += 1;
             if self.fail_opens > 0 {
                 self.fail_opens -= 1;
-                return Err(CaptureError::Camera { device: "fake".into(), reason: "absent".into() });
+                return Err(CaptureError::Camera {
+                    device: "fake".into(),
+                    reason: "absent".into(),
+                });
             }
             Ok(())
         }
         fn frame(&mut self) -> Result<RawFrame, CaptureError> {
             match self.script.remove(0) {
-                "ok" => Ok(RawFrame { image: image::RgbImage::new(4, 4), age: Some(Duration::from_millis(20)) }),
-                "bad" => Err(CaptureError::Decode { path: PathBuf::from("fake"), reason: "corrupt".into() }),
+                "ok" => Ok(RawFrame {
+                    image: image::RgbImage::new(4, 4),
+                    age: Some(Duration::from_millis(20)),
+                }),
+                "bad" => Err(CaptureError::Decode {
+                    path: PathBuf::from("fake"),
+                    reason: "corrupt".into(),
+                }),
                 _ => {
                     self.fail_opens = 2;
-                    Err(CaptureError::Camera { device: "fake".into(), reason: "unplugged".into() })
+                    Err(CaptureError::Camera {
+                        device: "fake".into(),
+                        reason: "unplugged".into(),
+                    })
                 }
             }
         }
@@ -122,15 +147,26 @@ mod tests {
 
     #[test]
     fn unplug_reopens_with_backoff_and_bad_frames_are_per_frame() {
-        let dev = Scripted { script: vec!["ok", "bad", "unplug", "ok"], opens: 0, fail_opens: 1 };
+        let dev = Scripted {
+            script: vec!["ok", "bad", "unplug", "ok"],
+            opens: 0,
+            fail_opens: 1,
+        };
         let mut cam = CameraSource::new(dev);
         let before = monotonic_ns();
         let f = cam.next_frame().unwrap().unwrap();
-        assert!(f.t_capture_ns + 19_000_000 <= monotonic_ns() && f.t_capture_ns < before, "driver age applied");
+        assert!(
+            f.t_capture_ns + 19_000_000 <= monotonic_ns() && f.t_capture_ns < before,
+            "driver age applied"
+        );
         assert!(matches!(cam.next_frame(), Err(CaptureError::Decode { .. })));
         let g = cam.next_frame().unwrap().unwrap();
         assert_eq!((f.seq, g.seq), (0, 2));
         assert_eq!(cam.reopens, 1);
-        assert_eq!(cam.device.opens, 2 + 3, "1 failed + 1 ok, then 2 failed + 1 ok");
+        assert_eq!(
+            cam.device.opens,
+            2 + 3,
+            "1 failed + 1 ok, then 2 failed + 1 ok"
+        );
     }
 }

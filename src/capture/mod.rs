@@ -44,7 +44,9 @@ pub trait FrameSource: Send {
 /// Now on CLOCK_MONOTONIC, in nanoseconds: comparable across threads and with driver timestamps.
 pub fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
 
 /// Sleeps until `start + n / fps`, so a paced source keeps real time without drift.

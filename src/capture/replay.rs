@@ -25,13 +25,22 @@ pub struct ReplaySource {
 }
 
 fn is_image(p: &Path) -> bool {
-    let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png"))
 }
 
 fn images_in(dir: &Path) -> Result<Vec<PathBuf>, CaptureError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| CaptureError::Io { path: dir.to_path_buf(), source })?;
-    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
+    let rd = std::fs::read_dir(dir).map_err(|source| CaptureError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
     files.sort();
     Ok(files)
 }
@@ -44,8 +53,14 @@ fn images_in(dir: &Path) -> Result<Vec<PathBuf>, CaptureError> {
 pub fn list_replay_files(dir: &Path) -> Result<Vec<PathBuf>, CaptureError> {
     let seqs = dir.join("sequences");
     let files = if seqs.is_dir() {
-        let rd = std::fs::read_dir(&seqs).map_err(|source| CaptureError::Io { path: seqs.clone(), source })?;
-        let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        let rd = std::fs::read_dir(&seqs).map_err(|source| CaptureError::Io {
+            path: seqs.clone(),
+            source,
+        })?;
+        let mut dirs: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
         dirs.sort();
         let mut all = Vec::new();
         for d in dirs {
@@ -58,7 +73,9 @@ pub fn list_replay_files(dir: &Path) -> Result<Vec<PathBuf>, CaptureError> {
         images_in(dir)?
     };
     if files.is_empty() {
-        return Err(CaptureError::Empty { path: dir.to_path_buf() });
+        return Err(CaptureError::Empty {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(files)
 }
@@ -68,8 +85,21 @@ impl ReplaySource {
     /// Unreadable folder, or no images.
     pub fn open(dir: &Path, opts: ReplayOptions) -> Result<ReplaySource, CaptureError> {
         let files = list_replay_files(dir)?;
-        tracing::info!("replay {}: {} images, fps {:?}, loop {}", dir.display(), files.len(), opts.fps, opts.looped);
-        Ok(ReplaySource { files, next: 0, seq: 0, opts, source_id: format!("replay:{}", dir.display()), start: Instant::now() })
+        tracing::info!(
+            "replay {}: {} images, fps {:?}, loop {}",
+            dir.display(),
+            files.len(),
+            opts.fps,
+            opts.looped
+        );
+        Ok(ReplaySource {
+            files,
+            next: 0,
+            seq: 0,
+            opts,
+            source_id: format!("replay:{}", dir.display()),
+            start: Instant::now(),
+        })
     }
 }
 
@@ -88,11 +118,23 @@ impl FrameSource for ReplaySource {
         self.seq += 1;
         let t_capture_ns = monotonic_ns();
         let _span = tracing::debug_span!("decode", seq).entered();
-        let bytes = std::fs::read(&path).map_err(|source| CaptureError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| CaptureError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let image = image::load_from_memory(&bytes)
-            .map_err(|e| CaptureError::Decode { path: path.clone(), reason: e.to_string() })?
+            .map_err(|e| CaptureError::Decode {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?
             .to_rgb8();
-        Ok(Some(Frame { seq, t_capture_ns, source_id: self.source_id.clone(), path: Some(path), image }))
+        Ok(Some(Frame {
+            seq,
+            t_capture_ns,
+            source_id: self.source_id.clone(),
+            path: Some(path),
+            image,
+        }))
     }
 
     fn nominal_fps(&self) -> Option<f64> {
@@ -107,14 +149,28 @@ mod tests {
     #[test]
     fn vid_sequences_are_played_in_order() {
         let d = tempfile::tempdir().unwrap();
-        for (s, f) in [("b", "0000002.jpg"), ("a", "0000002.jpg"), ("a", "0000001.jpg")] {
+        for (s, f) in [
+            ("b", "0000002.jpg"),
+            ("a", "0000002.jpg"),
+            ("a", "0000001.jpg"),
+        ] {
             let p = d.path().join("sequences").join(s);
             std::fs::create_dir_all(&p).unwrap();
             std::fs::write(p.join(f), b"x").unwrap();
         }
         let files = list_replay_files(d.path()).unwrap();
-        let names: Vec<String> = files.iter().map(|p| p.strip_prefix(d.path()).unwrap().display().to_string()).collect();
-        assert_eq!(names, ["sequences/a/0000001.jpg", "sequences/a/0000002.jpg", "sequences/b/0000002.jpg"]);
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.strip_prefix(d.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "sequences/a/0000001.jpg",
+                "sequences/a/0000002.jpg",
+                "sequences/b/0000002.jpg"
+            ]
+        );
     }
 
     #[test]
@@ -128,7 +184,9 @@ mod tests {
     fn corrupt_image_is_a_per_frame_error_and_the_source_goes_on() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("1.jpg"), b"\xff\xd8garbage").unwrap();
-        image::RgbImage::new(8, 8).save(d.path().join("2.png")).unwrap();
+        image::RgbImage::new(8, 8)
+            .save(d.path().join("2.png"))
+            .unwrap();
         let mut s = ReplaySource::open(d.path(), ReplayOptions::default()).unwrap();
         assert!(matches!(s.next_frame(), Err(CaptureError::Decode { .. })));
         let f = s.next_frame().unwrap().unwrap();

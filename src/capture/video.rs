@@ -21,23 +21,41 @@ pub struct VideoSource {
 
 fn spawn_err(path: &Path, tool: &'static str, e: std::io::Error) -> CaptureError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        CaptureError::FfmpegMissing { path: path.to_path_buf(), tool }
+        CaptureError::FfmpegMissing {
+            path: path.to_path_buf(),
+            tool,
+        }
     } else {
-        CaptureError::Video { path: path.to_path_buf(), reason: format!("cannot start {tool}: {e}") }
+        CaptureError::Video {
+            path: path.to_path_buf(),
+            reason: format!("cannot start {tool}: {e}"),
+        }
     }
 }
 
 /// Width and height of the first video stream, from ffprobe.
 fn probe_size(path: &Path) -> Result<(u32, u32), CaptureError> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0:s=x"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0:s=x",
+        ])
         .arg(path)
         .output()
         .map_err(|e| spawn_err(path, "ffprobe", e))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let bad = || CaptureError::Video {
         path: path.to_path_buf(),
-        reason: format!("ffprobe found no video stream: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        reason: format!(
+            "ffprobe found no video stream: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
     };
     let (w, h) = text.trim().split_once('x').ok_or_else(bad)?;
     match (w.trim().parse(), h.trim().parse()) {
@@ -51,20 +69,43 @@ impl VideoSource {
     /// ffmpeg/ffprobe missing, or a file with no decodable video stream.
     pub fn open(path: &Path, fps: Option<f64>) -> Result<VideoSource, CaptureError> {
         if !path.is_file() {
-            return Err(CaptureError::Io { path: path.to_path_buf(), source: std::io::ErrorKind::NotFound.into() });
+            return Err(CaptureError::Io {
+                path: path.to_path_buf(),
+                source: std::io::ErrorKind::NotFound.into(),
+            });
         }
         let (width, height) = probe_size(path)?;
         let mut child = Command::new("ffmpeg")
             .args(["-v", "error", "-nostdin", "-noautorotate", "-i"])
             .arg(path)
-            .args(["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
+            .args([
+                "-fps_mode",
+                "passthrough",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "pipe:1",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| spawn_err(path, "ffmpeg", e))?;
-        let out = child.stdout.take().ok_or_else(|| CaptureError::Video { path: path.to_path_buf(), reason: "no stdout pipe".into() })?;
+        let out = child.stdout.take().ok_or_else(|| CaptureError::Video {
+            path: path.to_path_buf(),
+            reason: "no stdout pipe".into(),
+        })?;
         tracing::info!("video {}: {width}x{height}, fps {fps:?}", path.display());
-        Ok(VideoSource { path: path.to_path_buf(), child, out, width, height, fps, seq: 0, start: Instant::now() })
+        Ok(VideoSource {
+            path: path.to_path_buf(),
+            child,
+            out,
+            width,
+            height,
+            fps,
+            seq: 0,
+            start: Instant::now(),
+        })
     }
 }
 
@@ -77,22 +118,41 @@ impl FrameSource for VideoSource {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(CaptureError::Io { path: self.path.clone(), source }),
+                Err(source) => {
+                    return Err(CaptureError::Io {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
             }
         }
         if got == 0 {
             return Ok(None);
         }
         if got < buf.len() {
-            tracing::warn!("video {}: last frame truncated ({got} of {} bytes), ending", self.path.display(), buf.len());
+            tracing::warn!(
+                "video {}: last frame truncated ({got} of {} bytes), ending",
+                self.path.display(),
+                buf.len()
+            );
             return Ok(None);
         }
         pace(self.start, self.seq, self.fps);
         let seq = self.seq;
         self.seq += 1;
-        let image = image::RgbImage::from_raw(self.width, self.height, buf)
-            .ok_or_else(|| CaptureError::Video { path: self.path.clone(), reason: "frame size mismatch".into() })?;
-        Ok(Some(Frame { seq, t_capture_ns: monotonic_ns(), source_id: format!("video:{}", self.path.display()), path: None, image }))
+        let image = image::RgbImage::from_raw(self.width, self.height, buf).ok_or_else(|| {
+            CaptureError::Video {
+                path: self.path.clone(),
+                reason: "frame size mismatch".into(),
+            }
+        })?;
+        Ok(Some(Frame {
+            seq,
+            t_capture_ns: monotonic_ns(),
+            source_id: format!("video:{}", self.path.display()),
+            path: None,
+            image,
+        }))
     }
 
     fn nominal_fps(&self) -> Option<f64> {

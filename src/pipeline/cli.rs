@@ -115,7 +115,10 @@ pub fn effective_config(a: &RunArgs) -> Result<Config, PipelineError> {
     set(&mut o.jsonl, a.jsonl.clone().map(Some));
     set(&mut o.save_dir, a.save_dir.clone().map(Some));
     set(&mut o.save_every, a.save_every);
-    set(&mut o.mavlink, a.mavlink.clone().map(|u| Some(u).filter(|u| u != "none")));
+    set(
+        &mut o.mavlink,
+        a.mavlink.clone().map(|u| Some(u).filter(|u| u != "none")),
+    );
     set(&mut o.stats_json, a.stats_json.clone().map(Some));
     set(&mut o.stats_every_s, a.stats_every);
     set(&mut o.publish_queue, a.publish_queue);
@@ -166,12 +169,19 @@ pub fn run(a: RunArgs) -> Result<(), PipelineError> {
         tracing::warn!("--mavlink {url}: the MAVLink sink is not in this build yet (branch `mavlink`); not publishing MAVLink");
     }
     let frames = match &c.output.save_dir {
-        Some(d) => Some(FramesSink::create(d.clone(), c.output.save_every, names.clone())?),
+        Some(d) => Some(FramesSink::create(
+            d.clone(),
+            c.output.save_every,
+            names.clone(),
+        )?),
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|source| PipelineError::Io { path: "signal handler".into(), source })?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(|source| PipelineError::Io {
+            path: "signal handler".into(),
+            source,
+        })?;
     }
     let plan = RunPlan {
         source,
@@ -190,9 +200,15 @@ pub fn run(a: RunArgs) -> Result<(), PipelineError> {
     let stats = run_pipeline(plan, Box::new(detector), sinks, frames, stop)?;
     tracing::info!("summary: {}", stats.line());
     let summary = stats.summary();
-    eprintln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    eprintln!(
+        "{}",
+        serde_json::to_string_pretty(&summary).unwrap_or_default()
+    );
     if let Some(p) = &c.output.stats_json {
-        std::fs::write(p, summary.to_string()).map_err(|source| PipelineError::Io { path: p.display().to_string(), source })?;
+        std::fs::write(p, summary.to_string()).map_err(|source| PipelineError::Io {
+            path: p.display().to_string(),
+            source,
+        })?;
     }
     Ok(())
 }

@@ -18,7 +18,10 @@ pub enum PipelineError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("pipeline thread: {0}")]
     Thread(String),
 }

@@ -13,7 +13,14 @@ pub struct LatestSender<T> {
 /// A slot of one. Returns the sender and the receiver the consumer reads with.
 pub fn latest<T>(blocking: bool) -> (LatestSender<T>, Receiver<T>) {
     let (tx, rx) = bounded(1);
-    (LatestSender { tx, steal: rx.clone(), blocking }, rx)
+    (
+        LatestSender {
+            tx,
+            steal: rx.clone(),
+            blocking,
+        },
+        rx,
+    )
 }
 
 impl<T> LatestSender<T> {

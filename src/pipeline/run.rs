@@ -6,8 +6,8 @@ use super::detector::FrameDetector;
 use super::latest::latest;
 use super::stats::Stats;
 use super::PipelineError;
-use crate::capture::{monotonic_ns, open_source, CaptureError, Frame, SourceSpec};
 use crate::capture::spec::SourceOptions;
+use crate::capture::{monotonic_ns, open_source, CaptureError, Frame, SourceSpec};
 use crate::publish::frames::FramesSink;
 use crate::publish::{FrameReport, Sink};
 use crossbeam_channel::{bounded, Receiver};
@@ -56,49 +56,51 @@ pub fn run_pipeline(
 
     let capture = {
         let (stats, stop) = (stats.clone(), stop.clone());
-        std::thread::Builder::new().name("capture".into()).spawn(move || {
-            let mut source = match open_source(&plan.source, &plan.source_opts) {
-                Ok(s) => {
-                    let _ = open_tx.send(Ok(()));
-                    s
-                }
-                Err(e) => {
-                    let _ = open_tx.send(Err(e));
-                    return;
-                }
-            };
-            let mut taken = 0u64;
-            while !stop.load(Ordering::Relaxed) && plan.max_frames.is_none_or(|m| taken < m) {
-                let span = tracing::debug_span!("capture", taken).entered();
-                let next = source.next_frame();
-                drop(span);
-                match next {
-                    Ok(Some(frame)) => {
-                        taken += 1;
-                        // capture time is stamped before decoding: this is decode (+ driver age for cameras)
-                        let decode_ms = ms_since(frame.t_capture_ns);
-                        with(&stats, |s| {
-                            s.frames_in += 1;
-                            s.stage("decode", decode_ms);
-                        });
-                        match slot_tx.send(frame) {
-                            Ok(dropped) => with(&stats, |s| s.dropped_stale += dropped),
-                            Err(_) => break,
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e @ CaptureError::Decode { .. }) => {
-                        taken += 1;
-                        tracing::warn!("skipping frame: {e}");
-                        with(&stats, |s| s.decode_errors += 1);
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                let mut source = match open_source(&plan.source, &plan.source_opts) {
+                    Ok(s) => {
+                        let _ = open_tx.send(Ok(()));
+                        s
                     }
                     Err(e) => {
-                        tracing::error!("source failed: {e}");
-                        break;
+                        let _ = open_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut taken = 0u64;
+                while !stop.load(Ordering::Relaxed) && plan.max_frames.is_none_or(|m| taken < m) {
+                    let span = tracing::debug_span!("capture", taken).entered();
+                    let next = source.next_frame();
+                    drop(span);
+                    match next {
+                        Ok(Some(frame)) => {
+                            taken += 1;
+                            // capture time is stamped before decoding: this is decode (+ driver age for cameras)
+                            let decode_ms = ms_since(frame.t_capture_ns);
+                            with(&stats, |s| {
+                                s.frames_in += 1;
+                                s.stage("decode", decode_ms);
+                            });
+                            match slot_tx.send(frame) {
+                                Ok(dropped) => with(&stats, |s| s.dropped_stale += dropped),
+                                Err(_) => break,
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e @ CaptureError::Decode { .. }) => {
+                            taken += 1;
+                            tracing::warn!("skipping frame: {e}");
+                            with(&stats, |s| s.decode_errors += 1);
+                        }
+                        Err(e) => {
+                            tracing::error!("source failed: {e}");
+                            break;
+                        }
                     }
                 }
-            }
-        })
+            })
     }
     .map_err(|e| PipelineError::Thread(e.to_string()))?;
 
@@ -108,7 +110,11 @@ pub fn run_pipeline(
             let _ = capture.join();
             return Err(e.into());
         }
-        Err(_) => return Err(PipelineError::Thread("capture thread ended before opening the source".into())),
+        Err(_) => {
+            return Err(PipelineError::Thread(
+                "capture thread ended before opening the source".into(),
+            ))
+        }
     }
 
     let inference = spawn_inference(detector, slot_rx, pub_tx, stats.clone())?;
@@ -126,10 +132,18 @@ pub fn run_pipeline(
             with(&stats, |s| tracing::info!("stats: {}", s.line()));
         }
     }
-    for (name, h) in [("capture", capture), ("inference", inference), ("publisher", publisher)] {
-        h.join().map_err(|_| PipelineError::Thread(format!("{name} thread panicked")))?;
+    for (name, h) in [
+        ("capture", capture),
+        ("inference", inference),
+        ("publisher", publisher),
+    ] {
+        h.join()
+            .map_err(|_| PipelineError::Thread(format!("{name} thread panicked")))?;
     }
-    let out = stats.lock().map(|s| s.clone()).map_err(|_| PipelineError::Thread("stats poisoned".into()))?;
+    let out = stats
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|_| PipelineError::Thread("stats poisoned".into()))?;
     Ok(out)
 }
 

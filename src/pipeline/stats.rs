@@ -41,7 +41,13 @@ impl Samples {
     pub fn summary(&self) -> Value {
         let mut v = self.ring.clone();
         v.sort_by(f64::total_cmp);
-        let q = |p: f64| if v.is_empty() { 0.0 } else { v[((v.len() - 1) as f64 * p).round() as usize] };
+        let q = |p: f64| {
+            if v.is_empty() {
+                0.0
+            } else {
+                v[((v.len() - 1) as f64 * p).round() as usize]
+            }
+        };
         json!({"n": self.count, "mean": self.mean(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": v.last().copied().unwrap_or(0.0)})
     }
 }
@@ -97,7 +103,10 @@ impl Stats {
     /// relative to the model.
     pub fn overhead_fraction(&self) -> f64 {
         let f = self.stage_mean("forward");
-        let o = ["decode", "preprocess", "postprocess", "publish"].iter().map(|s| self.stage_mean(s)).sum::<f64>();
+        let o = ["decode", "preprocess", "postprocess", "publish"]
+            .iter()
+            .map(|s| self.stage_mean(s))
+            .sum::<f64>();
         if f > 0.0 {
             o / f
         } else {
@@ -107,7 +116,11 @@ impl Stats {
 
     pub fn summary(&self) -> Value {
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-        let stages: serde_json::Map<String, Value> = self.stages.iter().map(|(k, v)| (k.to_string(), v.summary())).collect();
+        let stages: serde_json::Map<String, Value> = self
+            .stages
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.summary()))
+            .collect();
         json!({
             "elapsed_s": secs,
             "frames_in": self.frames_in, "frames_inferred": self.frames_inferred, "frames_out": self.frames_out,

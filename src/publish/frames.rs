@@ -16,16 +16,32 @@ pub struct FramesSink {
 impl FramesSink {
     /// # Errors
     /// The folder cannot be created.
-    pub fn create(dir: PathBuf, every: u64, names: Vec<String>) -> Result<FramesSink, PublishError> {
-        std::fs::create_dir_all(&dir).map_err(|source| PublishError::Io { path: dir.display().to_string(), source })?;
-        Ok(FramesSink { dir, every: every.max(1), names, count: 0 })
+    pub fn create(
+        dir: PathBuf,
+        every: u64,
+        names: Vec<String>,
+    ) -> Result<FramesSink, PublishError> {
+        std::fs::create_dir_all(&dir).map_err(|source| PublishError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(FramesSink {
+            dir,
+            every: every.max(1),
+            names,
+            count: 0,
+        })
     }
 
     /// Draws and saves the frame when its turn comes.
     ///
     /// # Errors
     /// The image cannot be written.
-    pub fn publish_frame(&mut self, report: &FrameReport, image: &RgbImage) -> Result<(), PublishError> {
+    pub fn publish_frame(
+        &mut self,
+        report: &FrameReport,
+        image: &RgbImage,
+    ) -> Result<(), PublishError> {
         let due = self.count % self.every == 0;
         self.count += 1;
         if !due {
@@ -34,6 +50,9 @@ impl FramesSink {
         let mut img = image.clone();
         annotate(&mut img, &report.detections, &self.names);
         let path = self.dir.join(format!("{:07}.jpg", report.seq));
-        img.save(&path).map_err(|e| PublishError::Io { path: path.display().to_string(), source: std::io::Error::other(e) })
+        img.save(&path).map_err(|e| PublishError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })
     }
 }

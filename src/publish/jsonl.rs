@@ -20,16 +20,28 @@ impl JsonlSink {
         let out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::BufWriter::new(std::io::stdout()))
         } else {
-            let f = std::fs::File::create(PathBuf::from(path)).map_err(|source| PublishError::Io { path: path.into(), source })?;
+            let f =
+                std::fs::File::create(PathBuf::from(path)).map_err(|source| PublishError::Io {
+                    path: path.into(),
+                    source,
+                })?;
             Box::new(std::io::BufWriter::new(f))
         };
-        Ok(JsonlSink { out, path: path.into(), names })
+        Ok(JsonlSink {
+            out,
+            path: path.into(),
+            names,
+        })
     }
 }
 
 /// The JSON object of one frame.
 pub fn report_json(r: &FrameReport, names: &[String]) -> serde_json::Value {
-    let image = r.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| format!("{}#{}", r.source_id, r.seq));
+    let image = r
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| format!("{}#{}", r.source_id, r.seq));
     let mut v = detection_json(&image, r.width, r.height, &r.detections, names);
     v["frame"] = r.seq.into();
     v["t_capture_ns"] = r.t_capture_ns.into();
@@ -45,11 +57,17 @@ impl Sink for JsonlSink {
 
     fn publish(&mut self, report: &FrameReport) -> Result<(), PublishError> {
         let line = report_json(report, &self.names);
-        writeln!(self.out, "{line}").map_err(|source| PublishError::Io { path: self.path.clone(), source })
+        writeln!(self.out, "{line}").map_err(|source| PublishError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn flush(&mut self) -> Result<(), PublishError> {
-        self.out.flush().map_err(|source| PublishError::Io { path: self.path.clone(), source })
+        self.out.flush().map_err(|source| PublishError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -67,7 +85,16 @@ mod tests {
             path: None,
             width: 10,
             height: 20,
-            detections: vec![Detection { class_id: 1, score: 0.5, bbox: BBox { x: 1.0, y: 2.0, w: 3.0, h: 4.0 } }],
+            detections: vec![Detection {
+                class_id: 1,
+                score: 0.5,
+                bbox: BBox {
+                    x: 1.0,
+                    y: 2.0,
+                    w: 3.0,
+                    h: 4.0,
+                },
+            }],
             latency_ms: 2.5,
         };
         let v = report_json(&r, &["a".into(), "b".into()]);

@@ -1,9 +1,9 @@
 //! Sinks for detections: MAVLink to the flight controller, JSONL, annotated images.
 
 pub mod annotate;
+mod error;
 pub mod frames;
 pub mod jsonl;
-mod error;
 
 pub use error::*;
 
