@@ -7,17 +7,7 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 
 /// How the image is fitted to the network input.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResizeMode {
     #[default]
@@ -47,12 +37,7 @@ impl Placement {
 }
 
 /// Darknet's letterbox geometry: the scaled size and its top-left offset.
-pub fn letterbox_geometry(
-    img_w: u32,
-    img_h: u32,
-    net_w: usize,
-    net_h: usize,
-) -> (usize, usize, usize, usize) {
+pub fn letterbox_geometry(img_w: u32, img_h: u32, net_w: usize, net_h: usize) -> (usize, usize, usize, usize) {
     let (iw, ih) = (img_w as usize, img_h as usize);
     let (new_w, new_h) = if (net_w as f64 / iw as f64) < (net_h as f64 / ih as f64) {
         (net_w, (ih * net_w / iw).max(1))
@@ -72,11 +57,7 @@ pub fn resize_linear(src: &RgbImage, dst_w: usize, dst_h: usize) -> Vec<u8> {
                 let f = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
                 let i0 = (f.floor() as usize).min(src_len - 1);
                 let i1 = (i0 + 1).min(src_len - 1);
-                let frac = if i0 == src_len - 1 {
-                    0.0
-                } else {
-                    (f - i0 as f64) as f32
-                };
+                let frac = if i0 == src_len - 1 { 0.0 } else { (f - i0 as f64) as f32 };
                 (i0, i1, frac)
             })
             .collect()
@@ -86,10 +67,7 @@ pub fn resize_linear(src: &RgbImage, dst_w: usize, dst_h: usize) -> Vec<u8> {
     let raw = src.as_raw();
     let mut out = vec![0u8; dst_w * dst_h * 3];
     for (dy, &(y0, y1, fy)) in ys.iter().enumerate() {
-        let (r0, r1) = (
-            &raw[y0 * sw * 3..(y0 + 1) * sw * 3],
-            &raw[y1 * sw * 3..(y1 + 1) * sw * 3],
-        );
+        let (r0, r1) = (&raw[y0 * sw * 3..(y0 + 1) * sw * 3], &raw[y1 * sw * 3..(y1 + 1) * sw * 3]);
         let row = &mut out[dy * dst_w * 3..(dy + 1) * dst_w * 3];
         for (dx, &(x0, x1, fx)) in xs.iter().enumerate() {
             for c in 0..3 {
@@ -106,23 +84,13 @@ pub fn resize_linear(src: &RgbImage, dst_w: usize, dst_h: usize) -> Vec<u8> {
 ///
 /// # Errors
 /// Candle errors creating the tensor.
-pub fn preprocess(
-    img: &RgbImage,
-    net_w: usize,
-    net_h: usize,
-    mode: ResizeMode,
-    device: &Device,
-) -> candle_core::Result<(Tensor, Placement)> {
+pub fn preprocess(img: &RgbImage, net_w: usize, net_h: usize, mode: ResizeMode, device: &Device) -> candle_core::Result<(Tensor, Placement)> {
     let (iw, ih) = (img.width(), img.height());
     let (new_w, new_h, ox, oy) = match mode {
         ResizeMode::Letterbox => letterbox_geometry(iw, ih, net_w, net_h),
         ResizeMode::Stretch => (net_w, net_h, 0, 0),
     };
-    let resized = if (new_w, new_h) == (iw as usize, ih as usize) {
-        img.as_raw().clone()
-    } else {
-        resize_linear(img, new_w, new_h)
-    };
+    let resized = if (new_w, new_h) == (iw as usize, ih as usize) { img.as_raw().clone() } else { resize_linear(img, new_w, new_h) };
     let plane = net_w * net_h;
     let mut chw = vec![0.5f32; 3 * plane];
     for y in 0..new_h {
@@ -142,10 +110,7 @@ pub fn preprocess(
         scaled_w: new_w as f32,
         scaled_h: new_h as f32,
     };
-    Ok((
-        Tensor::from_vec(chw, (1, 3, net_h, net_w), device)?,
-        placement,
-    ))
+    Ok((Tensor::from_vec(chw, (1, 3, net_h, net_w), device)?, placement))
 }
 
 #[cfg(test)]
