@@ -54,7 +54,11 @@ impl ModelArgs {
         DetectorConfig {
             input: self.input(),
             resize: self.resize,
-            post: PostprocessConfig { conf: self.conf, nms: self.nms, ..Default::default() },
+            post: PostprocessConfig {
+                conf: self.conf,
+                nms: self.nms,
+                ..Default::default()
+            },
             forward: None,
         }
     }
@@ -68,10 +72,20 @@ pub fn parse_device(s: &str) -> Result<Device, DetectError> {
     match s {
         "cpu" => Ok(Device::Cpu),
         _ if s == "cuda" || s.starts_with("cuda:") => {
-            let n = s.strip_prefix("cuda:").map(str::parse::<usize>).unwrap_or(Ok(0)).map_err(|_| DetectError::Config(format!("--device {s}: expected cuda:N")))?;
-            Device::new_cuda(n).map_err(|e| DetectError::Config(format!("--device {s}: {e} (was kestrel built with --features cuda?)")))
+            let n = s
+                .strip_prefix("cuda:")
+                .map(str::parse::<usize>)
+                .unwrap_or(Ok(0))
+                .map_err(|_| DetectError::Config(format!("--device {s}: expected cuda:N")))?;
+            Device::new_cuda(n).map_err(|e| {
+                DetectError::Config(format!(
+                    "--device {s}: {e} (was kestrel built with --features cuda?)"
+                ))
+            })
         }
-        _ => Err(DetectError::Config(format!("--device {s}: expected cpu, cuda or cuda:N"))),
+        _ => Err(DetectError::Config(format!(
+            "--device {s}: expected cpu, cuda or cuda:N"
+        ))),
     }
 }
 
@@ -81,15 +95,33 @@ pub fn parse_device(s: &str) -> Result<Device, DetectError> {
 /// # Errors
 /// Assets missing and not fetchable.
 pub fn default_assets() -> Result<PathBuf, DetectError> {
-    let dir = std::env::var_os("KESTREL_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("assets"));
-    let ready = |d: &Path| ["yolov3-tiny.cfg", "yolov3-tiny.weights", "coco.names", "bus.jpg", "zidane.jpg"].iter().all(|f| d.join(f).is_file());
+    let dir = std::env::var_os("KESTREL_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("assets"));
+    let ready = |d: &Path| {
+        [
+            "yolov3-tiny.cfg",
+            "yolov3-tiny.weights",
+            "coco.names",
+            "bus.jpg",
+            "zidane.jpg",
+        ]
+        .iter()
+        .all(|f| d.join(f).is_file())
+    };
     if ready(&dir) {
         return Ok(dir);
     }
     let script = Path::new("scripts/fetch-assets.sh");
     if script.is_file() {
-        tracing::info!("fetching the real assets (yolov3-tiny, sample photos) into {}", dir.display());
-        let status = std::process::Command::new("bash").arg(script).arg(&dir).status();
+        tracing::info!(
+            "fetching the real assets (yolov3-tiny, sample photos) into {}",
+            dir.display()
+        );
+        let status = std::process::Command::new("bash")
+            .arg(script)
+            .arg(&dir)
+            .status();
         if matches!(status, Ok(s) if s.success()) && ready(&dir) {
             return Ok(dir);
         }
@@ -104,14 +136,22 @@ pub fn default_assets() -> Result<PathBuf, DetectError> {
 ///
 /// # Errors
 /// Missing assets.
-pub fn resolve_model_files(args: &ModelArgs) -> Result<(PathBuf, PathBuf, Option<PathBuf>), DetectError> {
+pub fn resolve_model_files(
+    args: &ModelArgs,
+) -> Result<(PathBuf, PathBuf, Option<PathBuf>), DetectError> {
     match (&args.cfg, &args.weights) {
         (Some(c), Some(w)) => Ok((c.clone(), w.clone(), args.names.clone())),
         (None, None) => {
             let d = default_assets()?;
-            Ok((d.join("yolov3-tiny.cfg"), d.join("yolov3-tiny.weights"), Some(args.names.clone().unwrap_or(d.join("coco.names")))))
+            Ok((
+                d.join("yolov3-tiny.cfg"),
+                d.join("yolov3-tiny.weights"),
+                Some(args.names.clone().unwrap_or(d.join("coco.names"))),
+            ))
         }
-        _ => Err(DetectError::Config("give both --cfg and --weights, or neither (the embedded yolov3-tiny default)".into())),
+        _ => Err(DetectError::Config(
+            "give both --cfg and --weights, or neither (the embedded yolov3-tiny default)".into(),
+        )),
     }
 }
 
@@ -146,7 +186,13 @@ pub struct DetectArgs {
 }
 
 /// One JSON line of `detect` output.
-pub fn detection_json(image: &str, width: u32, height: u32, dets: &[Detection], names: &[String]) -> serde_json::Value {
+pub fn detection_json(
+    image: &str,
+    width: u32,
+    height: u32,
+    dets: &[Detection],
+    names: &[String],
+) -> serde_json::Value {
     let dets: Vec<serde_json::Value> = dets
         .iter()
         .map(|d| {
@@ -174,40 +220,72 @@ pub fn detect(args: DetectArgs) -> Result<(), DetectError> {
         images = vec![d.join("bus.jpg"), d.join("zidane.jpg")];
     }
     let mut out: Box<dyn Write> = match &args.json {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| DetectError::Io { path: p.display().to_string(), source: e })?),
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| DetectError::Io {
+            path: p.display().to_string(),
+            source: e,
+        })?),
         None => Box::new(std::io::stdout().lock()),
     };
     if let Some(dir) = &args.save_dir {
-        std::fs::create_dir_all(dir).map_err(|e| DetectError::Io { path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| DetectError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
     }
     let mut failed = 0;
     for path in &images {
         match detect_one(&detector, &names, path, args.save_dir.as_deref()) {
-            Ok(line) => writeln!(out, "{line}").map_err(|e| DetectError::Io { path: "output".into(), source: e })?,
+            Ok(line) => writeln!(out, "{line}").map_err(|e| DetectError::Io {
+                path: "output".into(),
+                source: e,
+            })?,
             Err(e) => {
                 tracing::error!("{e}");
                 failed += 1;
             }
         }
     }
-    out.flush().map_err(|e| DetectError::Io { path: "output".into(), source: e })?;
+    out.flush().map_err(|e| DetectError::Io {
+        path: "output".into(),
+        source: e,
+    })?;
     if failed > 0 {
-        return Err(DetectError::SomeFailed { failed, total: images.len() });
+        return Err(DetectError::SomeFailed {
+            failed,
+            total: images.len(),
+        });
     }
     Ok(())
 }
 
-fn detect_one(detector: &Detector, names: &[String], path: &Path, save_dir: Option<&Path>) -> Result<serde_json::Value, DetectError> {
+fn detect_one(
+    detector: &Detector,
+    names: &[String],
+    path: &Path,
+    save_dir: Option<&Path>,
+) -> Result<serde_json::Value, DetectError> {
     let img = load_image(path)?;
     let dets = detector.detect(&img)?;
     if let Some(dir) = save_dir {
         let mut copy = img.clone();
         crate::publish::annotate::annotate(&mut copy, &dets, names);
-        let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "image.jpg".into());
+        let name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "image.jpg".into());
         let dest = dir.join(name);
-        copy.save(&dest).map_err(|e| DetectError::Image { path: dest.display().to_string(), reason: e.to_string() })?;
+        copy.save(&dest).map_err(|e| DetectError::Image {
+            path: dest.display().to_string(),
+            reason: e.to_string(),
+        })?;
     }
-    Ok(detection_json(&path.display().to_string(), img.width(), img.height(), &dets, names))
+    Ok(detection_json(
+        &path.display().to_string(),
+        img.width(),
+        img.height(),
+        &dets,
+        names,
+    ))
 }
 
 /// Arguments of `kestrel bench`.
@@ -253,11 +331,16 @@ pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
     };
     let device = parse_device(&args.device)?;
     let model = Darknet::from_parts(cfg, &weights, &device)?;
-    let config = DetectorConfig { input: args.size.map(|s| (s, s)), ..Default::default() };
+    let config = DetectorConfig {
+        input: args.size.map(|s| (s, s)),
+        ..Default::default()
+    };
     let detector = Detector::new(model, config)?;
     let img = match &args.image {
         Some(p) => load_image(p)?,
-        None => image::RgbImage::from_fn(1280, 720, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])),
+        None => image::RgbImage::from_fn(1280, 720, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        }),
     };
     for _ in 0..2 {
         detector.detect_timed(&img)?;
@@ -284,9 +367,19 @@ pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
         });
         println!("{j}");
     } else {
-        println!("{} @ {w}x{h}, {} iterations on {}", args.cfg.display(), times.len(), args.device);
+        println!(
+            "{} @ {w}x{h}, {} iterations on {}",
+            args.cfg.display(),
+            times.len(),
+            args.device
+        );
         println!("{:<14} {:>10} {:>10}", "stage", "median ms", "p90 ms");
-        for (name, (m, p)) in [("preprocess", pre), ("forward", fwd), ("decode+nms", post), ("total", total)] {
+        for (name, (m, p)) in [
+            ("preprocess", pre),
+            ("forward", fwd),
+            ("decode+nms", post),
+            ("total", total),
+        ] {
             println!("{name:<14} {m:>10.2} {p:>10.2}");
         }
     }

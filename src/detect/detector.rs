@@ -22,7 +22,12 @@ pub struct DetectorConfig {
 
 impl Default for DetectorConfig {
     fn default() -> Self {
-        DetectorConfig { input: None, resize: ResizeMode::Letterbox, post: PostprocessConfig::default(), forward: None }
+        DetectorConfig {
+            input: None,
+            resize: ResizeMode::Letterbox,
+            post: PostprocessConfig::default(),
+            forward: None,
+        }
     }
 }
 
@@ -48,15 +53,28 @@ impl Detector {
     pub fn new(model: Darknet, config: DetectorConfig) -> Result<Detector, DetectError> {
         let (net_w, net_h) = config.input.unwrap_or(model.input_size());
         if net_w == 0 || net_h == 0 || net_w % 32 != 0 || net_h % 32 != 0 {
-            return Err(DetectError::Config(format!("input size {net_w}x{net_h}: width and height must be positive multiples of 32")));
+            return Err(DetectError::Config(format!(
+                "input size {net_w}x{net_h}: width and height must be positive multiples of 32"
+            )));
         }
         model.cfg().shapes(net_w, net_h)?;
         let p = config.post;
         if !(0.0..=1.0).contains(&p.conf) || !(0.0..=1.0).contains(&p.nms) {
-            return Err(DetectError::Config(format!("--conf {} and --nms {} must be within 0..1", p.conf, p.nms)));
+            return Err(DetectError::Config(format!(
+                "--conf {} and --nms {} must be within 0..1",
+                p.conf, p.nms
+            )));
         }
-        let forward_opts = ForwardOptions { degrade: config.forward.clone().unwrap_or_default() };
-        Ok(Detector { model, net_w, net_h, config, forward_opts })
+        let forward_opts = ForwardOptions {
+            degrade: config.forward.clone().unwrap_or_default(),
+        };
+        Ok(Detector {
+            model,
+            net_w,
+            net_h,
+            config,
+            forward_opts,
+        })
     }
 
     pub fn model(&self) -> &Darknet {
@@ -71,7 +89,13 @@ impl Detector {
     /// # Errors
     /// Candle errors.
     pub fn preprocess(&self, img: &RgbImage) -> Result<(Tensor, Placement), DetectError> {
-        Ok(preprocess(img, self.net_w, self.net_h, self.config.resize, self.model.device())?)
+        Ok(preprocess(
+            img,
+            self.net_w,
+            self.net_h,
+            self.config.resize,
+            self.model.device(),
+        )?)
     }
 
     /// # Errors
@@ -84,7 +108,11 @@ impl Detector {
     ///
     /// # Errors
     /// Candle errors reading the decoded tensors back.
-    pub fn postprocess(&self, heads: &[YoloOutput], place: &Placement) -> Result<Vec<Detection>, DetectError> {
+    pub fn postprocess(
+        &self,
+        heads: &[YoloOutput],
+        place: &Placement,
+    ) -> Result<Vec<Detection>, DetectError> {
         let mut all = Vec::new();
         for h in heads {
             let d = h.decoded.get(0)?;
@@ -99,7 +127,10 @@ impl Detector {
     ///
     /// # Errors
     /// As the stages.
-    pub fn detect_timed(&self, img: &RgbImage) -> Result<(Vec<Detection>, StageTimes), DetectError> {
+    pub fn detect_timed(
+        &self,
+        img: &RgbImage,
+    ) -> Result<(Vec<Detection>, StageTimes), DetectError> {
         let t0 = Instant::now();
         let (x, place) = self.preprocess(img)?;
         let t1 = Instant::now();
@@ -108,7 +139,14 @@ impl Detector {
         let dets = self.postprocess(&heads, &place)?;
         let t3 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-        Ok((dets, StageTimes { preprocess_ms: ms(t0, t1), forward_ms: ms(t1, t2), postprocess_ms: ms(t2, t3) }))
+        Ok((
+            dets,
+            StageTimes {
+                preprocess_ms: ms(t0, t1),
+                forward_ms: ms(t1, t2),
+                postprocess_ms: ms(t2, t3),
+            },
+        ))
     }
 
     /// # Errors
@@ -123,7 +161,10 @@ impl Detector {
 /// # Errors
 /// Missing file, unknown format, corrupt or truncated data.
 pub fn load_image(path: &Path) -> Result<RgbImage, DetectError> {
-    let bytes = std::fs::read(path).map_err(|e| DetectError::Io { path: path.display().to_string(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| DetectError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
     decode_image(&bytes, &path.display().to_string())
 }
 
@@ -132,7 +173,21 @@ pub fn load_image(path: &Path) -> Result<RgbImage, DetectError> {
 /// # Errors
 /// Unknown format, corrupt or truncated data.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage, DetectError> {
-    let img = image::load_from_memory(bytes).map_err(|e| DetectError::Image { path: name.to_string(), reason: e.to_string() })?;
+    // The JPEG decoder fills a truncated scan with grey instead of failing: a JPEG whose tail has
+    // no end-of-image marker (FF D9) is truncated, and detections on it would be silent garbage.
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let tail = &bytes[bytes.len().saturating_sub(4096)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err(DetectError::Image {
+                path: name.to_string(),
+                reason: "truncated JPEG (no end-of-image marker)".into(),
+            });
+        }
+    }
+    let img = image::load_from_memory(bytes).map_err(|e| DetectError::Image {
+        path: name.to_string(),
+        reason: e.to_string(),
+    })?;
     Ok(img.to_rgb8())
 }
 
@@ -141,6 +196,13 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage, DetectError> {
 /// # Errors
 /// Unreadable file.
 pub fn load_names(path: &Path) -> Result<Vec<String>, DetectError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DetectError::Io { path: path.display().to_string(), source: e })?;
-    Ok(text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+    let text = std::fs::read_to_string(path).map_err(|e| DetectError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
 }

@@ -11,7 +11,10 @@ pub enum DetectError {
     #[error("{path}: cannot decode image: {reason}")]
     Image { path: String, reason: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// A bad option value (size not a multiple of 32, thresholds out of range).
     #[error("{0}")]
     Config(String),

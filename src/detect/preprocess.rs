@@ -7,7 +7,17 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 
 /// How the image is fitted to the network input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ResizeMode {
     #[default]
@@ -37,7 +47,12 @@ impl Placement {
 }
 
 /// Darknet's letterbox geometry: the scaled size and its top-left offset.
-pub fn letterbox_geometry(img_w: u32, img_h: u32, net_w: usize, net_h: usize) -> (usize, usize, usize, usize) {
+pub fn letterbox_geometry(
+    img_w: u32,
+    img_h: u32,
+    net_w: usize,
+    net_h: usize,
+) -> (usize, usize, usize, usize) {
     let (iw, ih) = (img_w as usize, img_h as usize);
     let (new_w, new_h) = if (net_w as f64 / iw as f64) < (net_h as f64 / ih as f64) {
         (net_w, (ih * net_w / iw).max(1))
@@ -47,35 +62,64 @@ pub fn letterbox_geometry(img_w: u32, img_h: u32, net_w: usize, net_h: usize) ->
     (new_w, new_h, (net_w - new_w) / 2, (net_h - new_h) / 2)
 }
 
-/// Bilinear resize with OpenCV INTER_LINEAR semantics, rounded to u8 like OpenCV's 8-bit path.
+/// Per-output-pixel source index and 11-bit fixed-point weights, as OpenCV computes them:
+/// `f = (float)((d + 0.5)·scale − 0.5)`, clamped at both edges, each weight rounded on its own.
+fn linear_taps(dst: usize, src_len: usize) -> Vec<(usize, usize, i32, i32)> {
+    let scale = src_len as f64 / dst as f64;
+    (0..dst)
+        .map(|d| {
+            let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let mut i0 = f.floor() as i64;
+            let mut frac = f - i0 as f32;
+            if i0 < 0 {
+                i0 = 0;
+                frac = 0.0;
+            }
+            if i0 >= src_len as i64 - 1 {
+                i0 = src_len as i64 - 1;
+                frac = 0.0;
+            }
+            let i0 = i0 as usize;
+            let a0 = ((1.0 - frac) * 2048.0).round_ties_even() as i32;
+            let a1 = (frac * 2048.0).round_ties_even() as i32;
+            (i0, (i0 + 1).min(src_len - 1), a0, a1)
+        })
+        .collect()
+}
+
+/// Bilinear resize of an 8-bit image with OpenCV INTER_LINEAR semantics, bit-exact with its
+/// fixed-point path: horizontal pass in 11-bit integer weights, vertical pass as OpenCV's SIMD
+/// kernel does it (`(mulhi(S0>>4, b0) + mulhi(S1>>4, b1) + 2) >> 2`). No antialiasing.
 pub fn resize_linear(src: &RgbImage, dst_w: usize, dst_h: usize) -> Vec<u8> {
     let (sw, sh) = (src.width() as usize, src.height() as usize);
-    let taps = |dst: usize, src_len: usize| -> Vec<(usize, usize, f32)> {
-        let scale = src_len as f64 / dst as f64;
-        (0..dst)
-            .map(|d| {
-                let f = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
-                let i0 = (f.floor() as usize).min(src_len - 1);
-                let i1 = (i0 + 1).min(src_len - 1);
-                let frac = if i0 == src_len - 1 { 0.0 } else { (f - i0 as f64) as f32 };
-                (i0, i1, frac)
-            })
-            .collect()
-    };
-    let xs = taps(dst_w, sw);
-    let ys = taps(dst_h, sh);
+    let xs = linear_taps(dst_w, sw);
+    let ys = linear_taps(dst_h, sh);
     let raw = src.as_raw();
-    let mut out = vec![0u8; dst_w * dst_h * 3];
-    for (dy, &(y0, y1, fy)) in ys.iter().enumerate() {
-        let (r0, r1) = (&raw[y0 * sw * 3..(y0 + 1) * sw * 3], &raw[y1 * sw * 3..(y1 + 1) * sw * 3]);
-        let row = &mut out[dy * dst_w * 3..(dy + 1) * dst_w * 3];
-        for (dx, &(x0, x1, fx)) in xs.iter().enumerate() {
+    let hpass = |y: usize| -> Vec<i32> {
+        let row = &raw[y * sw * 3..(y + 1) * sw * 3];
+        let mut out = Vec::with_capacity(dst_w * 3);
+        for &(x0, x1, a0, a1) in &xs {
             for c in 0..3 {
-                let top = r0[x0 * 3 + c] as f32 * (1.0 - fx) + r0[x1 * 3 + c] as f32 * fx;
-                let bot = r1[x0 * 3 + c] as f32 * (1.0 - fx) + r1[x1 * 3 + c] as f32 * fx;
-                row[dx * 3 + c] = (top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8;
+                out.push(row[x0 * 3 + c] as i32 * a0 + row[x1 * 3 + c] as i32 * a1);
             }
         }
+        out
+    };
+    let mulhi = |a: i32, b: i32| (a * b) >> 16;
+    let mut out = vec![0u8; dst_w * dst_h * 3];
+    let mut cache: Option<(usize, Vec<i32>)> = None;
+    for (dy, &(y0, y1, b0, b1)) in ys.iter().enumerate() {
+        let r0 = match cache.take() {
+            Some((y, r)) if y == y0 => r,
+            _ => hpass(y0),
+        };
+        let r1 = if y1 == y0 { r0.clone() } else { hpass(y1) };
+        let row = &mut out[dy * dst_w * 3..(dy + 1) * dst_w * 3];
+        for (i, v) in row.iter_mut().enumerate() {
+            let s = (mulhi(r0[i] >> 4, b0) + mulhi(r1[i] >> 4, b1) + 2) >> 2;
+            *v = s.clamp(0, 255) as u8;
+        }
+        cache = Some((y1, r1));
     }
     out
 }
@@ -84,13 +128,23 @@ pub fn resize_linear(src: &RgbImage, dst_w: usize, dst_h: usize) -> Vec<u8> {
 ///
 /// # Errors
 /// Candle errors creating the tensor.
-pub fn preprocess(img: &RgbImage, net_w: usize, net_h: usize, mode: ResizeMode, device: &Device) -> candle_core::Result<(Tensor, Placement)> {
+pub fn preprocess(
+    img: &RgbImage,
+    net_w: usize,
+    net_h: usize,
+    mode: ResizeMode,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Placement)> {
     let (iw, ih) = (img.width(), img.height());
     let (new_w, new_h, ox, oy) = match mode {
         ResizeMode::Letterbox => letterbox_geometry(iw, ih, net_w, net_h),
         ResizeMode::Stretch => (net_w, net_h, 0, 0),
     };
-    let resized = if (new_w, new_h) == (iw as usize, ih as usize) { img.as_raw().clone() } else { resize_linear(img, new_w, new_h) };
+    let resized = if (new_w, new_h) == (iw as usize, ih as usize) {
+        img.as_raw().clone()
+    } else {
+        resize_linear(img, new_w, new_h)
+    };
     let plane = net_w * net_h;
     let mut chw = vec![0.5f32; 3 * plane];
     for y in 0..new_h {
@@ -110,7 +164,10 @@ pub fn preprocess(img: &RgbImage, net_w: usize, net_h: usize, mode: ResizeMode, 
         scaled_w: new_w as f32,
         scaled_h: new_h as f32,
     };
-    Ok((Tensor::from_vec(chw, (1, 3, net_h, net_w), device)?, placement))
+    Ok((
+        Tensor::from_vec(chw, (1, 3, net_h, net_w), device)?,
+        placement,
+    ))
 }
 
 #[cfg(test)]

@@ -84,6 +84,11 @@ impl FoldedConv {
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        activate(&self.forward_linear(x)?, self.spec.activation)
+    }
+
+    /// Conv + bias, before the activation.
+    pub fn forward_linear(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = match self.backend {
             ConvBackend::Candle => x.conv2d(
                 &self.weight,
@@ -93,6 +98,6 @@ impl FoldedConv {
                 self.spec.groups,
             )?,
         };
-        activate(&y.broadcast_add(&self.bias)?, self.spec.activation)
+        y.broadcast_add(&self.bias)
     }
 }

@@ -42,6 +42,9 @@ enum Layer {
     Yolo(YoloSpec),
 }
 
+/// (layer, gh, gw) → (grid offsets, anchor sizes).
+type GridCache = HashMap<(usize, usize, usize), (Tensor, Tensor)>;
+
 /// A loaded Darknet network, ready to run on its device.
 pub struct Darknet {
     cfg: Cfg,
@@ -50,7 +53,7 @@ pub struct Darknet {
     /// For each layer, the last layer index that reads its output.
     last_use: Vec<usize>,
     /// (layer, gh, gw) → (grid offsets, anchor sizes), built once per input size.
-    grids: Mutex<HashMap<(usize, usize, usize), (Tensor, Tensor)>>,
+    grids: Mutex<GridCache>,
 }
 
 impl Darknet {
@@ -156,6 +159,26 @@ impl Darknet {
         x: &Tensor,
         opts: &ForwardOptions,
     ) -> Result<Vec<YoloOutput>, ModelError> {
+        self.run(x, opts, None)
+    }
+
+    /// Forward that also hands back every conv's pre-activation output (for calibrating
+    /// generated weights); (layer index, tensor).
+    ///
+    /// # Errors
+    /// As [`Darknet::forward`].
+    pub fn forward_capturing(&self, x: &Tensor) -> Result<Vec<(usize, Tensor)>, ModelError> {
+        let mut captured = Vec::new();
+        self.run(x, &ForwardOptions::default(), Some(&mut captured))?;
+        Ok(captured)
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        opts: &ForwardOptions,
+        mut capture: Option<&mut Vec<(usize, Tensor)>>,
+    ) -> Result<Vec<YoloOutput>, ModelError> {
         let (_, c, h, w) = x
             .dims4()
             .map_err(|_| ModelError::Input(format!("expected [B, C, H, W], got {:?}", x.dims())))?;
@@ -180,7 +203,15 @@ impl Darknet {
             let y = match layer {
                 Layer::Conv(conv) => {
                     let degraded = self.degrade_input(i, prev, h, opts)?;
-                    conv.forward(degraded.as_ref().unwrap_or(prev))?
+                    let input = degraded.as_ref().unwrap_or(prev);
+                    match capture.as_deref_mut() {
+                        Some(c) => {
+                            let linear = conv.forward_linear(input)?;
+                            c.push((i, linear.clone()));
+                            activate(&linear, conv.spec.activation)?
+                        }
+                        None => conv.forward(input)?,
+                    }
                 }
                 Layer::Shortcut(s, weights) => shortcut(s, weights.as_deref(), prev, &get)?,
                 Layer::Route(r) => route(r, &get)?,
@@ -202,9 +233,9 @@ impl Darknet {
                 }
             };
             outs.push(Some(y));
-            for j in 0..=i {
-                if self.last_use[j] <= i {
-                    outs[j] = None;
+            for (out, &last) in outs.iter_mut().zip(&self.last_use) {
+                if last <= i {
+                    *out = None;
                 }
             }
         }

@@ -216,7 +216,7 @@ impl LayerSpec {
     pub fn output_shape(&self, prev: Shape, earlier: &[Shape]) -> Result<Shape, String> {
         match self {
             LayerSpec::Conv(c) => {
-                if prev.c % c.groups != 0 || c.filters % c.groups != 0 {
+                if !prev.c.is_multiple_of(c.groups) || !c.filters.is_multiple_of(c.groups) {
                     return Err(format!(
                         "groups={} must divide input channels {} and filters {}",
                         c.groups, prev.c, c.filters
@@ -258,7 +258,7 @@ impl LayerSpec {
                             s.w, s.h, r.layers[0], first.w, first.h
                         ));
                     }
-                    if s.c % r.groups != 0 {
+                    if !s.c.is_multiple_of(r.groups) {
                         return Err(format!(
                             "groups={} does not divide layer {l}'s {} channels",
                             r.groups, s.c

@@ -42,8 +42,8 @@ fn activated(m2: f64, a: Activation) -> f64 {
     }
 }
 
-/// Random weights for `cfg`, deterministic in `seed`.
-pub fn random_weights(cfg: &Cfg, seed: u64) -> DarknetWeights {
+/// Random weights for `cfg` from the analytic estimate alone (no forward pass).
+pub fn analytic_weights(cfg: &Cfg, seed: u64) -> DarknetWeights {
     let mut rng = Rng::new(seed);
     let shapes = match cfg.shapes(cfg.net.width, cfg.net.height) {
         Ok(s) => s,
@@ -96,10 +96,27 @@ pub fn random_weights(cfg: &Cfg, seed: u64) -> DarknetWeights {
                     });
                     activated(1.0, c.activation)
                 } else {
-                    // A detection conv: rescale so its output has unit scale too.
-                    let k = (1.0 / conv_var.max(1e-12)).sqrt() as f32;
-                    let kernel = kernel.into_iter().map(|w| w * k).collect();
-                    let biases = (0..n).map(|_| rng.uniform(-0.5, 0.5)).collect();
+                    let head = match cfg.layers.get(i + 1) {
+                        Some(LayerSpec::Yolo(y)) => Some(5 + y.classes),
+                        _ => None,
+                    };
+                    let per_out = kernel.len() / n;
+                    let mut kernel = kernel;
+                    let mut biases = Vec::with_capacity(n);
+                    for o in 0..n {
+                        // (output std, bias): a detection conv gets YOLO-like outputs — moderate box
+                        // sizes, rare objectness — so boxes are plausible and NMS is not a tie-fest.
+                        let (std, bias) = match head.map(|no| o % no) {
+                            Some(2) | Some(3) => (0.5, rng.uniform(-0.3, 0.3)),
+                            Some(4) => (1.0, -2.0),
+                            _ => (1.0, rng.uniform(-0.5, 0.5)),
+                        };
+                        let k = std / conv_var.max(1e-12).sqrt() as f32;
+                        kernel[o * per_out..(o + 1) * per_out]
+                            .iter_mut()
+                            .for_each(|w| *w *= k);
+                        biases.push(bias);
+                    }
                     convs.push(ConvWeights {
                         layer: i,
                         biases,
@@ -140,4 +157,67 @@ pub fn random_weights(cfg: &Cfg, seed: u64) -> DarknetWeights {
         convs,
         shortcuts,
     }
+}
+
+/// Random weights for `cfg`, deterministic in `seed`: the analytic estimate, then one forward
+/// pass on a smooth deterministic 128×128 input that rescales each detection conv so its outputs
+/// have the intended scale (the analytic estimate drifts over 100+ layers; the heads are where
+/// it shows: saturated objectness, degenerate boxes).
+pub fn random_weights(cfg: &Cfg, seed: u64) -> DarknetWeights {
+    let mut w = analytic_weights(cfg, seed);
+    if let Err(e) = calibrate_heads(cfg, &mut w) {
+        tracing::warn!(
+            "random weights for {}: head calibration skipped: {e}",
+            cfg.name
+        );
+    }
+    w
+}
+
+fn calibrate_heads(cfg: &Cfg, w: &mut DarknetWeights) -> Result<(), super::ModelError> {
+    use candle_core::{Device, Tensor};
+    let size = 128;
+    let n = cfg.net.channels * size * size;
+    let pattern: Vec<f32> = (0..n)
+        .map(|i| 0.5 + 0.4 * ((i % 97) as f32 * 0.37).sin() * ((i / 311) as f32 * 0.11).cos())
+        .collect();
+    let x = Tensor::from_vec(pattern, (1, cfg.net.channels, size, size), &Device::Cpu)?;
+    let model = super::Darknet::from_parts(cfg.clone(), w, &Device::Cpu)?;
+    for (layer, out) in model.forward_capturing(&x)? {
+        let Some(conv) = w
+            .convs
+            .iter_mut()
+            .find(|c| c.layer == layer && c.bn.is_none())
+        else {
+            continue;
+        };
+        let (_, ch, _, _) = out.dims4()?;
+        let flat = out.squeeze(0)?.reshape((ch, ()))?;
+        let mean: Vec<f32> = flat.mean(1)?.to_vec1()?;
+        let sq: Vec<f32> = flat.sqr()?.mean(1)?.to_vec1()?;
+        let intended: Vec<f32> = heads_std(cfg, layer, ch);
+        let per_out = conv.kernel.len() / ch;
+        for o in 0..ch {
+            let std = (sq[o] - mean[o] * mean[o]).max(1e-12).sqrt();
+            let k = (intended[o] / std).min(1e3);
+            conv.kernel[o * per_out..(o + 1) * per_out]
+                .iter_mut()
+                .for_each(|v| *v *= k);
+            // Re-centre: the kernel's mean response moves with the scale; keep the intended bias.
+            let shift = (mean[o] - conv.biases[o]) * k;
+            conv.biases[o] -= shift;
+        }
+    }
+    Ok(())
+}
+
+/// Intended output std per channel of a detection conv (see `analytic_weights`).
+fn heads_std(cfg: &Cfg, layer: usize, ch: usize) -> Vec<f32> {
+    let no = match cfg.layers.get(layer + 1) {
+        Some(LayerSpec::Yolo(y)) => 5 + y.classes,
+        _ => return vec![1.0; ch],
+    };
+    (0..ch)
+        .map(|o| if matches!(o % no, 2 | 3) { 0.5 } else { 1.0 })
+        .collect()
 }

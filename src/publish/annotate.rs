@@ -52,7 +52,16 @@ fn glyph(c: char) -> [u8; 7] {
 
 /// A distinct, stable colour per class.
 pub fn class_colour(class_id: usize) -> Rgb<u8> {
-    const P: [[u8; 3]; 8] = [[255, 56, 56], [72, 249, 10], [255, 178, 29], [0, 194, 255], [207, 210, 49], [146, 204, 23], [255, 55, 199], [52, 69, 147]];
+    const P: [[u8; 3]; 8] = [
+        [255, 56, 56],
+        [72, 249, 10],
+        [255, 178, 29],
+        [0, 194, 255],
+        [207, 210, 49],
+        [146, 204, 23],
+        [255, 55, 199],
+        [52, 69, 147],
+    ];
     Rgb(P[class_id % P.len()])
 }
 
@@ -82,7 +91,15 @@ pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, fg: Rgb<u8>, bg
 }
 
 /// Draws a rectangle outline `thickness` pixels wide.
-pub fn draw_rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, thickness: i64, c: Rgb<u8>) {
+pub fn draw_rect(
+    img: &mut RgbImage,
+    x0: i64,
+    y0: i64,
+    x1: i64,
+    y1: i64,
+    thickness: i64,
+    c: Rgb<u8>,
+) {
     for t in 0..thickness {
         for x in x0..=x1 {
             put(img, x, y0 + t, c);
@@ -101,10 +118,23 @@ pub fn annotate(img: &mut RgbImage, dets: &[Detection], names: &[String]) {
     for d in dets {
         let c = class_colour(d.class_id);
         let (x0, y0) = (d.bbox.x.round() as i64, d.bbox.y.round() as i64);
-        let (x1, y1) = ((d.bbox.x + d.bbox.w).round() as i64, (d.bbox.y + d.bbox.h).round() as i64);
+        let (x1, y1) = (
+            (d.bbox.x + d.bbox.w).round() as i64,
+            (d.bbox.y + d.bbox.h).round() as i64,
+        );
         draw_rect(img, x0, y0, x1, y1, thickness, c);
-        let label = names.get(d.class_id).cloned().unwrap_or_else(|| d.class_id.to_string());
-        draw_text(img, x0, (y0 - 9).max(0), &format!("{label} {:.2}", d.score), Rgb([0, 0, 0]), c);
+        let label = names
+            .get(d.class_id)
+            .cloned()
+            .unwrap_or_else(|| d.class_id.to_string());
+        draw_text(
+            img,
+            x0,
+            (y0 - 9).max(0),
+            &format!("{label} {:.2}", d.score),
+            Rgb([0, 0, 0]),
+            c,
+        );
     }
 }
 
@@ -116,7 +146,16 @@ mod tests {
     #[test]
     fn draws_box_edges_and_label_inside_the_image() {
         let mut img = RgbImage::new(100, 100);
-        let d = Detection { class_id: 0, score: 0.5, bbox: BBox { x: 10.0, y: 20.0, w: 30.0, h: 40.0 } };
+        let d = Detection {
+            class_id: 0,
+            score: 0.5,
+            bbox: BBox {
+                x: 10.0,
+                y: 20.0,
+                w: 30.0,
+                h: 40.0,
+            },
+        };
         annotate(&mut img, &[d], &["person".into()]);
         assert_eq!(*img.get_pixel(10, 40), class_colour(0));
         assert_eq!(*img.get_pixel(25, 40), Rgb([0, 0, 0]));

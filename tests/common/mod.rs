@@ -70,3 +70,108 @@ pub fn kestrel() -> Command {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
+
+/// A detection as the OpenCV reference and `kestrel detect` print it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RefDet {
+    pub class_id: usize,
+    pub score: f32,
+    pub bbox: [f32; 4],
+}
+
+/// Output of tests/peers/opencv_ref.py.
+#[derive(Debug, serde::Deserialize)]
+pub struct OpencvRef {
+    pub heads: Vec<[usize; 3]>,
+    pub detections: Vec<RefDet>,
+    #[serde(skip)]
+    pub raw: Vec<Vec<f32>>,
+}
+
+/// Runs OpenCV DNN on cfg/weights/image at width×height and returns its heads and detections.
+pub fn opencv_reference(
+    cfg: &Path,
+    weights: &Path,
+    image: &Path,
+    wh: (usize, usize),
+    mode: &str,
+    conf: f32,
+    outdir: &Path,
+) -> OpencvRef {
+    let out = run_python(
+        "opencv_ref.py",
+        &[
+            path_str(cfg),
+            path_str(weights),
+            path_str(image),
+            &wh.0.to_string(),
+            &wh.1.to_string(),
+            mode,
+            &conf.to_string(),
+            "0.45",
+            path_str(outdir),
+        ],
+    );
+    let mut r: OpencvRef = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("bad opencv_ref output ({e}): {out}"));
+    r.raw = (0..r.heads.len())
+        .map(|k| {
+            let bytes = std::fs::read(outdir.join(format!("head_{k}.f32"))).expect("head file");
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
+        .collect();
+    r
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let ix = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
+    let iy = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = ix * iy;
+    inter / (a[2] * a[3] + b[2] * b[3] - inter)
+}
+
+/// Issue 2's matching rule: every reference box has a Kestrel box of the same class with
+/// IoU ≥ 0.98 and |Δscore| ≤ 0.01, and Kestrel has no extra box.
+pub fn assert_detections_match(ours: &[RefDet], reference: &[RefDet], what: &str) {
+    let mut used = vec![false; ours.len()];
+    for r in reference {
+        let best = ours
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| {
+                !used[*i] && o.class_id == r.class_id && (o.score - r.score).abs() <= 0.01
+            })
+            .map(|(i, o)| (i, iou(&o.bbox, &r.bbox)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((i, v)) if v >= 0.98 => used[i] = true,
+            _ => panic!("{what}: reference box {r:?} has no match (IoU ≥ 0.98, |Δscore| ≤ 0.01) among {ours:?}"),
+        }
+    }
+    let extra: Vec<&RefDet> = ours
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(o, _)| o)
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "{what}: Kestrel has boxes OpenCV does not: {extra:?}"
+    );
+}
+
+/// max |a − b| / max |b|: relative error of a whole head output.
+pub fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len(), "head sizes differ");
+    let scale = reference
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(1e-12);
+    ours.iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}
