@@ -10,8 +10,10 @@
 
 pub mod capture;
 pub mod config;
+pub mod clock;
 pub mod detect;
 pub mod eval;
+pub mod geo;
 pub mod model;
 pub mod pipeline;
 pub mod prune;

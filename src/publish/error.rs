@@ -9,4 +9,7 @@ pub enum PublishError {
         path: String,
         source: std::io::Error,
     },
+    /// The MAVLink sink could not start or was misconfigured.
+    #[error(transparent)]
+    Mavlink(#[from] crate::publish::mavlink::MavlinkError),
 }

@@ -4,6 +4,7 @@ pub mod annotate;
 mod error;
 pub mod frames;
 pub mod jsonl;
+pub mod mavlink;
 
 pub use error::*;
 
