@@ -120,6 +120,10 @@ pub struct Config {
     pub model: ModelConfig,
     pub output: OutputConfig,
     pub limits: LimitsConfig,
+    /// MAVLink link options (`[mavlink]`, see `publish::mavlink::MavlinkConfig`); its `url` is
+    /// replaced by `output.mavlink`, which turns the link on or off. Not printed by `--print-config`.
+    #[serde(skip_serializing)]
+    pub mavlink: crate::publish::mavlink::MavlinkConfig,
 }
 
 impl Config {

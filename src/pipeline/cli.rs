@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::detect::cli::{build_detector, default_assets, ModelArgs};
 use crate::publish::frames::FramesSink;
 use crate::publish::jsonl::JsonlSink;
+use crate::publish::mavlink::{MavlinkConfig, MavlinkSink};
 use crate::publish::Sink;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -166,7 +167,9 @@ pub fn run(a: RunArgs) -> Result<(), PipelineError> {
         sinks.push(Box::new(JsonlSink::create(j, names.clone())?));
     }
     if let Some(url) = &c.output.mavlink {
-        tracing::warn!("--mavlink {url}: the MAVLink sink is not in this build yet (branch `mavlink`); not publishing MAVLink");
+        let cfg = MavlinkConfig { url: url.clone(), ..c.mavlink.clone() };
+        sinks.push(Box::new(MavlinkSink::start(&cfg)?));
+        tracing::info!("publishing MAVLink to {url}");
     }
     let frames = match &c.output.save_dir {
         Some(d) => Some(FramesSink::create(
