@@ -21,7 +21,7 @@ pub enum ConfigError {
 
 /// With no `source`, the embedded demo: the sample photos looped at 5 fps for 10 frames
 /// (unless `fps`, `loop` or `max_frames` say otherwise).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceConfig {
     /// `camera:N`, `replay:DIR`, `video:FILE` or `synthetic`; `None` = the fetched sample photos.
@@ -36,18 +36,6 @@ pub struct SourceConfig {
     pub pixel_format: Option<String>,
 }
 
-impl Default for SourceConfig {
-    fn default() -> Self {
-        SourceConfig {
-            source: None,
-            fps: None,
-            looped: false,
-            width: None,
-            height: None,
-            pixel_format: None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -96,21 +84,13 @@ impl Default for OutputConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_frames: Option<u64>,
     pub duration_s: Option<f64>,
 }
 
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_frames: None,
-            duration_s: None,
-        }
-    }
-}
 
 /// The whole `kestrel run` configuration (see `kestrel.example.toml`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -167,7 +147,7 @@ impl Config {
                 reason: "must be ≥ 1".into(),
             });
         }
-        if !(self.output.stats_every_s > 0.0) {
+        if self.output.stats_every_s.is_nan() || self.output.stats_every_s <= 0.0 {
             return Err(ConfigError::Invalid {
                 key: "output.stats_every_s",
                 reason: "must be > 0".into(),

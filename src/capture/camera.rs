@@ -131,12 +131,15 @@ impl CameraDevice for NokhwaDevice {
     }
 }
 
+/// One device: its label, and its modes or why it could not be opened.
+pub type CameraListing = (String, Result<Vec<String>, String>);
+
 /// Every V4L2 node with its capture modes (`kestrel cameras`). Nodes that do not open are listed
 /// with the reason (UVC metadata nodes, codec nodes).
 ///
 /// # Errors
 /// Device enumeration failed.
-pub fn list_cameras() -> Result<Vec<(String, Result<Vec<String>, String>)>, CaptureError> {
+pub fn list_cameras() -> Result<Vec<CameraListing>, CaptureError> {
     let cams = nokhwa::query(ApiBackend::Video4Linux).map_err(|e| CaptureError::Camera {
         device: "v4l2".into(),
         reason: e.to_string(),
@@ -176,6 +179,7 @@ pub fn list_cameras() -> Result<Vec<(String, Result<Vec<String>, String>)>, Capt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nokhwa::utils::Resolution;
 
     #[test]
     fn choice_prefers_format_then_size_then_fps() {

@@ -42,7 +42,7 @@ impl FramesSink {
         report: &FrameReport,
         image: &RgbImage,
     ) -> Result<(), PublishError> {
-        let due = self.count % self.every == 0;
+        let due = self.count.is_multiple_of(self.every);
         self.count += 1;
         if !due {
             return Ok(());
