@@ -24,6 +24,11 @@ mod tests {
         let b = monotonic_ns();
         let elapsed = i.elapsed().as_nanos() as u64;
         assert!(b > a);
-        assert!((b - a).abs_diff(elapsed) < 5_000_000, "{} vs {}", b - a, elapsed);
+        assert!(
+            (b - a).abs_diff(elapsed) < 5_000_000,
+            "{} vs {}",
+            b - a,
+            elapsed
+        );
     }
 }

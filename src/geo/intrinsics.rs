@@ -150,9 +150,12 @@ mod tests {
     fn bad_matrix_names_the_file_and_field() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.json");
-        std::fs::write(&p, r#"{"image_width":640,"image_height":480,
+        std::fs::write(
+            &p,
+            r#"{"image_width":640,"image_height":480,
             "camera_matrix":{"rows":2,"cols":2,"data":[1,0,0,1]},
-            "distortion_coefficients":{"rows":5,"cols":1,"data":[0,0,0,0,0]}}"#)
+            "distortion_coefficients":{"rows":5,"cols":1,"data":[0,0,0,0,0]}}"#,
+        )
         .unwrap();
         let e = Intrinsics::load(&p).unwrap_err().to_string();
         assert!(e.contains("c.json") && e.contains("camera_matrix"), "{e}");

@@ -80,7 +80,7 @@ impl MavlinkConfig {
         if self.queue_len == 0 {
             return bad("queue_len", "must be at least 1");
         }
-        if !(self.timesync_period_s > 0.0) {
+        if self.timesync_period_s.is_nan() || self.timesync_period_s <= 0.0 {
             return bad("timesync_period_s", "must be positive");
         }
         let proto = self.url.split(':').next().unwrap_or("");
@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn toml_table_fills_defaults() {
-        let c: MavlinkConfig = toml::from_str("url = \"udpout:127.0.0.1:14550\"\nsysid = 3").unwrap();
+        let c: MavlinkConfig =
+            toml::from_str("url = \"udpout:127.0.0.1:14550\"\nsysid = 3").unwrap();
         assert_eq!(c.sysid, Some(3));
         assert_eq!(c.compid, 191);
         c.validate().unwrap();

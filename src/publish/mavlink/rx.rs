@@ -71,7 +71,8 @@ fn handle(shared: &Shared, hdr: &MavHeader, msg: &MavMessage) {
                 && d.orientation == MavSensorOrientation::MAV_SENSOR_ROTATION_PITCH_270 =>
         {
             let t = fc_time(shared, d.time_boot_ms);
-            lock(&shared.telemetry).rangefinder_m = Some((t, f64::from(d.current_distance) / 100.0));
+            lock(&shared.telemetry).rangefinder_m =
+                Some((t, f64::from(d.current_distance) / 100.0));
         }
         _ => {}
     }
@@ -93,8 +94,7 @@ fn on_timesync(shared: &Shared, hdr: &MavHeader, t: &TIMESYNC_DATA) {
         }
         return;
     }
-    let ours = t.target_system == 0
-        || t.target_system == shared.sysid.load(Ordering::Relaxed);
+    let ours = t.target_system == 0 || t.target_system == shared.sysid.load(Ordering::Relaxed);
     if ours && is_vehicle(shared, hdr) && t.ts1 > 0 && t.ts1 <= now {
         lock(&shared.clock).add_exchange(t.ts1, t.tc1, now);
     }
@@ -116,7 +116,8 @@ fn on_heartbeat(shared: &Shared, hdr: &MavHeader, h: &HEARTBEAT_DATA) {
     if cfg.sysid.is_none() && shared.sysid.swap(sys, Ordering::Relaxed) != sys {
         tracing::info!(sysid = sys, "vehicle sysid learned from its HEARTBEAT");
     }
-    if sys == shared.sysid.load(Ordering::Relaxed) && !shared.fc_seen.swap(true, Ordering::Relaxed) {
+    if sys == shared.sysid.load(Ordering::Relaxed) && !shared.fc_seen.swap(true, Ordering::Relaxed)
+    {
         tracing::info!(sysid = sys, "autopilot heartbeat received");
     }
 }

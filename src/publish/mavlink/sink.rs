@@ -48,8 +48,12 @@ fn read_signing_key(path: &std::path::Path) -> Result<[u8; 32], MavlinkError> {
         }
         return Ok(key);
     }
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| err(format!("needs 64 hex characters or 32 bytes, has {} bytes", bytes.len())))
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        err(format!(
+            "needs 64 hex characters or 32 bytes, has {} bytes",
+            bytes.len()
+        ))
+    })
 }
 
 impl MavlinkSink {
@@ -100,7 +104,11 @@ impl MavlinkSink {
         let (v, text, sev) = match state {
             KestrelState::Standby => (3, "Kestrel: standby", MavSeverity::MAV_SEVERITY_INFO),
             KestrelState::Active => (4, "Kestrel: detecting", MavSeverity::MAV_SEVERITY_INFO),
-            KestrelState::Critical => (5, "Kestrel: pipeline failed", MavSeverity::MAV_SEVERITY_CRITICAL),
+            KestrelState::Critical => (
+                5,
+                "Kestrel: pipeline failed",
+                MavSeverity::MAV_SEVERITY_CRITICAL,
+            ),
         };
         if self.shared.state.swap(v, Ordering::Relaxed) != v {
             self.enqueue(status_text(sev, text));
@@ -172,15 +180,22 @@ impl MavlinkSink {
             (t.attitude_at(r.t_capture_ns), t.position_at(r.t_capture_ns))
         };
         let fix = match (att, pos) {
-            (Some(a), Some(p)) => project_to_ground(&cam, self.shared.cfg.mount_rpy_deg, &a, &p, cu, cv),
+            (Some(a), Some(p)) => {
+                project_to_ground(&cam, self.shared.cfg.mount_rpy_deg, &a, &p, cu, cv)
+            }
             _ => None,
         };
         if let Some(f) = &fix {
             out.push(messages::tracking_geo_status(f));
         }
         if self.shared.cfg.landing_mode {
-            let angles = target_angles(&cam, cu, cv, f64::from(best.bbox.w), f64::from(best.bbox.h));
-            out.push(messages::landing_target(r.t_capture_ns, &angles, fix.map(|f| f.slant_m)));
+            let angles =
+                target_angles(&cam, cu, cv, f64::from(best.bbox.w), f64::from(best.bbox.h));
+            out.push(messages::landing_target(
+                r.t_capture_ns,
+                &angles,
+                fix.map(|f| f.slant_m),
+            ));
         }
         out
     }

@@ -27,6 +27,14 @@ impl ClockOffset {
             return;
         }
         let sample = tc1 + rtt / 2 - now;
+        // A jump of more than 50 ms is an FC reboot (or clock step), not jitter: start over.
+        if self
+            .offset_ns
+            .is_some_and(|o| (sample - o).abs() > 50_000_000)
+        {
+            self.offset_ns = None;
+            self.samples = 0;
+        }
         self.offset_ns = Some(match self.offset_ns {
             Some(o) if self.samples >= 5 => o + (sample - o) / 10,
             Some(o) => (o + sample) / 2,
@@ -108,10 +116,7 @@ impl Telemetry {
 
     /// Nearest position sample within 1 s, with the rangefinder height when it is fresh.
     pub fn position_at(&self, t_ns: u64) -> Option<Position> {
-        let (t, p) = self
-            .position
-            .iter()
-            .min_by_key(|(t, _)| t.abs_diff(t_ns))?;
+        let (t, p) = self.position.iter().min_by_key(|(t, _)| t.abs_diff(t_ns))?;
         if t.abs_diff(t_ns) > 1_000_000_000 {
             return None;
         }
@@ -139,7 +144,11 @@ mod tests {
         t.add_attitude(1_000_000_000, yaw(170.0));
         t.add_attitude(1_100_000_000, yaw(-170.0));
         let a = t.attitude_at(1_050_000_000).unwrap();
-        assert!((a.yaw.to_degrees().abs() - 180.0).abs() < 1e-6, "{}", a.yaw.to_degrees());
+        assert!(
+            (a.yaw.to_degrees().abs() - 180.0).abs() < 1e-6,
+            "{}",
+            a.yaw.to_degrees()
+        );
         assert!(t.attitude_at(2_000_000_000).is_none());
     }
 
@@ -150,5 +159,11 @@ mod tests {
         assert_eq!(c.rejected, 1);
         c.add_exchange(0, 5_000_001_000, 2_000);
         assert_eq!(c.offset_ns, Some(5_000_000_000));
+        c.add_exchange(10_000, 1_000_000, 12_000);
+        assert_eq!(
+            c.offset_ns,
+            Some(1_000_000 + 1_000 - 12_000),
+            "an FC reboot resets"
+        );
     }
 }

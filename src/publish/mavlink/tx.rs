@@ -11,7 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Streams the geo-projection needs: (message id, interval µs).
-const STREAMS: [(u32, f32); 4] = [(30, 40_000.0), (33, 100_000.0), (2, 1_000_000.0), (132, 100_000.0)];
+const STREAMS: [(u32, f32); 4] = [
+    (30, 40_000.0),
+    (33, 100_000.0),
+    (2, 1_000_000.0),
+    (132, 100_000.0),
+];
 
 pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
     let mut backoff = Duration::from_millis(100);
@@ -28,6 +33,8 @@ pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
                 Ok(()) => {
                     tracing::info!(url = %shared.cfg.url, "mavlink link open");
                     backoff = Duration::from_millis(100);
+                    // Ask for streams again once the (maybe rebooted) autopilot is heard.
+                    shared.fc_seen.store(false, Ordering::Relaxed);
                     next_streams = now;
                     shared.send_now(&status_text(
                         MavSeverity::MAV_SEVERITY_INFO,
@@ -62,9 +69,15 @@ pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
             let vehicle = shared.sysid.load(Ordering::Relaxed);
             shared.send_now(&timesync(0, monotonic_ns() as i64, vehicle, 1));
         }
-        if shared.cfg.request_streams && shared.fc_seen.load(Ordering::Relaxed) && now >= next_streams
+        if shared.cfg.request_streams
+            && shared.fc_seen.load(Ordering::Relaxed)
+            && now >= next_streams
         {
-            next_streams = now + Duration::from_secs(10);
+            // Re-ask soon while the attitude stream is missing (FC rebooted, request lost).
+            let streaming = lock(&shared.telemetry)
+                .attitude_at(monotonic_ns())
+                .is_some();
+            next_streams = now + Duration::from_secs(if streaming { 10 } else { 2 });
             let vehicle = shared.sysid.load(Ordering::Relaxed);
             for (id, us) in STREAMS {
                 shared.send_now(&set_message_interval(vehicle, id, us));
@@ -82,7 +95,11 @@ fn beat(shared: &Shared, time_boot_ms: u32) {
     shared.send_now(&heartbeat(state));
     let (n, fps, lat) = {
         let mut s = lock(&shared.stats);
-        let v = (s.last_count as f32, s.frames_in_window as f32, s.last_latency_ms as f32);
+        let v = (
+            s.last_count as f32,
+            s.frames_in_window as f32,
+            s.last_latency_ms as f32,
+        );
         s.frames_in_window = 0;
         v
     };
