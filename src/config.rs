@@ -36,7 +36,6 @@ pub struct SourceConfig {
     pub pixel_format: Option<String>,
 }
 
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
@@ -90,7 +89,6 @@ pub struct LimitsConfig {
     pub max_frames: Option<u64>,
     pub duration_s: Option<f64>,
 }
-
 
 /// The whole `kestrel run` configuration (see `kestrel.example.toml`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -7,7 +7,6 @@ use super::CaptureError;
 use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{
     ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
-    Resolution,
 };
 use nokhwa::Camera;
 use std::path::PathBuf;

@@ -167,7 +167,10 @@ pub fn run(a: RunArgs) -> Result<(), PipelineError> {
         sinks.push(Box::new(JsonlSink::create(j, names.clone())?));
     }
     if let Some(url) = &c.output.mavlink {
-        let cfg = MavlinkConfig { url: url.clone(), ..c.mavlink.clone() };
+        let cfg = MavlinkConfig {
+            url: url.clone(),
+            ..c.mavlink.clone()
+        };
         sinks.push(Box::new(MavlinkSink::start(&cfg)?));
         tracing::info!("publishing MAVLink to {url}");
     }
