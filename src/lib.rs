@@ -9,8 +9,8 @@
 //! Every module owns its types and its `thiserror` error enum; only the binary uses `anyhow`.
 
 pub mod capture;
-pub mod config;
 pub mod clock;
+pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod geo;
