@@ -10,6 +10,7 @@
 
 pub mod capture;
 pub mod clock;
+pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod geo;

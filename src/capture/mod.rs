@@ -1,10 +1,20 @@
 //! Frame sources: USB camera (nokhwa), replay of image folders / VisDrone sequences,
 //! video files (ffmpeg), and a synthetic scene. All behind [`FrameSource`].
+//!
+//! Sources decode on the capture thread, so the inference thread only ever sees RGB pixels.
 
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod cli;
 mod error;
+pub mod fake_camera;
+pub mod replay;
+pub mod spec;
+pub mod synthetic;
+pub mod video;
 
 pub use error::*;
+pub use spec::{open_source, SourceSpec};
 
 /// A decoded RGB frame with the facts every later stage needs to account for latency.
 #[derive(Debug, Clone)]
@@ -25,4 +35,27 @@ pub struct Frame {
 /// an `Err` for one frame (corrupt JPEG) does not end the source.
 pub trait FrameSource: Send {
     fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError>;
+    /// Frame rate the source delivers at, when it is paced (used for reports only).
+    fn nominal_fps(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// Now on CLOCK_MONOTONIC, in nanoseconds: comparable across threads and with driver timestamps.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
+/// Sleeps until `start + n / fps`, so a paced source keeps real time without drift.
+pub(crate) fn pace(start: std::time::Instant, n: u64, fps: Option<f64>) {
+    if let Some(fps) = fps.filter(|f| *f > 0.0) {
+        let due = start + std::time::Duration::from_secs_f64(n as f64 / fps);
+        let now = std::time::Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
 }

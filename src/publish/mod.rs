@@ -2,6 +2,8 @@
 
 pub mod annotate;
 mod error;
+pub mod frames;
+pub mod jsonl;
 pub mod mavlink;
 
 pub use error::*;
