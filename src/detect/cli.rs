@@ -270,3 +270,25 @@ fn detect_one(
 }
 
 pub use super::bench::{bench, BenchArgs};
+
+/// The `detect` JSON object for one image, as a value other sinks (JSONL in `run`) extend.
+pub fn detection_json(
+    image: &str,
+    width: u32,
+    height: u32,
+    dets: &[Detection],
+    names: &[String],
+) -> serde_json::Value {
+    let dets: Vec<serde_json::Value> = dets
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "class_id": d.class_id,
+                "label": names.get(d.class_id).map_or("?", |s| s.as_str()),
+                "score": d.score,
+                "bbox": [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h],
+            })
+        })
+        .collect();
+    serde_json::json!({"image": image, "width": width, "height": height, "detections": dets})
+}

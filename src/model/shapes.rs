@@ -204,7 +204,7 @@ mod tests {
         let text = "[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=4\n[convolutional]\nfilters=8\n[shortcut]\nfrom=-2\n";
         let e = Cfg::parse_str(text, "s.cfg").unwrap_err();
         assert!(
-            e.to_string().contains("s.cfg:8") && e.to_string().contains("`from`"),
+            e.to_string().contains("s.cfg:9") && e.to_string().contains("`from`"),
             "{e}"
         );
     }

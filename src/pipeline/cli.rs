@@ -1,10 +1,10 @@
 //! `kestrel run`: config file + flags → a running pipeline; summary at exit.
 
+use super::model::{build_detector, default_assets, ModelArgs};
 use super::{run_pipeline, PipelineError, RunPlan};
 use crate::capture::spec::SourceOptions;
 use crate::capture::SourceSpec;
 use crate::config::Config;
-use crate::detect::cli::{build_detector, default_assets, ModelArgs};
 use crate::publish::frames::FramesSink;
 use crate::publish::jsonl::JsonlSink;
 use crate::publish::mavlink::{MavlinkConfig, MavlinkSink};
@@ -145,7 +145,6 @@ fn model_args(c: &Config) -> ModelArgs {
         conf: m.conf.unwrap_or(0.25),
         nms: m.nms.unwrap_or(0.45),
         device: m.device.clone().unwrap_or_else(|| "cpu".into()),
-        ..Default::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Annotated frames to a folder, every Nth processed frame, for checking a flight afterwards.
 //! Drawing comes from [`super::annotate`].
 
-use super::{annotate::annotate, FrameReport, PublishError};
+use super::{annotate::draw_detections, FrameReport, PublishError};
 use image::RgbImage;
 use std::path::PathBuf;
 
@@ -48,7 +48,7 @@ impl FramesSink {
             return Ok(());
         }
         let mut img = image.clone();
-        annotate(&mut img, &report.detections, &self.names);
+        draw_detections(&mut img, &report.detections, &self.names);
         let path = self.dir.join(format!("{:07}.jpg", report.seq));
         img.save(&path).map_err(|e| PublishError::Io {
             path: path.display().to_string(),
