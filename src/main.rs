@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the onboard pipeline: capture -> inference -> publishers (the default with no subcommand).
-    Run(kestrel::pipeline::cli::RunArgs),
+    Run(Box<kestrel::pipeline::cli::RunArgs>),
     /// Detect objects in image files; one JSON line per image.
     Detect(kestrel::detect::cli::DetectArgs),
     /// Per-layer table of a Darknet cfg: shapes, parameters, BFLOPs.
@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         .command
         .unwrap_or_else(|| Command::Run(Default::default()))
     {
-        Command::Run(a) => kestrel::pipeline::cli::run(a)?,
+        Command::Run(a) => kestrel::pipeline::cli::run(*a)?,
         Command::Detect(a) => kestrel::detect::cli::detect(a)?,
         Command::Info(a) => kestrel::model::cli::info(a)?,
         Command::Bench(a) => kestrel::detect::cli::bench(a)?,
