@@ -160,7 +160,8 @@ mod tests {
         assert_eq!(s.ring.len(), RING);
         let v = s.summary();
         assert_eq!(v["p50"], 50.0);
-        assert_eq!(v["p99"], 99.0);
+        // Nearest rank: 99 % of the uniform 0..99 samples are ≤ 98.
+        assert_eq!(v["p99"], 98.0);
         assert_eq!(v["n"], RING as u64 + 100);
     }
 }
