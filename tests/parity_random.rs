@@ -50,16 +50,7 @@ fn check(cfg_name: &str, sizes: &[(usize, usize)]) {
             let err = relative_error(&ours, &r.raw[k]);
             assert!(err <= 1e-4, "{what} head {k}: relative error {err}");
         }
-        let dets: Vec<RefDet> = det
-            .postprocess(&heads, &place)
-            .unwrap()
-            .into_iter()
-            .map(|d| RefDet {
-                class_id: d.class_id,
-                score: d.score,
-                bbox: [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h],
-            })
-            .collect();
+        let dets = as_ref_dets(det.postprocess(&heads, &place).unwrap());
         assert!(
             !r.detections.is_empty(),
             "{what}: the reference found no boxes; raise the weights' scale"

@@ -139,16 +139,7 @@ fn identical_pixels_give_raw_heads_within_1e4_and_identical_detections() {
             let err = relative_error(&ours, &r.raw[k]);
             assert!(err <= 1e-4, "{name} head {k}: relative error {err}");
         }
-        let dets: Vec<RefDet> = det
-            .postprocess(&heads, &place)
-            .unwrap()
-            .into_iter()
-            .map(|d| RefDet {
-                class_id: d.class_id,
-                score: d.score,
-                bbox: [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h],
-            })
-            .collect();
+        let dets = as_ref_dets(det.postprocess(&heads, &place).unwrap());
         assert_detections_match(&dets, &r.detections, 0.25, name);
     }
 }

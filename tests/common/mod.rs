@@ -179,3 +179,14 @@ pub fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
         / scale
 }
+
+/// Kestrel's detections in the reference's shape, for [`assert_detections_match`].
+pub fn as_ref_dets(dets: Vec<kestrel::detect::Detection>) -> Vec<RefDet> {
+    dets.into_iter()
+        .map(|d| RefDet {
+            class_id: d.class_id,
+            score: d.score,
+            bbox: [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h],
+        })
+        .collect()
+}
