@@ -49,6 +49,8 @@ pub struct ModelConfig {
     pub nms: Option<f32>,
     /// `cpu`, `cuda`, `cuda:N`.
     pub device: Option<String>,
+    /// Conv precision: `f32`, `f16`, `q8`, `q4` (CPU), `bf16` (CUDA); absent = the model file's.
+    pub precision: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     {
         Command::Run(a) => kestrel::pipeline::cli::run(*a)?,
         Command::Detect(a) => kestrel::detect::cli::detect(a)?,
-        Command::Info(a) => kestrel::model::cli::info(a)?,
+        Command::Info(a) => kestrel::quant::cli::info(a)?,
         Command::Bench(a) => kestrel::detect::cli::bench(a)?,
         Command::Cameras(a) => kestrel::capture::cli::cameras(a)?,
         Command::Eval(a) => kestrel::eval::cli::eval(*a)?,

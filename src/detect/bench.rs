@@ -56,6 +56,7 @@ pub fn quantiles(samples: &[Duration]) -> Quantiles {
 struct BenchReport {
     cfg: String,
     weights: String,
+    precision: String,
     width: u32,
     height: u32,
     iters: usize,
@@ -76,19 +77,30 @@ fn synthetic_image() -> RgbImage {
 pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
     let m = &args.model;
     let device = parse_device(&m.device)?;
-    let cfg_path = m.cfg.clone().ok_or_else(|| DetectError::BadOption {
-        option: "cfg".into(),
-        why: "--cfg is required for bench".into(),
-    })?;
-    let cfg = Cfg::parse_file(&cfg_path)?;
-    let (weights, weights_label) = match &m.weights {
-        Some(w) => (DarknetWeights::read(w, &cfg)?, w.display().to_string()),
-        None => (
-            DarknetWeights::random(&cfg, args.seed)?,
-            format!("random(seed={})", args.seed),
+    let precision = m.precision.unwrap_or_default();
+    let (model, weights_label) = match &m.weights {
+        Some(w) => (
+            super::cli::load_model(m.cfg.as_deref(), w, &device, m.precision, m.plan_mode())?,
+            w.display().to_string(),
         ),
+        None => {
+            let cfg_path = m.cfg.as_ref().ok_or_else(|| DetectError::BadOption {
+                option: "cfg".into(),
+                why: "--cfg is required for bench with random weights".into(),
+            })?;
+            let cfg = Cfg::parse_file(cfg_path)?;
+            let weights = DarknetWeights::random(&cfg, args.seed)?;
+            let model = Darknet::from_parts(cfg, &weights, &device)?;
+            let mode = m.plan_mode();
+            let loaded =
+                crate::quant::loader::finish(model, &weights, precision, mode, None, None)?;
+            (loaded.model, format!("random(seed={})", args.seed))
+        }
     };
-    let model = Darknet::from_parts(cfg, &weights, &device)?;
+    let cfg_label = m
+        .cfg
+        .as_ref()
+        .map_or_else(|| "<embedded cfg>".into(), |p| p.display().to_string());
     let (width, height) = match (m.width, m.height) {
         (Some(w), Some(h)) => (w, h),
         _ => (m.size, m.size),
@@ -121,8 +133,9 @@ pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
     let pick =
         |f: fn(&StageTimings) -> Duration| quantiles(&runs.iter().map(f).collect::<Vec<_>>());
     let report = BenchReport {
-        cfg: cfg_path.display().to_string(),
+        cfg: cfg_label,
         weights: weights_label,
+        precision: m.precision.map_or("file's own", |p| p.name()).to_string(),
         width,
         height,
         iters: runs.len(),
@@ -142,8 +155,8 @@ fn print_report(r: &BenchReport, json: bool) {
         return;
     }
     println!(
-        "{} ({}) @ {}x{}, {} iterations, RAYON_NUM_THREADS={}",
-        r.cfg, r.weights, r.width, r.height, r.iters, r.threads
+        "{} ({}, {}) @ {}x{}, {} iterations, RAYON_NUM_THREADS={}",
+        r.cfg, r.weights, r.precision, r.width, r.height, r.iters, r.threads
     );
     println!("{:<12} {:>10} {:>10}", "stage", "median ms", "p90 ms");
     for (name, q) in [

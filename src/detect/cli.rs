@@ -11,12 +11,22 @@ use crate::model::Darknet;
 /// Network input geometry and device, shared by `detect` and `bench`.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct ModelArgs {
-    /// Darknet cfg (default: the fetched yolov3-tiny in assets/).
+    /// Darknet cfg (default: the fetched yolov3-tiny in assets/; not needed with a Kestrel model
+    /// file, which embeds its cfg).
     #[arg(long)]
     pub cfg: Option<PathBuf>,
-    /// Darknet .weights (default: the fetched yolov3-tiny in assets/).
+    /// Darknet .weights or a Kestrel model file from `kestrel quantize` (default: the fetched
+    /// yolov3-tiny in assets/).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Conv precision: f32, f16, q8 (CPU, per-layer plan: reduced only where faster here), bf16
+    /// (CUDA). Default: the model file's own, f32 for .weights.
+    #[arg(long, value_enum)]
+    pub precision: Option<crate::quant::Precision>,
+    /// Run every conv in the reduced precision (skips the start-up timing of the per-layer plan:
+    /// worst-case accuracy, predictable start).
+    #[arg(long)]
+    pub all_reduced: bool,
     /// Square input size (multiple of 32).
     #[arg(long, default_value_t = 416, conflicts_with_all = ["width", "height"])]
     pub size: u32,
@@ -35,6 +45,15 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// How reduced convs are chosen: measured per layer unless `--all-reduced`.
+    pub fn plan_mode(&self) -> crate::quant::PlanMode {
+        if self.all_reduced {
+            crate::quant::PlanMode::AllReduced
+        } else {
+            crate::quant::PlanMode::Measure
+        }
+    }
+
     fn input_size(&self) -> (u32, u32) {
         match (self.width, self.height) {
             (Some(w), Some(h)) => (w, h),
@@ -106,13 +125,6 @@ fn default_asset(name: &str) -> Result<PathBuf, DetectError> {
     }
 }
 
-fn or_asset(p: &Option<PathBuf>, name: &str) -> Result<PathBuf, DetectError> {
-    match p {
-        Some(p) => Ok(p.clone()),
-        None => default_asset(name),
-    }
-}
-
 fn load_detector(m: &ModelArgs, conf: f32, nms: f32) -> Result<Detector, DetectError> {
     let (width, height) = m.input_size();
     let opts = DetectOptions {
@@ -124,10 +136,52 @@ fn load_detector(m: &ModelArgs, conf: f32, nms: f32) -> Result<Detector, DetectE
     };
     opts.validate()?;
     let device = parse_device(&m.device)?;
-    let cfg = or_asset(&m.cfg, "yolov3-tiny.cfg")?;
-    let weights = or_asset(&m.weights, "yolov3-tiny.weights")?;
-    let model = Darknet::load(&cfg, &weights, &device)?;
+    let (cfg, weights) = match (&m.cfg, &m.weights) {
+        (None, None) => (
+            Some(default_asset("yolov3-tiny.cfg")?),
+            default_asset("yolov3-tiny.weights")?,
+        ),
+        (cfg, Some(w)) => (cfg.clone(), w.clone()),
+        (Some(_), None) => {
+            return Err(DetectError::BadOption {
+                option: "weights".into(),
+                why: "--cfg needs --weights (or give neither for the default yolov3-tiny)".into(),
+            })
+        }
+    };
+    let model = load_model(
+        cfg.as_deref(),
+        &weights,
+        &device,
+        m.precision,
+        m.plan_mode(),
+    )?;
     Detector::new(model, opts)
+}
+
+/// Loads Darknet `.weights` (with `cfg`) or a Kestrel model file at `precision`, logging the
+/// per-layer plan when convs run reduced.
+///
+/// # Errors
+/// Unreadable or mismatched files; a precision the device cannot run.
+pub fn load_model(
+    cfg: Option<&Path>,
+    weights: &Path,
+    device: &Device,
+    precision: Option<crate::quant::Precision>,
+    mode: crate::quant::PlanMode,
+) -> Result<Darknet, DetectError> {
+    let loaded = crate::quant::load_any(cfg, weights, device, precision, mode)?;
+    if !loaded.plan.is_empty() {
+        let reduced = loaded.plan.iter().filter(|e| e.reduced).count();
+        tracing::info!(
+            precision = loaded.precision.name(),
+            reduced,
+            convs = loaded.plan.len(),
+            "per-layer precision plan (see `kestrel info --precision`)"
+        );
+    }
+    Ok(loaded.model)
 }
 
 /// One JSON line of `kestrel detect`.

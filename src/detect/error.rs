@@ -26,6 +26,9 @@ pub enum DetectError {
     /// The network failed to load or run.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// A model file or precision that cannot be loaded (boxed: `quant` errors wrap detect's).
+    #[error(transparent)]
+    Load(Box<crate::quant::QuantError>),
     /// A tensor operation failed in pre- or postprocessing.
     #[error("{stage}: {source}")]
     Tensor {
@@ -44,5 +47,11 @@ impl DetectError {
     /// Wraps a candle error with the stage it happened in.
     pub fn tensor(stage: &'static str) -> impl FnOnce(candle_core::Error) -> DetectError {
         move |source| DetectError::Tensor { stage, source }
+    }
+}
+
+impl From<crate::quant::QuantError> for DetectError {
+    fn from(e: crate::quant::QuantError) -> Self {
+        DetectError::Load(Box::new(e))
     }
 }

@@ -7,7 +7,7 @@ use super::layers::yolo::YoloLayer;
 use super::layers::ConvBackend;
 use super::shapes::layer_shapes;
 use super::{Cfg, DarknetWeights, LayerKind, ModelError};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 
 /// Output of one `[yolo]` head.
@@ -40,6 +40,8 @@ pub struct Darknet {
     cfg: Cfg,
     device: Device,
     backend: ConvBackend,
+    /// Activations' dtype between layers (f32 unless `with_compute_dtype`).
+    dtype: DType,
     layers: Vec<Prepared>,
     /// Index of the last layer that reads layer i's output.
     last_use: Vec<usize>,
@@ -149,9 +151,45 @@ impl Darknet {
             cfg,
             device: device.clone(),
             backend,
+            dtype: DType::F32,
             layers,
             last_use,
         })
+    }
+
+    /// Runs every layer in `dtype` (f16 / bf16: the CUDA reduced precisions; tensor cores take
+    /// them natively). Needs the Candle backend; heads are handed back in f32.
+    pub fn with_compute_dtype(mut self, dtype: DType) -> Result<Darknet, ModelError> {
+        if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(ModelError::Input(format!(
+                "compute dtype {dtype:?}: only f32, f16 and bf16 are supported"
+            )));
+        }
+        if dtype != DType::F32 && self.backend != ConvBackend::Candle {
+            return Err(ModelError::Input(format!(
+                "compute dtype {dtype:?} needs the Candle backend (a CUDA device); on CPU use the \
+                 reduced-precision convs of `--precision f16|q8`"
+            )));
+        }
+        for (i, p) in self.layers.iter_mut().enumerate() {
+            match p {
+                Prepared::Conv(c) => c.cast(dtype).map_err(tensor_err(i, "convolutional"))?,
+                Prepared::Shortcut(s) => s.cast(dtype).map_err(tensor_err(i, "shortcut"))?,
+                _ => {}
+            }
+        }
+        self.dtype = dtype;
+        Ok(self)
+    }
+
+    /// The dtype activations run in.
+    pub fn compute_dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The conv backend chosen at load.
+    pub fn backend(&self) -> ConvBackend {
+        self.backend
     }
 
     /// Replaces the f32 conv of layer `layer` by a reduced-precision one (`None` = back to f32).
@@ -254,7 +292,10 @@ impl Darknet {
         }
         layer_shapes(&self.cfg, w, h)?;
         let _span = tracing::debug_span!("forward", h, w).entered();
-        let x = x.to_device(&self.device)?.contiguous()?;
+        let x = x
+            .to_device(&self.device)?
+            .to_dtype(self.dtype)?
+            .contiguous()?;
         let degrade = self.degrade_points(opts, h);
         let mut outs: Vec<Option<Tensor>> = vec![None; self.layers.len()];
         let mut heads = Vec::new();
@@ -306,7 +347,7 @@ impl Darknet {
                     let decoded = yl.decode(&input, h, w).map_err(tensor_err(i, kind))?;
                     let gh = input.dim(2)?;
                     heads.push(YoloOutput {
-                        raw: input.clone(),
+                        raw: input.to_dtype(DType::F32).map_err(tensor_err(i, kind))?,
                         decoded,
                         stride: h / gh.max(1),
                     });

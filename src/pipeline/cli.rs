@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// Conv precision: f32, f16, q8, q4 (CPU, per-layer plan), bf16 (CUDA); default: the model
+    /// file's own.
+    #[arg(long)]
+    pub precision: Option<String>,
     /// JSON Lines output file ("-" = stdout).
     #[arg(long)]
     pub jsonl: Option<String>,
@@ -113,6 +117,7 @@ pub fn effective_config(a: &RunArgs) -> Result<Config, PipelineError> {
     set(&mut m.conf, a.conf.map(Some));
     set(&mut m.nms, a.nms.map(Some));
     set(&mut m.device, a.device.clone().map(Some));
+    set(&mut m.precision, a.precision.clone().map(Some));
     set(&mut o.jsonl, a.jsonl.clone().map(Some));
     set(&mut o.save_dir, a.save_dir.clone().map(Some));
     set(&mut o.save_every, a.save_every);
@@ -145,6 +150,7 @@ fn model_args(c: &Config) -> ModelArgs {
         conf: m.conf.unwrap_or(0.25),
         nms: m.nms.unwrap_or(0.45),
         device: m.device.clone().unwrap_or_else(|| "cpu".into()),
+        precision: m.precision.clone(),
     }
 }
 

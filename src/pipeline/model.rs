@@ -2,9 +2,8 @@
 //! real yolov3-tiny fetched on first use (scripts/fetch-assets.sh), so a fresh machine shows real
 //! detections with no files to find.
 
-use crate::detect::cli::{assets_dir, parse_device};
+use crate::detect::cli::{assets_dir, load_model, parse_device};
 use crate::detect::{load_names, DetectError, DetectOptions, Detector, ResizeMode};
-use crate::model::Darknet;
 use std::path::{Path, PathBuf};
 
 /// What `run` needs to build its detector (mirrors the `[model]` table).
@@ -17,6 +16,9 @@ pub struct ModelArgs {
     pub conf: f32,
     pub nms: f32,
     pub device: String,
+    /// Conv precision name: f32, f16, bf16, q8, q4 (None: the model file's own, f32 for
+    /// `.weights`).
+    pub precision: Option<String>,
 }
 
 const ASSETS: [&str; 5] = [
@@ -60,19 +62,20 @@ pub fn default_assets() -> Result<PathBuf, DetectError> {
 /// Bad files or options.
 pub fn build_detector(m: &ModelArgs) -> Result<(Detector, Vec<String>), DetectError> {
     let (cfg, weights, names) = match (&m.cfg, &m.weights) {
-        (Some(c), Some(w)) => (c.clone(), w.clone(), m.names.clone()),
+        (cfg, Some(w)) => (cfg.clone(), w.clone(), m.names.clone()),
         (None, None) => {
             let d = default_assets()?;
             (
-                d.join("yolov3-tiny.cfg"),
+                Some(d.join("yolov3-tiny.cfg")),
                 d.join("yolov3-tiny.weights"),
                 Some(m.names.clone().unwrap_or(d.join("coco.names"))),
             )
         }
-        _ => {
+        (Some(_), None) => {
             return Err(DetectError::BadOption {
                 option: "model".into(),
-                why: "give both cfg and weights, or neither (the embedded yolov3-tiny default)"
+                why: "a cfg needs its weights; give both, a Kestrel model file as weights, or \
+                      neither (the embedded yolov3-tiny default)"
                     .into(),
             })
         }
@@ -82,7 +85,17 @@ pub fn build_detector(m: &ModelArgs) -> Result<(Detector, Vec<String>), DetectEr
     } else {
         &m.device
     })?;
-    let model = Darknet::load(&cfg, &weights, &device)?;
+    let precision = m
+        .precision
+        .as_deref()
+        .map(crate::quant::Precision::from_name)
+        .transpose()
+        .map_err(|e| DetectError::BadOption {
+            option: "model.precision".into(),
+            why: e.to_string(),
+        })?;
+    let mode = crate::quant::PlanMode::Measure;
+    let model = load_model(cfg.as_deref(), &weights, &device, precision, mode)?;
     let (w, h) = match m.size {
         Some(s) => (s as u32, s as u32),
         None => (model.input_size().0 as u32, model.input_size().1 as u32),

@@ -82,3 +82,44 @@ fn write_model(args: &QuantizeArgs) -> Result<(), QuantError> {
     }
     Ok(())
 }
+
+/// `kestrel info`: the layer table of a cfg (or of the cfg a model file embeds), the weights
+/// check, and with `--precision` the per-layer plan measured on this CPU.
+pub fn info(args: crate::model::cli::InfoArgs) -> Result<(), QuantError> {
+    use crate::model::cli::{print_summary, read_cfg_and_check};
+    let model_file = match &args.weights {
+        Some(w) => super::file::is_model_file(w)?,
+        None => false,
+    };
+    let cfg = match (&args.cfg, &args.weights) {
+        (Some(c), _) if !model_file => read_cfg_and_check(c, &args)?,
+        (_, Some(w)) if model_file => {
+            let file = super::file::ModelFile::read(w)?;
+            Cfg::parse_str(&file.cfg_text, &w.display().to_string())?
+        }
+        _ => {
+            return Err(QuantError::Usage(
+                "info: give --cfg (Darknet) or --weights MODEL (a Kestrel model file)".into(),
+            ))
+        }
+    };
+    print_summary(&cfg, &args)?;
+    if let (Some(name), Some(w)) = (&args.precision, &args.weights) {
+        let precision = Precision::from_name(name)?;
+        let cfg_path = if model_file {
+            None
+        } else {
+            args.cfg.as_deref()
+        };
+        let loaded = super::load_any(
+            cfg_path,
+            w,
+            &Device::Cpu,
+            Some(precision),
+            PlanMode::Measure,
+        )?;
+        println!();
+        print!("{}", format_plan(loaded.precision, &loaded.plan));
+    }
+    Ok(())
+}

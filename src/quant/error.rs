@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
     /// A precision name that is not one of f32, f16, q8_0, q4_0.
-    #[error("unknown precision {0:?} (expected f32, f16, q8_0 or q4_0)")]
+    #[error("unknown precision {0:?} (expected f32, f16, bf16, q8_0 or q4_0)")]
     UnknownPrecision(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]

@@ -344,7 +344,13 @@ mod tests {
     #[test]
     fn write_read_identical_and_truncation_detected() {
         let dir = tempfile::tempdir().unwrap();
-        for p in [Precision::Q8, Precision::Q4, Precision::F16, Precision::F32] {
+        for p in [
+            Precision::Q8,
+            Precision::Q4,
+            Precision::F16,
+            Precision::Bf16,
+            Precision::F32,
+        ] {
             let path = dir.path().join(format!("m.{}.gguf", p.name()));
             let m = sample(p);
             m.write(&path).unwrap();

@@ -181,10 +181,19 @@ pub fn finish(
     stored: Option<Vec<StoredConv>>,
     stored_plan: Option<Vec<(usize, String)>>,
 ) -> Result<Loaded, QuantError> {
-    if precision == Precision::F32 || !model.device().is_cpu() {
+    if !model.device().is_cpu() {
+        return on_gpu(model, precision);
+    }
+    if precision == Precision::Bf16 {
+        return Err(QuantError::Usage(
+            "bf16 runs on CUDA only (no bf16 matmul gain on this CPU); use --precision f32, f16 or q8"
+                .into(),
+        ));
+    }
+    if precision == Precision::F32 {
         return Ok(Loaded {
             model,
-            precision: Precision::F32,
+            precision,
             plan: Vec::new(),
         });
     }
@@ -230,6 +239,22 @@ pub fn finish(
         model,
         precision,
         plan,
+    })
+}
+
+/// CUDA: the whole network in f32, f16 or bf16 (Candle's kernels); block-quantized convs are a
+/// CPU seam only, so q8/q4 are refused rather than silently run in f32.
+fn on_gpu(model: Darknet, precision: Precision) -> Result<Loaded, QuantError> {
+    let dtype = precision.cuda_dtype().ok_or_else(|| {
+        QuantError::Usage(format!(
+            "{} convs run on the CPU only; on CUDA use --precision f32, f16 or bf16",
+            precision.name()
+        ))
+    })?;
+    Ok(Loaded {
+        model: model.with_compute_dtype(dtype)?,
+        precision,
+        plan: Vec::new(),
     })
 }
 

@@ -11,6 +11,9 @@ pub enum Precision {
     F32,
     /// Weights stored in f16; the matmul runs in f16.
     F16,
+    /// Weights stored in bf16. On CUDA the whole network runs in bf16; the CPU has no bf16
+    /// matmul gain here, so it refuses it (load the file with `--precision f32|f16`).
+    Bf16,
     /// GGML Q8_0 blocks of 32 (int8 + one f16 scale), via candle's `QMatMul`.
     #[value(alias = "q8_0")]
     Q8,
@@ -25,6 +28,7 @@ impl Precision {
         match self {
             Precision::F32 => GgmlDType::F32,
             Precision::F16 => GgmlDType::F16,
+            Precision::Bf16 => GgmlDType::BF16,
             Precision::Q8 => GgmlDType::Q8_0,
             Precision::Q4 => GgmlDType::Q4_0,
         }
@@ -35,6 +39,7 @@ impl Precision {
         match self {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
             Precision::Q8 => "q8_0",
             Precision::Q4 => "q4_0",
         }
@@ -45,9 +50,20 @@ impl Precision {
         match name {
             "f32" => Ok(Precision::F32),
             "f16" => Ok(Precision::F16),
+            "bf16" => Ok(Precision::Bf16),
             "q8_0" | "q8" => Ok(Precision::Q8),
             "q4_0" | "q4" => Ok(Precision::Q4),
             other => Err(QuantError::UnknownPrecision(other.to_string())),
+        }
+    }
+
+    /// The dtype the whole network runs in on a CUDA device (None: not a CUDA precision).
+    pub fn cuda_dtype(self) -> Option<candle_core::DType> {
+        match self {
+            Precision::F32 => Some(candle_core::DType::F32),
+            Precision::F16 => Some(candle_core::DType::F16),
+            Precision::Bf16 => Some(candle_core::DType::BF16),
+            Precision::Q8 | Precision::Q4 => None,
         }
     }
 
@@ -68,7 +84,13 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for p in [Precision::F32, Precision::F16, Precision::Q8, Precision::Q4] {
+        for p in [
+            Precision::F32,
+            Precision::F16,
+            Precision::Bf16,
+            Precision::Q8,
+            Precision::Q4,
+        ] {
             assert_eq!(Precision::from_name(p.name()).unwrap(), p);
         }
         assert!(Precision::from_name("int3").is_err());

@@ -78,6 +78,7 @@ impl QuantConv {
             );
         }
         match precision {
+            Precision::Bf16 => candle_core::bail!("bf16 convs run on CUDA only"),
             Precision::Q8 | Precision::Q4 => {
                 let k_padded = padded_k(k, precision.block());
                 let padded = pad_rows(kernel, geom.cout, k, k_padded);

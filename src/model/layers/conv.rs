@@ -84,6 +84,21 @@ impl ConvLayer {
         self.reduced.is_some()
     }
 
+    /// Casts the Candle backend's kernel and bias to `dtype` (reduced precision on CUDA); the
+    /// CPU im2col backend stays f32 and has its own reduced seam.
+    pub fn cast(&mut self, dtype: candle_core::DType) -> Result<()> {
+        if self.backend != ConvBackend::Candle {
+            return Err(candle_core::Error::Msg(format!(
+                "compute dtype {dtype:?} needs the Candle conv backend"
+            )));
+        }
+        for w in self.weights.iter_mut() {
+            *w = w.to_dtype(dtype)?;
+        }
+        self.bias_t = self.bias_t.to_dtype(dtype)?;
+        Ok(())
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self.backend {
             ConvBackend::CpuIm2col => self.forward_cpu(x),

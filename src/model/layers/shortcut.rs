@@ -82,4 +82,14 @@ impl ShortcutLayer {
         let sum = acc.ok_or_else(|| candle_core::Error::Msg("shortcut without inputs".into()))?;
         apply_tensor(self.cfg.activation, &sum)
     }
+
+    /// Casts the fusion factors so they multiply activations of `dtype` (f16/bf16 on CUDA).
+    pub fn cast(&mut self, dtype: candle_core::DType) -> Result<()> {
+        if let Some(f) = &mut self.factors {
+            for t in f.iter_mut() {
+                *t = t.to_dtype(dtype)?;
+            }
+        }
+        Ok(())
+    }
 }
