@@ -12,6 +12,7 @@ pub mod check;
 pub mod cli;
 mod error;
 pub mod file;
+pub mod int8;
 pub mod loader;
 mod precision;
 pub mod qconv;

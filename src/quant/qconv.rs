@@ -37,6 +37,8 @@ enum Weights {
     Quantized(QMatMul),
     /// `[Cout, K]` f16.
     Half(Tensor),
+    /// Q8 on x86 CPUs with AVX-512 VNNI: Kestrel's own int8 kernel (see [`super::int8`]).
+    Int8(super::int8::Int8Conv),
 }
 
 /// One conv layer's weights packed for reduced-precision compute (bias and activation are the
@@ -120,6 +122,15 @@ impl QuantConv {
             Precision::F16 | Precision::F32 => {
                 Weights::Half(q.dequantize(&Device::Cpu)?.to_dtype(DType::F16)?)
             }
+            Precision::Q8 if super::int8::vnni_available() => {
+                let k = geom.k();
+                let rows: Vec<f32> = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+                let kernel: Vec<f32> = rows
+                    .chunks(k_padded)
+                    .flat_map(|r| r[..k].iter().copied())
+                    .collect();
+                Weights::Int8(super::int8::Int8Conv::new(&kernel, geom.cout, k))
+            }
             _ => Weights::Quantized(QMatMul::from_qtensor(q)?),
         };
         Ok(QuantConv {
@@ -156,6 +167,17 @@ impl QuantConv {
                     let rows = Tensor::from_vec(rows, (n, self.k_padded), &Device::Cpu)?;
                     let y: Vec<f32> = q.forward(&rows)?.flatten_all()?.to_vec1()?;
                     transpose_into(&y, n, cout, dst);
+                }
+                Weights::Int8(c) => {
+                    let g = super::int8::Int8Geom {
+                        cin,
+                        h,
+                        w,
+                        size: self.geom.size,
+                        stride: self.geom.stride,
+                        pad: self.geom.pad,
+                    };
+                    c.forward(plane, g, dst);
                 }
                 Weights::Half(wt) => {
                     let cols = im2col(plane, &self.geom, h, w);
