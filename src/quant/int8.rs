@@ -18,9 +18,12 @@ const ROWS: usize = 8;
 /// A conv's weights ready for the int8 kernel.
 pub struct Int8Conv {
     cout: usize,
-    /// Reduction length rounded up to a multiple of 4 (one 32-bit lane).
+    /// Input channels rounded up to a multiple of 4 (one 32-bit lane).
+    cin4: usize,
+    /// Reduction length `size² · cin4`, K order (ky, kx, c): channels-last, so that packing copies
+    /// whole 4-channel words from a channels-last input.
     k4: usize,
-    /// `[cout][k4 / 4]`: four int8 weights per i32 (little-endian, K order c, ky, kx).
+    /// `[cout][k4 / 4]`: four int8 weights per i32 (little-endian).
     w: Vec<i32>,
     /// Per output channel: max|w| / 127.
     scale: Vec<f32>,
@@ -52,6 +55,7 @@ pub fn vnni_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vnni")
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -61,21 +65,25 @@ pub fn vnni_available() -> bool {
 }
 
 impl Int8Conv {
-    /// Quantizes a BN-folded `[cout, k]` f32 kernel, one symmetric scale per output channel.
-    pub fn new(kernel: &[f32], cout: usize, k: usize) -> Int8Conv {
-        let k4 = k.div_ceil(4) * 4;
+    /// Quantizes a BN-folded OIHW f32 kernel (`[cout, cin·size²]`), one symmetric scale per
+    /// output channel.
+    pub fn new(kernel: &[f32], cout: usize, cin: usize, size: usize) -> Int8Conv {
+        let k = cin * size * size;
+        let cin4 = cin.div_ceil(4) * 4;
+        let k4 = size * size * cin4;
         let mut w = Vec::with_capacity(cout * k4 / 4);
         let mut scale = Vec::with_capacity(cout);
         let mut row_sum = Vec::with_capacity(cout);
         for row in kernel.chunks(k).take(cout) {
             let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
             let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-            let q: Vec<i8> = (0..k4)
-                .map(|i| {
-                    row.get(i)
-                        .map_or(0, |v| (v / s).round().clamp(-127.0, 127.0) as i8)
-                })
-                .collect();
+            let mut q = vec![0i8; k4];
+            for c in 0..cin {
+                for t in 0..size * size {
+                    let v = row[c * size * size + t];
+                    q[t * cin4 + c] = (v / s).round().clamp(-127.0, 127.0) as i8;
+                }
+            }
             row_sum.push(q.iter().map(|&v| v as i32).sum());
             w.extend(
                 q.chunks(4)
@@ -85,6 +93,7 @@ impl Int8Conv {
         }
         Int8Conv {
             cout,
+            cin4,
             k4,
             w,
             scale,
@@ -94,23 +103,30 @@ impl Int8Conv {
 
     /// Conv without bias of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`.
     pub fn forward(&self, plane: &[f32], g: Int8Geom, dst: &mut [f32]) {
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            self.forward_with(plane, g, dst, &mut scratch)
+        })
+    }
+
+    fn forward_with(&self, plane: &[f32], g: Int8Geom, dst: &mut [f32], s: &mut Scratch) {
         let (ho, wo) = g.out_hw();
         let n = ho * wo;
-        let max = plane.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let max = max_abs(plane);
         let xs = if max > 0.0 { max / 127.0 } else { 1.0 };
-        let q = quantize_plane(plane, xs);
+        let use_vnni = vnni_available();
+        quantize_hwc(plane, g, self.cin4, xs, use_vnni, s);
         let blocks = n.div_ceil(BLOCK);
         let kq = self.k4 / 4;
-        let mut packed = vec![128u8; blocks * kq * BLOCK * 4];
-        pack(&q, g, self.k4, &mut packed);
-        let use_vnni = vnni_available();
+        refill(&mut s.packed, blocks * kq * BLOCK, ZERO_WORD);
+        pack(&s.hwc, g, self.cin4, &mut s.packed);
         // One task per block of pixels: [cout][BLOCK] results, then scattered into dst rows.
-        let mut tiles = vec![0f32; blocks * self.cout * BLOCK];
-        tiles
+        refill(&mut s.tiles, blocks * self.cout * BLOCK, 0.0);
+        s.tiles
             .par_chunks_mut(self.cout * BLOCK)
-            .zip(packed.par_chunks(kq * BLOCK * 4))
+            .zip(s.packed.par_chunks(kq * BLOCK))
             .for_each(|(tile, xb)| self.block(xb, xs, use_vnni, tile));
-        for (b, tile) in tiles.chunks(self.cout * BLOCK).enumerate() {
+        for (b, tile) in s.tiles.chunks(self.cout * BLOCK).enumerate() {
             let p0 = b * BLOCK;
             let len = BLOCK.min(n - p0);
             for (o, row) in tile.chunks(BLOCK).enumerate() {
@@ -120,7 +136,7 @@ impl Int8Conv {
     }
 
     /// All output channels of one pixel block.
-    fn block(&self, xb: &[u8], xs: f32, use_vnni: bool, tile: &mut [f32]) {
+    fn block(&self, xb: &[u32], xs: f32, use_vnni: bool, tile: &mut [f32]) {
         let kq = self.k4 / 4;
         let mut o = 0;
         while o < self.cout {
@@ -147,44 +163,110 @@ impl Int8Conv {
     }
 }
 
-/// u8 = round(x / scale) + 128, clamped to the symmetric int8 range.
-fn quantize_plane(plane: &[f32], scale: f32) -> Vec<u8> {
-    let inv = 1.0 / scale;
-    plane
-        .iter()
-        .map(|v| ((v * inv).round().clamp(-127.0, 127.0) as i32 + 128) as u8)
-        .collect()
+/// Four u8 zeros (128 = 0 after the offset): padding and unused channels.
+const ZERO_WORD: u32 = 0x8080_8080;
+
+/// Buffers reused from call to call (no page faults, no allocation per frame in steady state).
+#[derive(Default)]
+struct Scratch {
+    chw: Vec<u8>,
+    hwc: Vec<u32>,
+    packed: Vec<u32>,
+    tiles: Vec<f32>,
 }
 
-/// im2col into `[block][K/4][BLOCK pixels][4]`; padding (and K beyond the kernel) is 128 = 0.
-fn pack(q: &[u8], g: Int8Geom, k4: usize, packed: &mut [u8]) {
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn refill<T: Copy>(v: &mut Vec<T>, len: usize, value: T) {
+    v.clear();
+    v.resize(len, value);
+}
+
+/// max |x|, written as a compare-select so that it vectorizes.
+fn max_abs(x: &[f32]) -> f32 {
+    let mut m = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..8 {
+            let a = c[j].abs();
+            m[j] = if a > m[j] { a } else { m[j] };
+        }
+    }
+    tail.iter()
+        .map(|v| v.abs())
+        .chain(m)
+        .fold(0f32, |a, b| if b > a { b } else { a })
+}
+
+/// u8 = round(x / scale) + 128 over the symmetric int8 range (128 = 0).
+fn quantize_into(src: &[f32], inv: f32, dst: &mut [u8]) {
+    for (d, v) in dst.iter_mut().zip(src) {
+        *d = ((v * inv).clamp(-127.0, 127.0) + 128.5) as u8;
+    }
+}
+
+/// Channels-last `[h][w][cin4 / 4]` words of the quantized input (channels past `cin` = 0).
+fn quantize_hwc(plane: &[f32], g: Int8Geom, cin4: usize, scale: f32, vnni: bool, s: &mut Scratch) {
+    let inv = 1.0 / scale;
+    let hw = g.h * g.w;
+    refill(&mut s.chw, cin4 * hw, 128);
+    let src = &plane[..g.cin * hw];
+    let dst = &mut s.chw[..g.cin * hw];
+    if vnni {
+        #[cfg(target_arch = "x86_64")]
+        vnni::quantize(src, inv, dst);
+    } else {
+        quantize_into(src, inv, dst);
+    }
+    let words = cin4 / 4;
+    s.hwc.clear();
+    s.hwc.reserve(hw * words);
+    let chw = &s.chw;
+    for p in 0..hw {
+        for w4 in 0..words {
+            let c = w4 * 4;
+            s.hwc.push(u32::from_le_bytes([
+                chw[c * hw + p],
+                chw[(c + 1) * hw + p],
+                chw[(c + 2) * hw + p],
+                chw[(c + 3) * hw + p],
+            ]));
+        }
+    }
+}
+
+/// im2col into `[block][K/4][BLOCK pixels]` words, K order (ky, kx, c/4): each tap of a pixel is
+/// a run of `cin4 / 4` words copied from the channels-last input; padding stays [`ZERO_WORD`].
+fn pack(q: &[u32], g: Int8Geom, cin4: usize, packed: &mut [u32]) {
     let (ho, wo) = g.out_hw();
     let n = ho * wo;
-    let kq = k4 / 4;
+    let words = cin4 / 4;
     let (k, s, p) = (g.size, g.stride as isize, g.pad as isize);
-    let block_len = kq * BLOCK * 4;
+    let block_len = k * k * words * BLOCK;
     packed
         .par_chunks_mut(block_len)
         .enumerate()
         .for_each(|(b, dst)| {
-            for lane in 0..BLOCK {
+            for lane in 0..BLOCK.min(n.saturating_sub(b * BLOCK)) {
                 let pix = b * BLOCK + lane;
-                if pix >= n {
-                    break;
-                }
                 let (oy, ox) = ((pix / wo) as isize, (pix % wo) as isize);
-                let mut ki = 0;
-                for c in 0..g.cin {
-                    let ch = &q[c * g.h * g.w..(c + 1) * g.h * g.w];
-                    for ky in 0..k as isize {
-                        let iy = oy * s + ky - p;
-                        for kx in 0..k as isize {
-                            let ix = ox * s + kx - p;
-                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                dst[((ki / 4) * BLOCK + lane) * 4 + ki % 4] =
-                                    ch[iy as usize * g.w + ix as usize];
-                            }
-                            ki += 1;
+                for ky in 0..k {
+                    let iy = oy * s + ky as isize - p;
+                    if iy < 0 || iy as usize >= g.h {
+                        continue;
+                    }
+                    for kx in 0..k {
+                        let ix = ox * s + kx as isize - p;
+                        if ix < 0 || ix as usize >= g.w {
+                            continue;
+                        }
+                        let src = (iy as usize * g.w + ix as usize) * words;
+                        let q0 = (ky * k + kx) * words;
+                        for (j, &v) in q[src..src + words].iter().enumerate() {
+                            dst[(q0 + j) * BLOCK + lane] = v;
                         }
                     }
                 }
@@ -193,14 +275,15 @@ fn pack(q: &[u8], g: Int8Geom, k4: usize, packed: &mut [u8]) {
 }
 
 /// Reference kernel: the same integer sums as the VNNI one, any CPU.
-fn portable_tile(xb: &[u8], w: &[i32], kq: usize, rows: usize, acc: &mut [[i32; BLOCK]; ROWS]) {
+fn portable_tile(xb: &[u32], w: &[i32], kq: usize, rows: usize, acc: &mut [[i32; BLOCK]; ROWS]) {
     for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
         let wr = &w[r * kq..(r + 1) * kq];
         for (q, &wq) in wr.iter().enumerate() {
             let wb = wq.to_le_bytes().map(|b| b as i8 as i32);
-            let xq = &xb[q * BLOCK * 4..(q + 1) * BLOCK * 4];
-            for (a, x) in acc_r.iter_mut().zip(xq.chunks_exact(4)) {
-                *a += (0..4).map(|j| x[j] as i32 * wb[j]).sum::<i32>();
+            let xq = &xb[q * BLOCK..(q + 1) * BLOCK];
+            for (a, x) in acc_r.iter_mut().zip(xq) {
+                let xb = x.to_le_bytes();
+                *a += (0..4).map(|j| xb[j] as i32 * wb[j]).sum::<i32>();
             }
         }
     }
@@ -211,15 +294,46 @@ mod vnni {
     use super::{BLOCK, ROWS};
     use std::arch::x86_64::*;
 
+    /// [`super::quantize_into`] compiled for AVX-512, where the clamp and the saturating
+    /// conversion vectorize.
+    pub(super) fn quantize(src: &[f32], inv: f32, dst: &mut [u8]) {
+        // SAFETY: only called when `vnni_available()` found avx512f and avx512bw at run time.
+        unsafe { quantize_avx512(src, inv, dst) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn quantize_avx512(src: &[f32], inv: f32, dst: &mut [u8]) {
+        let n = src.len().min(dst.len()) / 16 * 16;
+        let (scale, lo, hi, half) = (
+            _mm512_set1_ps(inv),
+            _mm512_set1_ps(-127.0),
+            _mm512_set1_ps(127.0),
+            _mm512_set1_ps(128.5),
+        );
+        for i in (0..n).step_by(16) {
+            // SAFETY: i + 16 ≤ n ≤ both lengths.
+            unsafe {
+                let v = _mm512_loadu_ps(src.as_ptr().add(i));
+                let q = _mm512_add_ps(
+                    _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, scale), lo), hi),
+                    half,
+                );
+                let b = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(q));
+                _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, b);
+            }
+        }
+        super::quantize_into(&src[n..], inv, &mut dst[n..]);
+    }
+
     /// `acc[r][lane] = Σ_k x[k][lane]·w[r][k]` with `vpdpbusd`, two 16-lane vectors per row.
     pub(super) fn tile(
-        xb: &[u8],
+        xb: &[u32],
         w: &[i32],
         kq: usize,
         rows: usize,
         acc: &mut [[i32; BLOCK]; ROWS],
     ) {
-        assert!(xb.len() >= kq * BLOCK * 4 && w.len() >= rows * kq && rows <= ROWS);
+        assert!(xb.len() >= kq * BLOCK && w.len() >= rows * kq && rows <= ROWS);
         // SAFETY: the caller checked avx512f + avx512vnni at run time (`vnni_available`), and
         // the lengths asserted above bound every load in `tile_vnni`.
         unsafe { tile_vnni(xb, w, kq, rows, acc) }
@@ -227,7 +341,7 @@ mod vnni {
 
     #[target_feature(enable = "avx512f,avx512vnni")]
     unsafe fn tile_vnni(
-        xb: &[u8],
+        xb: &[u32],
         w: &[i32],
         kq: usize,
         rows: usize,
@@ -236,11 +350,11 @@ mod vnni {
         let mut a = [[_mm512_setzero_si512(); 2]; ROWS];
         let x = xb.as_ptr();
         for q in 0..kq {
-            // SAFETY: q·128 + 128 ≤ kq·BLOCK·4 ≤ xb.len() (asserted by `tile`).
+            // SAFETY: q·BLOCK + BLOCK ≤ kq·BLOCK ≤ xb.len() words (asserted by `tile`).
             let (x0, x1) = unsafe {
                 (
-                    _mm512_loadu_si512(x.add(q * 128) as *const _),
-                    _mm512_loadu_si512(x.add(q * 128 + 64) as *const _),
+                    _mm512_loadu_si512(x.add(q * BLOCK) as *const _),
+                    _mm512_loadu_si512(x.add(q * BLOCK + 16) as *const _),
                 )
             };
             for (r, ar) in a.iter_mut().enumerate().take(rows) {
@@ -315,7 +429,7 @@ mod tests {
             .map(|_| lcg(&mut seed))
             .collect();
         let want = conv_f32(&x, &k, cout, g);
-        let conv = Int8Conv::new(&k, cout, cin * size * size);
+        let conv = Int8Conv::new(&k, cout, cin, size);
         let mut got = vec![0f32; want.len()];
         conv.forward(&x, g, &mut got);
         let max = want.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -331,14 +445,21 @@ mod tests {
         let kq = conv.k4 / 4;
         let (ho, wo) = g.out_hw();
         let blocks = (ho * wo).div_ceil(BLOCK);
-        let mut packed = vec![128u8; blocks * kq * BLOCK * 4];
-        pack(&quantize_plane(&x, 0.01), g, conv.k4, &mut packed);
+        let mut packed = vec![ZERO_WORD; blocks * kq * BLOCK];
+        let mut s = Scratch::default();
+        quantize_hwc(&x, g, conv.cin4, 0.01, false, &mut s);
+        pack(&s.hwc, g, conv.cin4, &mut packed);
         let rows = ROWS.min(cout);
         let (mut a, mut b) = ([[0i32; BLOCK]; ROWS], [[0i32; BLOCK]; ROWS]);
-        portable_tile(&packed[..kq * BLOCK * 4], &conv.w, kq, rows, &mut a);
+        portable_tile(&packed[..kq * BLOCK], &conv.w, kq, rows, &mut a);
         if vnni_available() {
+            let (mut qa, mut qb) = (vec![0u8; x.len()], vec![0u8; x.len()]);
+            quantize_into(&x, 77.0, &mut qa);
             #[cfg(target_arch = "x86_64")]
-            vnni::tile(&packed[..kq * BLOCK * 4], &conv.w, kq, rows, &mut b);
+            vnni::quantize(&x, 77.0, &mut qb);
+            assert_eq!(qa, qb);
+            #[cfg(target_arch = "x86_64")]
+            vnni::tile(&packed[..kq * BLOCK], &conv.w, kq, rows, &mut b);
             assert_eq!(a, b);
         }
     }

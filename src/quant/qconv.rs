@@ -129,7 +129,9 @@ impl QuantConv {
                     .chunks(k_padded)
                     .flat_map(|r| r[..k].iter().copied())
                     .collect();
-                Weights::Int8(super::int8::Int8Conv::new(&kernel, geom.cout, k))
+                Weights::Int8(super::int8::Int8Conv::new(
+                    &kernel, geom.cout, geom.cin, geom.size,
+                ))
             }
             _ => Weights::Quantized(QMatMul::from_qtensor(q)?),
         };
