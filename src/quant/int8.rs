@@ -149,12 +149,12 @@ impl Int8Conv {
             } else {
                 portable_tile(xb, w, kq, rows, &mut acc);
             }
-            for r in 0..rows {
+            for (r, acc_r) in acc.iter().enumerate().take(rows) {
                 let oc = o + r;
                 let f = xs * self.scale[oc];
                 let offset = 128 * self.row_sum[oc];
                 let dst = &mut tile[oc * BLOCK..(oc + 1) * BLOCK];
-                for (d, a) in dst.iter_mut().zip(acc[r]) {
+                for (d, &a) in dst.iter_mut().zip(acc_r) {
                     *d = (a - offset) as f32 * f;
                 }
             }
