@@ -8,4 +8,5 @@ export KESTREL_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --features camera --all-targets -- -D warnings   # the real camera code (nokhwa) must compile in CI
+scripts/check-cuda.sh   # the cuda feature type-checks and lints, tests included (CUDA 13 wheels, no GPU needed; cached)
 cargo test --all-targets
