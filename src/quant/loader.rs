@@ -218,7 +218,7 @@ pub fn finish(
             reduced_ms: None,
             reduced: true,
         };
-        let keep_f32 = precision.is_quantized() && mode == PlanMode::Measure;
+        let keep_f32 = mode == PlanMode::Measure;
         if let Some(choice) = stored_plan
             .as_ref()
             .and_then(|p| p.iter().find(|(l, _)| *l == layer))
