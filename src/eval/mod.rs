@@ -15,6 +15,7 @@ pub mod report;
 pub mod results;
 pub mod run_model;
 pub mod types;
+pub mod vid;
 pub mod visdrone;
 
 pub use error::*;
