@@ -216,7 +216,12 @@ pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
                 weights,
                 size: args.size,
                 conf: args.conf,
-                degrade: degrade.iter().map(|&(l, f)| (l, f as f32)).collect(),
+                // The engine's factor is a divisor of the map's size (> 1 shrinks); ours is the
+                // scale in (0, 1], so 1 stays exactly 1 (no resampling at all).
+                degrade: degrade
+                    .iter()
+                    .map(|&(l, f)| (l, (1.0 / f) as f32))
+                    .collect(),
             })
         }
         (None, None) => {

@@ -16,6 +16,7 @@ pub struct ModelRun<'a> {
     pub weights: &'a Path,
     pub size: Option<u32>,
     pub conf: f32,
+    /// (stride, divisor ≥ 1) as `ForwardOptions::degrade` takes it: the map is shrunk by the divisor.
     pub degrade: Vec<(usize, f32)>,
 }
 
