@@ -135,3 +135,16 @@ fn classes_are_weighted_by_sequences_not_frames() {
     );
     assert_eq!(res.summary.ap, 0.5);
 }
+
+#[test]
+fn a_frame_with_only_others_is_evaluated_and_its_detections_are_false_positives() {
+    // Frame 2 has only a class-11 GT row: it is an evaluated frame (unlike a frame without GT),
+    // so its pedestrian detection is a false positive ranking first.
+    let s = seq(
+        "a",
+        vec![r(1, 0.0, 1.0, 1), r(2, 100.0, 1.0, 11)],
+        vec![r(1, 0.0, 0.5, 1), r(2, 0.0, 0.9, 1)],
+    );
+    assert_eq!(evaluated_frames(&s).len(), 2);
+    assert_eq!(evaluate_vid(&[s]).summary.ap50, 0.5);
+}
