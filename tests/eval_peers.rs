@@ -85,8 +85,9 @@ fn fresh_random_fixtures_match_pycocotools_peers() {
 }
 
 /// VID layout: `--protocol visdrone` equals an independent numpy re-implementation of the VID
-/// toolkit (tests/peers/visdrone_vid_ref.py), overall and per class, on the committed sets and
-/// on a fresh random set.
+/// toolkit (tests/peers/visdrone_vid_ref.py), overall and per class, and `--protocol coco` equals
+/// pycocotools on the evaluated frames (tests/peers/visdrone_vid_coco_ref.py), on the committed
+/// sets and on a fresh random set.
 #[test]
 fn vid_sets_match_python_vid_reference() {
     let tmp = tempfile::tempdir().unwrap();
@@ -117,6 +118,19 @@ fn vid_sets_match_python_vid_reference() {
         for k in KEYS {
             let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
             assert!((a - b).abs() < 1e-9, "{set_s} {k}: kestrel {a} vs peer {b}");
+        }
+        let peer_coco: serde_json::Value =
+            serde_json::from_str(&run_python("visdrone_vid_coco_ref.py", &[set_s])).unwrap();
+        let ours_coco = kestrel_json(&set, "coco", &tmp.path().join("vid_coco.json"));
+        for k in KEYS.iter().chain(&["APs", "APm", "APl"]) {
+            let (a, b) = (
+                ours_coco[k].as_f64().unwrap(),
+                peer_coco[k].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() < 1e-9,
+                "{set_s} coco {k}: kestrel {a} vs pycocotools {b}"
+            );
         }
         let classes = ours["per_class"].as_array().unwrap();
         assert_eq!(classes.len(), peer["per_class"].as_object().unwrap().len());
