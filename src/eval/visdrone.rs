@@ -357,3 +357,32 @@ pub fn evaluate_units(
         areas: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The threaded path (≥ 64 images, merged in listing order) gives bit-identical results.
+    #[test]
+    fn parallel_accumulation_equals_sequential() {
+        let mut images = crate::eval::bench::synthetic_images(80, 60);
+        for img in &mut images {
+            drop_in_ignored(img);
+        }
+        for rules in [Rules::Det, Rules::Vid] {
+            let a = accumulate(&images, rules);
+            let b = accumulate_parallel(&images, rules);
+            for (ci, (a, b)) in a.iter().zip(&b).enumerate() {
+                let (ra, rb) = (
+                    finish_class(ci as i64 + 1, a),
+                    finish_class(ci as i64 + 1, b),
+                );
+                assert_eq!(
+                    (ra.ap, ra.ar, ra.n_gt, ra.images),
+                    (rb.ap, rb.ar, rb.n_gt, rb.images)
+                );
+                assert_eq!(a.scores, b.scores);
+            }
+        }
+    }
+}
