@@ -120,17 +120,29 @@ fn evaluate_img(p: &Prepared, area: (f64, f64)) -> ImgEval {
 /// precision[t][r] and recall[t] of one category, area and maxDets.
 type Curves = (Vec<[f64; N_REC]>, [f64; N_THR]);
 
+/// All detections of a category as (image, rank in image), by descending score; ties keep image
+/// order then rank (pycocotools' mergesort over the concatenation). Cutting each image to its first
+/// k keeps this order, so one sort serves every area range and maxDets.
+fn score_order(evals: &[ImgEval]) -> Vec<(usize, usize)> {
+    let mut idx: Vec<(usize, usize)> = Vec::new();
+    for (i, e) in evals.iter().enumerate() {
+        idx.extend((0..e.scores.len()).map(|d| (i, d)));
+    }
+    idx.sort_by(|a, b| evals[b.0].scores[b.1].total_cmp(&evals[a.0].scores[a.1]));
+    idx
+}
+
 /// precision[t][r] and recall[t] for one category, area and maxDets; `None` = no normal GT (−1).
-fn accumulate(evals: &[ImgEval], max_det: usize) -> Option<Curves> {
+fn accumulate(evals: &[ImgEval], order: &[(usize, usize)], max_det: usize) -> Option<Curves> {
     let npig: usize = evals.iter().map(|e| e.n_normal_gt).sum();
     if npig == 0 {
         return None;
     }
-    let mut idx: Vec<(usize, usize)> = Vec::new();
-    for (i, e) in evals.iter().enumerate() {
-        idx.extend((0..e.scores.len().min(max_det)).map(|d| (i, d)));
-    }
-    idx.sort_by(|a, b| evals[b.0].scores[b.1].total_cmp(&evals[a.0].scores[a.1]));
+    let idx: Vec<(usize, usize)> = order
+        .iter()
+        .copied()
+        .filter(|&(_, d)| d < max_det)
+        .collect();
     let mut precision = vec![[0.0; N_REC]; N_THR];
     let mut recall = [0.0; N_THR];
     for t in 0..N_THR {
@@ -180,13 +192,17 @@ fn class_curves(images: &[ImageRecord], c: i64) -> ClassCurves {
     let prepared: Vec<Prepared> = images.iter().filter_map(|img| prepare(img, c)).collect();
     let mut per_area = Vec::with_capacity(AREAS.len());
     let mut rec = Vec::new();
+    let mut order = Vec::new();
     for (ai, &area) in AREAS.iter().enumerate() {
         let evals: Vec<ImgEval> = prepared.iter().map(|p| evaluate_img(p, area)).collect();
-        per_area.push(accumulate(&evals, MAX_DETS[3]));
+        if ai == 0 {
+            order = score_order(&evals);
+        }
+        per_area.push(accumulate(&evals, &order, MAX_DETS[3]));
         if ai == 0 {
             rec = MAX_DETS
                 .iter()
-                .map(|&k| accumulate(&evals, k).map(|(_, r)| r))
+                .map(|&k| accumulate(&evals, &order, k).map(|(_, r)| r))
                 .collect();
         }
     }
