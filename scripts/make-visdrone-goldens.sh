@@ -2,8 +2,8 @@
 # Golden numbers for `kestrel eval --protocol visdrone`: runs the OFFICIAL VisDrone2018-DET toolkit,
 # unchanged, under GNU Octave on the fixtures of tests/fixtures/visdrone/make_fixtures.py and
 # writes tests/fixtures/visdrone/goldens.txt (overall) and goldens_per_class.txt (per class: calcAccuracy
-# again with the GT cells filtered to one class, detections unchanged — the toolkit itself is not edited). Not part of CI (CI has neither Octave nor the toolkit,
-# whose code must never be committed here).
+# again with the GT cells filtered to one class, detections unchanged — the toolkit itself is not
+# edited). Not part of CI (CI has neither Octave nor the toolkit, whose code must never be committed).
 #
 # usage: scripts/make-visdrone-goldens.sh TOOLKIT_DIR
 #   TOOLKIT_DIR: a checkout of github.com/VisDrone/VisDrone2018-DET-toolkit (commit 0054457 used)
