@@ -51,3 +51,59 @@ fn visdrone_protocol_equals_official_toolkit_goldens() {
         }
     }
 }
+
+/// Per-class goldens: the toolkit's calcAccuracy run on one class's GT (detections unchanged).
+#[test]
+fn per_class_values_equal_official_toolkit_goldens() {
+    let path = repo_root().join("tests/fixtures/visdrone/goldens_per_class.txt");
+    let text = std::fs::read_to_string(&path).expect("goldens_per_class.txt");
+    let mut want: std::collections::BTreeMap<String, Vec<(i64, Vec<f64>)>> = Default::default();
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut it = l.split_whitespace();
+        let set = it.next().expect("set").to_string();
+        let class: i64 = it.next().expect("class").parse().expect("class id");
+        let v: Vec<f64> = it.map(|v| v.parse().expect("number")).collect();
+        assert_eq!(v.len(), 7, "{l}");
+        want.entry(set).or_default().push((class, v));
+    }
+    assert_eq!(want.len(), 5, "expected sets A..E in goldens_per_class.txt");
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, classes) in want {
+        let dir = repo_root().join("tests/fixtures/visdrone/sets").join(&name);
+        let json = tmp.path().join(format!("{name}.json"));
+        let out = kestrel()
+            .args(["eval", "--dataset", path_str(&dir), "--detections"])
+            .arg(dir.join("results"))
+            .args(["--json", path_str(&json)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let ours = v["per_class"].as_array().unwrap();
+        assert_eq!(ours.len(), classes.len(), "set {name}: number of classes");
+        for (c, w) in classes {
+            let got = ours
+                .iter()
+                .find(|o| o["id"].as_i64() == Some(c))
+                .unwrap_or_else(|| panic!("set {name}: class {c} missing"));
+            for (key, want) in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"]
+                .iter()
+                .zip(&w)
+            {
+                let g = 100.0 * got[key].as_f64().unwrap();
+                assert!(
+                    (g - want).abs() < 1e-9,
+                    "set {name} class {c} {key}: kestrel {g:.10} vs toolkit {want:.10}"
+                );
+            }
+        }
+    }
+}

@@ -2,8 +2,10 @@
 
 use super::dataset::DetDataset;
 use super::results::read_result_file;
+use super::vid::{self, read_vid_results, VidDataset};
+use super::visdrone::VisdroneResult;
 use super::{bench, coco, report, visdrone, EvalError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Which rules score the detections.
@@ -16,12 +18,27 @@ pub enum Protocol {
     Coco,
 }
 
-/// `kestrel eval`: score detections on VisDrone-DET with the official protocol.
+/// Which VisDrone dataset layout `--dataset` has.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// DET when the folder has the image folder, VID when it has `sequences/`.
+    #[default]
+    Auto,
+    /// `annotations/<name>.txt` (8 columns) and `images/<name>.jpg`.
+    Det,
+    /// `annotations/<seq>.txt` (10 columns) and `sequences/<seq>/0000001.jpg …`.
+    Vid,
+}
+
+/// `kestrel eval`: score detections on VisDrone-DET or -VID with the official protocol.
 #[derive(clap::Args, Debug, Default)]
 pub struct EvalArgs {
     /// VisDrone-DET split folder (annotations/ and images/).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
+    /// Dataset layout (DET or VID); auto-detected by default.
+    #[arg(long, value_enum, default_value_t = Layout::Auto)]
+    pub layout: Layout,
     /// Image folder name inside the split (`data` in SlimYOLOv3's lists).
     #[arg(long, default_value = "images")]
     pub images: String,
@@ -102,6 +119,76 @@ fn run_bench(n: usize) {
     );
 }
 
+/// Where the detections come from.
+enum Source<'a> {
+    Files(&'a Path),
+    Model(super::run_model::ModelRun<'a>),
+}
+
+/// `--layout`, resolved: VID when `sequences/` is there and the image folder is not.
+fn detect_layout(root: &Path, args: &EvalArgs) -> Result<Layout, EvalError> {
+    if args.layout != Layout::Auto {
+        return Ok(args.layout);
+    }
+    let seqs = root.join("sequences").is_dir();
+    let images = root.join(&args.images).is_dir();
+    match (seqs, images) {
+        (true, false) => Ok(Layout::Vid),
+        (false, _) => Ok(Layout::Det),
+        (true, true) => Err(EvalError::Dataset {
+            path: root.to_path_buf(),
+            reason: format!(
+                "has both sequences/ and {}/: say --layout det or --layout vid",
+                args.images
+            ),
+        }),
+    }
+}
+
+fn score_det(
+    root: &Path,
+    images_dir: &str,
+    source: &Source,
+    protocol: Protocol,
+) -> Result<(VisdroneResult, &'static str), EvalError> {
+    let ds = DetDataset::open(root, images_dir)?;
+    let mut images = ds.load_gt()?;
+    match source {
+        Source::Files(dir) => {
+            for img in &mut images {
+                img.det = read_result_file(dir, &img.name)?;
+            }
+        }
+        Source::Model(run) => super::run_model::detect_all(&ds, &mut images, run)?,
+    }
+    Ok(match protocol {
+        Protocol::Visdrone => (visdrone::evaluate(images), "visdrone"),
+        Protocol::Coco => (coco::evaluate(images), "coco"),
+    })
+}
+
+fn score_vid(
+    root: &Path,
+    source: &Source,
+    protocol: Protocol,
+) -> Result<(VisdroneResult, &'static str), EvalError> {
+    let ds = VidDataset::open(root)?;
+    let mut seqs = ds.load_gt()?;
+    match source {
+        Source::Files(dir) => {
+            for seq in &mut seqs {
+                seq.det = read_vid_results(dir, &seq.name)?;
+            }
+        }
+        Source::Model(run) => super::run_model::detect_all_vid(&ds, &mut seqs, run)?,
+    }
+    Ok(match protocol {
+        Protocol::Visdrone => (vid::evaluate_vid(&seqs), "visdrone-vid"),
+        // COCO rules on the frames the VID toolkit evaluates (image = frame).
+        Protocol::Coco => (coco::evaluate(vid::frames_and_weights(&seqs).0), "coco"),
+    })
+}
+
 /// Runs `kestrel eval`.
 pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
     let degrade = args
@@ -117,27 +204,25 @@ pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
         flag: "--dataset",
         reason: "required".into(),
     })?;
-    let ds = DetDataset::open(root, &args.images)?;
-    let mut images = ds.load_gt()?;
-    match (&args.detections, &args.cfg) {
-        (Some(dir), _) => {
-            for img in &mut images {
-                img.det = read_result_file(dir, &img.name)?;
-            }
-        }
+    let source = match (&args.detections, &args.cfg) {
+        (Some(dir), _) => Source::Files(dir),
         (None, Some(cfg)) => {
             let weights = args.weights.as_deref().ok_or(EvalError::BadArg {
                 flag: "--weights",
                 reason: "required with --cfg".into(),
             })?;
-            let run = super::run_model::ModelRun {
+            Source::Model(super::run_model::ModelRun {
                 cfg,
                 weights,
                 size: args.size,
                 conf: args.conf,
-                degrade: degrade.iter().map(|&(l, f)| (l, f as f32)).collect(),
-            };
-            super::run_model::detect_all(&ds, &mut images, &run)?;
+                // The engine's factor is a divisor of the map's size (> 1 shrinks); ours is the
+                // scale in (0, 1], so 1 stays exactly 1 (no resampling at all).
+                degrade: degrade
+                    .iter()
+                    .map(|&(l, f)| (l, (1.0 / f) as f32))
+                    .collect(),
+            })
         }
         (None, None) => {
             return Err(EvalError::BadArg {
@@ -145,10 +230,10 @@ pub fn eval(args: EvalArgs) -> Result<(), EvalError> {
                 reason: "give --detections DIR or --cfg C --weights W".into(),
             })
         }
-    }
-    let (res, name) = match args.protocol {
-        Protocol::Visdrone => (visdrone::evaluate(images), "visdrone"),
-        Protocol::Coco => (coco::evaluate(images), "coco"),
+    };
+    let (res, name) = match detect_layout(root, &args)? {
+        Layout::Vid => score_vid(root, &source, args.protocol)?,
+        _ => score_det(root, &args.images, &source, args.protocol)?,
     };
     print!("{}", report::table(&res, name));
     if let Some(path) = &args.json {

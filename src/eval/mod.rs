@@ -1,7 +1,8 @@
 //! Evaluation on VisDrone: the official toolkit's protocol (`visdrone`) and COCO rules (`coco`).
 //!
 //! Users compare Kestrel's numbers with published ones, so the `visdrone` protocol reproduces
-//! the official VisDrone2018-DET toolkit's algorithm, quirks included (see docs/evaluation.md).
+//! the official VisDrone2018-DET and -VID toolkits' algorithms, quirks included (see
+//! docs/evaluation.md).
 
 pub mod bench;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod results;
 pub mod run_model;
 pub mod types;
+pub mod vid;
 pub mod visdrone;
 
 pub use error::*;

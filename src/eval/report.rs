@@ -34,7 +34,20 @@ pub fn table(res: &VisdroneResult, protocol: &str) -> String {
     let _ = writeln!(
         out,
         "{:<16}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}",
-        "class", "images", "AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"
+        "class",
+        // The class weight: images containing the class (DET), sequences (VID).
+        if protocol == "visdrone-vid" {
+            "seqs"
+        } else {
+            "images"
+        },
+        "AP",
+        "AP50",
+        "AP75",
+        "AR1",
+        "AR10",
+        "AR100",
+        "AR500"
     );
     for c in &res.classes {
         row(

@@ -111,3 +111,40 @@ fn exact_iou_tie_at_085_is_rejected_like_octave() {
     assert_eq!(c.ap[6], 1.0);
     assert_eq!(c.ap[7], 0.0);
 }
+
+#[test]
+fn score_ties_keep_file_order_then_image_order() {
+    // One GT; two detections with equal scores. File order FP, TP → precision 1/2 at recall 1;
+    // file order TP, FP → AP 1 (a stable sort, as the toolkit's).
+    let fp_first = vec![img(
+        "1",
+        vec![b(0.0, 1.0, 1)],
+        vec![b(150.0, 0.5, 1), b(0.0, 0.5, 1)],
+    )];
+    assert_eq!(evaluate(fp_first).summary.ap50, 0.5);
+    let tp_first = vec![img(
+        "1",
+        vec![b(0.0, 1.0, 1)],
+        vec![b(0.0, 0.5, 1), b(150.0, 0.5, 1)],
+    )];
+    assert_eq!(evaluate(tp_first).summary.ap50, 1.0);
+    // Across images the tie keeps image order: the FP in image 1 ranks before the TP in image 2.
+    let images = vec![
+        img("1", vec![], vec![b(150.0, 0.5, 1)]),
+        img("2", vec![b(0.0, 1.0, 1)], vec![b(0.0, 0.5, 1)]),
+    ];
+    assert_eq!(evaluate(images).summary.ap50, 0.5);
+}
+
+#[test]
+fn detections_on_images_without_gt_are_false_positives() {
+    // DET (unlike VID frames) counts every listed image: a confident miss on an image without GT
+    // halves the precision of class 1.
+    let images = vec![
+        img("1", vec![b(0.0, 1.0, 1)], vec![b(0.0, 0.5, 1)]),
+        img("2", vec![], vec![b(0.0, 0.9, 1)]),
+    ];
+    let r = evaluate(images);
+    assert_eq!(r.summary.ap50, 0.5);
+    assert_eq!(r.classes[0].images, 1);
+}
