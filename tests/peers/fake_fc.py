@@ -59,12 +59,15 @@ def main():
     p.add_argument("--roll-deg", type=float, default=0.0)
     p.add_argument("--pitch-deg", type=float, default=0.0)
     p.add_argument("--yaw-deg", type=float, default=90.0)
+    p.add_argument("--signing-key", help="64 hex chars: sign outgoing, accept only valid signatures")
     for k, v in (("u", 800.0), ("v", 330.0), ("fx", 640.0), ("fy", 640.0), ("cx", 640.0), ("cy", 360.0)):
         p.add_argument("--" + k, type=float, default=v)
     a = p.parse_args()
 
     conn = mavutil.mavlink_connection(a.url, baud=a.baud, source_system=1, source_component=1,
                                       dialect="ardupilotmega", robust_parsing=True)
+    if a.signing_key:
+        conn.setup_signing(bytes.fromhex(a.signing_key), sign_outgoing=True, link_id=1)
     mav = conn.mav
     boot = time.monotonic()
     boot_ms = lambda: int((time.monotonic() - boot) * 1000)  # noqa: E731
@@ -133,6 +136,8 @@ def main():
         time.sleep(0.001)
     out["crc_errors"] = mav.total_crc_errors if hasattr(mav, "total_crc_errors") else 0
     out["receive_errors"] = mav.total_receive_errors
+    sg = mav.signing
+    out["signing"] = {"signed_seen": sg.sig_count, "good": sg.goodsig_count, "bad": sg.badsig_count}
     json.dump(out, sys.stdout)
 
 
