@@ -95,6 +95,88 @@ impl<D: CameraDevice> FrameSource for CameraSource<D> {
             }
         }
     }
+
+    fn reopens(&self) -> u64 {
+        self.reopens
+    }
+}
+
+/// A camera that is not there: serves the given images (cycled) at `fps`, each `age` old by its
+/// driver clock, and is unplugged once after `unplug_after` frames, staying absent for
+/// `absent_opens` open attempts. Drives [`CameraSource`] and the whole pipeline in tests and demos
+/// on machines without a camera.
+pub struct FakeCamera {
+    pub images: Vec<image::RgbImage>,
+    pub fps: f64,
+    pub age: Duration,
+    pub unplug_after: Option<u64>,
+    pub absent_opens: u32,
+    /// Open attempts so far, failed ones included (shared so a test can read it after the run).
+    pub opens: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    served: u64,
+    absent_left: u32,
+    open: bool,
+}
+
+impl FakeCamera {
+    pub fn new(images: Vec<image::RgbImage>, fps: f64) -> FakeCamera {
+        FakeCamera {
+            images,
+            fps,
+            age: Duration::ZERO,
+            unplug_after: None,
+            absent_opens: 0,
+            opens: Default::default(),
+            served: 0,
+            absent_left: 0,
+            open: false,
+        }
+    }
+
+    fn lost(reason: &str) -> CaptureError {
+        CaptureError::Camera {
+            device: "fake".into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl CameraDevice for FakeCamera {
+    fn name(&self) -> String {
+        "camera:fake".into()
+    }
+
+    fn open(&mut self) -> Result<(), CaptureError> {
+        self.opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.absent_left > 0 {
+            self.absent_left -= 1;
+            return Err(Self::lost("no such device (unplugged)"));
+        }
+        self.open = true;
+        Ok(())
+    }
+
+    fn frame(&mut self) -> Result<RawFrame, CaptureError> {
+        if !self.open || self.images.is_empty() {
+            return Err(Self::lost("not open"));
+        }
+        if self.unplug_after == Some(self.served) {
+            self.unplug_after = None;
+            self.open = false;
+            self.absent_left = self.absent_opens;
+            return Err(Self::lost("device unplugged"));
+        }
+        if self.fps > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(1.0 / self.fps));
+        }
+        let image = self.images[(self.served % self.images.len() as u64) as usize].clone();
+        self.served += 1;
+        Ok(RawFrame {
+            image,
+            age: Some(self.age),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -14,5 +14,5 @@ pub mod stats;
 
 pub use detector::FrameDetector;
 pub use error::*;
-pub use run::{run_pipeline, RunPlan};
+pub use run::{run_pipeline, run_source, OpenSource, RunPlan};
 pub use stats::Stats;
