@@ -8,6 +8,7 @@ pub mod cli;
 pub mod detector;
 mod error;
 pub mod latest;
+pub mod mavlink_flags;
 pub mod model;
 pub mod run;
 pub mod stats;
