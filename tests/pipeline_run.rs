@@ -240,7 +240,23 @@ fn overload_drops_stale_frames_and_latency_stays_bounded() {
         fin >= 4 * fout,
         "source outran the model: in {fin}, out {fout}"
     );
-    assert!(s["drops"]["stale"].as_u64().unwrap() > 0);
+    let stale = s["drops"]["stale"].as_u64().unwrap();
+    assert!(stale > 0);
+    assert_eq!(
+        fout + stale + s["drops"]["publish_queue"].as_u64().unwrap(),
+        fin,
+        "every captured frame is published or counted as dropped"
+    );
+    // newest-wins: a published frame waited at most for the frame in flight and its own pass
+    let p99 = |k: &Value| k["p99"].as_f64().unwrap();
+    let (e2e, fwd) = (
+        p99(&s["latency_ms"]["capture_to_publish"]),
+        p99(&s["latency_ms"]["stages"]["forward"]),
+    );
+    assert!(
+        e2e <= 4.0 * fwd + 100.0,
+        "p99 capture->publish {e2e} ms is not bounded by the model's p99 {fwd} ms"
+    );
     let lat: Vec<f64> = lines(&jl)
         .iter()
         .map(|l| l["latency_ms"].as_f64().unwrap())
