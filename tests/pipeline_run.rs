@@ -138,6 +138,15 @@ fn corrupt_jpeg_mid_sequence_is_skipped_counted_and_the_run_goes_on() {
 
 #[test]
 fn sigint_mid_run_exits_0_with_sinks_flushed() {
+    signal_mid_run_exits_0_with_sinks_flushed("-INT");
+}
+
+#[test]
+fn sigterm_mid_run_exits_0_with_sinks_flushed() {
+    signal_mid_run_exits_0_with_sinks_flushed("-TERM");
+}
+
+fn signal_mid_run_exits_0_with_sinks_flushed(signal: &str) {
     let d = tempfile::tempdir().unwrap();
     let (jl, st) = (d.path().join("out.jsonl"), d.path().join("stats.json"));
     let mut child = kestrel()
@@ -171,16 +180,20 @@ fn sigint_mid_run_exits_0_with_sinks_flushed() {
         );
     }
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "exit after SIGINT: {:?} {}",
+        "exit after {signal}: {:?} {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"frames_out\""),
+        "summary printed at exit"
     );
     let s = stats(&st);
     let v = lines(&jl);
