@@ -6,6 +6,30 @@
 use super::{monotonic_ns, CaptureError, Frame, FrameSource};
 use std::time::Duration;
 
+/// A capture mode as the driver offers it, independent of the driver crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// `mjpeg`, `yuyv`, … in lower case.
+    pub format: &'static str,
+}
+
+/// Index of the offered mode closest to the wish: same pixel format first, then nearest size, then
+/// nearest fps. Kept free of the driver so the choice is tested without a camera.
+pub fn choose_mode(offered: &[Mode], want: Mode) -> Option<usize> {
+    let dist = |a: u32, b: u32| (i64::from(a) - i64::from(b)).abs();
+    (0..offered.len()).min_by_key(|&i| {
+        let m = offered[i];
+        (
+            m.format != want.format,
+            dist(m.width, want.width) + dist(m.height, want.height),
+            dist(m.fps, want.fps),
+        )
+    })
+}
+
 /// One raw frame from a device: decoded RGB plus how old the driver says it is.
 pub struct RawFrame {
     pub image: image::RgbImage,
@@ -225,6 +249,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn mode_choice_prefers_format_then_size_then_fps() {
+        let m = |width, height, fps, format| Mode {
+            width,
+            height,
+            fps,
+            format,
+        };
+        let offered = [
+            m(640, 480, 30, "yuyv"),
+            m(1280, 720, 30, "mjpeg"),
+            m(1280, 720, 60, "mjpeg"),
+            m(1920, 1080, 30, "mjpeg"),
+        ];
+        assert_eq!(choose_mode(&offered, m(1200, 700, 25, "mjpeg")), Some(1));
+        assert_eq!(choose_mode(&offered, m(1280, 720, 50, "mjpeg")), Some(2));
+        assert_eq!(choose_mode(&offered, m(1920, 1080, 30, "yuyv")), Some(0));
+        assert_eq!(choose_mode(&[], m(1, 1, 1, "mjpeg")), None);
     }
 
     #[test]
