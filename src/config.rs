@@ -45,12 +45,22 @@ pub struct ModelConfig {
     pub names: Option<PathBuf>,
     /// Square network input size, multiple of 32 (default: the cfg's).
     pub size: Option<usize>,
+    #[serde(serialize_with = "f32_as_written")]
     pub conf: Option<f32>,
+    #[serde(serialize_with = "f32_as_written")]
     pub nms: Option<f32>,
     /// `cpu`, `cuda`, `cuda:N`.
     pub device: Option<String>,
     /// Conv precision: `f32`, `f16`, `q8`, `q4` (CPU), `bf16` (CUDA); absent = the model file's.
     pub precision: Option<String>,
+}
+
+/// Prints an `f32` as its shortest decimal (0.45, not 0.44999998807907104).
+fn f32_as_written<S: serde::Serializer>(v: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => s.serialize_some(&format!("{x}").parse::<f64>().unwrap_or(f64::from(*x))),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,7 +111,8 @@ pub struct Config {
     pub output: OutputConfig,
     pub limits: LimitsConfig,
     /// MAVLink link options (`[mavlink]`, see `publish::mavlink::MavlinkConfig`); its `url` is
-    /// replaced by `output.mavlink`, which turns the link on or off. Not printed by `--print-config`.
+    /// replaced by `output.mavlink`, which turns the link on or off. `--print-config` prints it
+    /// through `pipeline::cli::print_config` (the type is not `Serialize`).
     #[serde(skip_serializing)]
     pub mavlink: crate::publish::mavlink::MavlinkConfig,
 }

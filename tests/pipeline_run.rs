@@ -138,6 +138,15 @@ fn corrupt_jpeg_mid_sequence_is_skipped_counted_and_the_run_goes_on() {
 
 #[test]
 fn sigint_mid_run_exits_0_with_sinks_flushed() {
+    signal_mid_run_exits_0_with_sinks_flushed("-INT");
+}
+
+#[test]
+fn sigterm_mid_run_exits_0_with_sinks_flushed() {
+    signal_mid_run_exits_0_with_sinks_flushed("-TERM");
+}
+
+fn signal_mid_run_exits_0_with_sinks_flushed(signal: &str) {
     let d = tempfile::tempdir().unwrap();
     let (jl, st) = (d.path().join("out.jsonl"), d.path().join("stats.json"));
     let mut child = kestrel()
@@ -171,16 +180,20 @@ fn sigint_mid_run_exits_0_with_sinks_flushed() {
         );
     }
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "exit after SIGINT: {:?} {}",
+        "exit after {signal}: {:?} {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"frames_out\""),
+        "summary printed at exit"
     );
     let s = stats(&st);
     let v = lines(&jl);
@@ -240,7 +253,23 @@ fn overload_drops_stale_frames_and_latency_stays_bounded() {
         fin >= 4 * fout,
         "source outran the model: in {fin}, out {fout}"
     );
-    assert!(s["drops"]["stale"].as_u64().unwrap() > 0);
+    let stale = s["drops"]["stale"].as_u64().unwrap();
+    assert!(stale > 0);
+    assert_eq!(
+        fout + stale + s["drops"]["publish_queue"].as_u64().unwrap(),
+        fin,
+        "every captured frame is published or counted as dropped"
+    );
+    // newest-wins: a published frame waited at most for the frame in flight and its own pass
+    let p99 = |k: &Value| k["p99"].as_f64().unwrap();
+    let (e2e, fwd) = (
+        p99(&s["latency_ms"]["capture_to_publish"]),
+        p99(&s["latency_ms"]["stages"]["forward"]),
+    );
+    assert!(
+        e2e <= 4.0 * fwd + 100.0,
+        "p99 capture->publish {e2e} ms is not bounded by the model's p99 {fwd} ms"
+    );
     let lat: Vec<f64> = lines(&jl)
         .iter()
         .map(|l| l["latency_ms"].as_f64().unwrap())

@@ -1,7 +1,7 @@
 //! USB cameras through nokhwa (V4L2 on Linux). Only the driver calls live here; reopening,
 //! timestamps and decode-error handling are in `fake_camera::CameraSource`, tested without hardware.
 
-use super::fake_camera::{CameraDevice, RawFrame};
+use super::fake_camera::{choose_mode, CameraDevice, Mode, RawFrame};
 use super::spec::SourceOptions;
 use super::CaptureError;
 use nokhwa::pixel_format::RgbFormat;
@@ -54,7 +54,18 @@ impl NokhwaDevice {
     }
 }
 
-/// The offered mode closest to the wish: same pixel format first, then nearest size, then fps.
+fn format_name(f: FrameFormat) -> &'static str {
+    match f {
+        FrameFormat::MJPEG => "mjpeg",
+        FrameFormat::YUYV => "yuyv",
+        FrameFormat::NV12 => "nv12",
+        FrameFormat::GRAY => "gray",
+        FrameFormat::RAWRGB => "rawrgb",
+        FrameFormat::RAWBGR => "rawbgr",
+    }
+}
+
+/// The offered mode closest to the wish (`fake_camera::choose_mode`: format, then size, then fps).
 pub fn choose_format(
     modes: &[CameraFormat],
     w: u32,
@@ -62,15 +73,22 @@ pub fn choose_format(
     fps: u32,
     fmt: FrameFormat,
 ) -> Option<CameraFormat> {
-    modes.iter().copied().min_by_key(|m| {
-        let size = (i64::from(m.width()) - i64::from(w)).abs()
-            + (i64::from(m.height()) - i64::from(h)).abs();
-        (
-            m.format() != fmt,
-            size,
-            (i64::from(m.frame_rate()) - i64::from(fps)).abs(),
-        )
-    })
+    let offered: Vec<Mode> = modes
+        .iter()
+        .map(|m| Mode {
+            width: m.width(),
+            height: m.height(),
+            fps: m.frame_rate(),
+            format: format_name(m.format()),
+        })
+        .collect();
+    let want = Mode {
+        width: w,
+        height: h,
+        fps,
+        format: format_name(fmt),
+    };
+    choose_mode(&offered, want).map(|i| modes[i])
 }
 
 impl CameraDevice for NokhwaDevice {

@@ -6,6 +6,30 @@
 use super::{monotonic_ns, CaptureError, Frame, FrameSource};
 use std::time::Duration;
 
+/// A capture mode as the driver offers it, independent of the driver crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// `mjpeg`, `yuyv`, … in lower case.
+    pub format: &'static str,
+}
+
+/// Index of the offered mode closest to the wish: same pixel format first, then nearest size, then
+/// nearest fps. Kept free of the driver so the choice is tested without a camera.
+pub fn choose_mode(offered: &[Mode], want: Mode) -> Option<usize> {
+    let dist = |a: u32, b: u32| (i64::from(a) - i64::from(b)).abs();
+    (0..offered.len()).min_by_key(|&i| {
+        let m = offered[i];
+        (
+            m.format != want.format,
+            dist(m.width, want.width) + dist(m.height, want.height),
+            dist(m.fps, want.fps),
+        )
+    })
+}
+
 /// One raw frame from a device: decoded RGB plus how old the driver says it is.
 pub struct RawFrame {
     pub image: image::RgbImage,
@@ -95,6 +119,88 @@ impl<D: CameraDevice> FrameSource for CameraSource<D> {
             }
         }
     }
+
+    fn reopens(&self) -> u64 {
+        self.reopens
+    }
+}
+
+/// A camera that is not there: serves the given images (cycled) at `fps`, each `age` old by its
+/// driver clock, and is unplugged once after `unplug_after` frames, staying absent for
+/// `absent_opens` open attempts. Drives [`CameraSource`] and the whole pipeline in tests and demos
+/// on machines without a camera.
+pub struct FakeCamera {
+    pub images: Vec<image::RgbImage>,
+    pub fps: f64,
+    pub age: Duration,
+    pub unplug_after: Option<u64>,
+    pub absent_opens: u32,
+    /// Open attempts so far, failed ones included (shared so a test can read it after the run).
+    pub opens: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    served: u64,
+    absent_left: u32,
+    open: bool,
+}
+
+impl FakeCamera {
+    pub fn new(images: Vec<image::RgbImage>, fps: f64) -> FakeCamera {
+        FakeCamera {
+            images,
+            fps,
+            age: Duration::ZERO,
+            unplug_after: None,
+            absent_opens: 0,
+            opens: Default::default(),
+            served: 0,
+            absent_left: 0,
+            open: false,
+        }
+    }
+
+    fn lost(reason: &str) -> CaptureError {
+        CaptureError::Camera {
+            device: "fake".into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl CameraDevice for FakeCamera {
+    fn name(&self) -> String {
+        "camera:fake".into()
+    }
+
+    fn open(&mut self) -> Result<(), CaptureError> {
+        self.opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.absent_left > 0 {
+            self.absent_left -= 1;
+            return Err(Self::lost("no such device (unplugged)"));
+        }
+        self.open = true;
+        Ok(())
+    }
+
+    fn frame(&mut self) -> Result<RawFrame, CaptureError> {
+        if !self.open || self.images.is_empty() {
+            return Err(Self::lost("not open"));
+        }
+        if self.unplug_after == Some(self.served) {
+            self.unplug_after = None;
+            self.open = false;
+            self.absent_left = self.absent_opens;
+            return Err(Self::lost("device unplugged"));
+        }
+        if self.fps > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(1.0 / self.fps));
+        }
+        let image = self.images[(self.served % self.images.len() as u64) as usize].clone();
+        self.served += 1;
+        Ok(RawFrame {
+            image,
+            age: Some(self.age),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +249,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn mode_choice_prefers_format_then_size_then_fps() {
+        let m = |width, height, fps, format| Mode {
+            width,
+            height,
+            fps,
+            format,
+        };
+        let offered = [
+            m(640, 480, 30, "yuyv"),
+            m(1280, 720, 30, "mjpeg"),
+            m(1280, 720, 60, "mjpeg"),
+            m(1920, 1080, 30, "mjpeg"),
+        ];
+        assert_eq!(choose_mode(&offered, m(1200, 700, 25, "mjpeg")), Some(1));
+        assert_eq!(choose_mode(&offered, m(1280, 720, 50, "mjpeg")), Some(2));
+        assert_eq!(choose_mode(&offered, m(1920, 1080, 30, "yuyv")), Some(0));
+        assert_eq!(choose_mode(&[], m(1, 1, 1, "mjpeg")), None);
     }
 
     #[test]

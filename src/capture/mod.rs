@@ -39,6 +39,10 @@ pub trait FrameSource: Send {
     fn nominal_fps(&self) -> Option<f64> {
         None
     }
+    /// How many times the source lost its device and reopened it so far (cameras).
+    fn reopens(&self) -> u64 {
+        0
+    }
 }
 
 /// Now on CLOCK_MONOTONIC, in nanoseconds: comparable across threads and with driver timestamps.

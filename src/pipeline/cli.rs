@@ -86,6 +86,8 @@ pub struct RunArgs {
     /// Publisher queue length (reports beyond it are dropped and counted).
     #[arg(long)]
     pub publish_queue: Option<usize>,
+    #[command(flatten)]
+    pub mavlink_opts: super::mavlink_flags::MavlinkFlags,
 }
 
 fn set<T>(dst: &mut T, v: Option<T>) {
@@ -130,6 +132,7 @@ pub fn effective_config(a: &RunArgs) -> Result<Config, PipelineError> {
     set(&mut o.publish_queue, a.publish_queue);
     set(&mut l.max_frames, a.max_frames.map(Some));
     set(&mut l.duration_s, a.duration.map(Some));
+    a.mavlink_opts.apply(&mut c.mavlink)?;
     if s.source.is_none() {
         // the embedded demo: the sample photos as a short looped sequence
         s.fps = s.fps.or(Some(5.0));
@@ -138,6 +141,19 @@ pub fn effective_config(a: &RunArgs) -> Result<Config, PipelineError> {
     }
     c.validate()?;
     Ok(c)
+}
+
+/// The effective config as TOML, `[mavlink]` included (its endpoint is `output.mavlink`).
+pub fn print_config(c: &Config) -> String {
+    let mut doc = c.to_toml();
+    let mut t = toml::Table::new();
+    t.insert(
+        "mavlink".into(),
+        super::mavlink_flags::mavlink_table(&c.mavlink).into(),
+    );
+    doc.push('\n');
+    doc.push_str(&toml::to_string_pretty(&t).unwrap_or_default());
+    doc
 }
 
 fn model_args(c: &Config) -> ModelArgs {
@@ -159,7 +175,7 @@ fn model_args(c: &Config) -> ModelArgs {
 pub fn run(a: RunArgs) -> Result<(), PipelineError> {
     let c = effective_config(&a)?;
     if a.print_config {
-        print!("{}", c.to_toml());
+        print!("{}", print_config(&c));
         return Ok(());
     }
     let source: SourceSpec = match &c.source.source {

@@ -8,11 +8,12 @@ pub mod cli;
 pub mod detector;
 mod error;
 pub mod latest;
+pub mod mavlink_flags;
 pub mod model;
 pub mod run;
 pub mod stats;
 
 pub use detector::FrameDetector;
 pub use error::*;
-pub use run::{run_pipeline, RunPlan};
+pub use run::{run_pipeline, run_source, OpenSource, RunPlan};
 pub use stats::Stats;

@@ -7,7 +7,7 @@ use super::latest::latest;
 use super::stats::Stats;
 use super::PipelineError;
 use crate::capture::spec::SourceOptions;
-use crate::capture::{monotonic_ns, open_source, CaptureError, Frame, SourceSpec};
+use crate::capture::{monotonic_ns, open_source, CaptureError, Frame, FrameSource, SourceSpec};
 use crate::publish::frames::FramesSink;
 use crate::publish::{FrameReport, Sink};
 use crossbeam_channel::{bounded, Receiver};
@@ -37,6 +37,9 @@ fn ms_since(t_ns: u64) -> f64 {
     monotonic_ns().saturating_sub(t_ns) as f64 / 1e6
 }
 
+/// Opens a source on the capture thread (cameras are tied to the thread that opened them).
+pub type OpenSource = Box<dyn FnOnce() -> Result<Box<dyn FrameSource>, CaptureError> + Send>;
+
 /// Runs until the source ends, a limit is reached or `stop` is set; returns the final stats.
 ///
 /// # Errors
@@ -48,8 +51,30 @@ pub fn run_pipeline(
     frames_sink: Option<FramesSink>,
     stop: Arc<AtomicBool>,
 ) -> Result<Stats, PipelineError> {
-    let stats: SharedStats = Arc::new(Mutex::new(Stats::default()));
+    // an unpaced file source waits for the model (none lost); live and paced sources drop stale frames
     let blocking = plan.source_opts.fps.is_none() && !matches!(plan.source, SourceSpec::Camera(_));
+    let (spec, opts) = (plan.source.clone(), plan.source_opts.clone());
+    let open: OpenSource = Box::new(move || open_source(&spec, &opts));
+    run_source(open, blocking, plan, detector, sinks, frames_sink, stop)
+}
+
+/// [`run_pipeline`] with any source: what a custom [`FrameSource`] (or a camera driven by a fake
+/// device in tests) plugs into. `blocking` = the source waits for the model instead of dropping
+/// stale frames. `plan.source` and `plan.source_opts` are not used.
+///
+/// # Errors
+/// The source cannot be opened, or a thread panicked.
+pub fn run_source(
+    open: OpenSource,
+    blocking: bool,
+    plan: RunPlan,
+    detector: Box<dyn FrameDetector>,
+    sinks: Vec<Box<dyn Sink>>,
+    frames_sink: Option<FramesSink>,
+    stop: Arc<AtomicBool>,
+) -> Result<Stats, PipelineError> {
+    let stats: SharedStats = Arc::new(Mutex::new(Stats::default()));
+    let max_frames = plan.max_frames;
     let (slot_tx, slot_rx) = latest::<Frame>(blocking);
     let (pub_tx, pub_rx) = bounded::<(FrameReport, Arc<image::RgbImage>)>(plan.publish_queue);
     let (open_tx, open_rx) = bounded::<Result<(), CaptureError>>(1);
@@ -59,7 +84,7 @@ pub fn run_pipeline(
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
-                let mut source = match open_source(&plan.source, &plan.source_opts) {
+                let mut source = match open() {
                     Ok(s) => {
                         let _ = open_tx.send(Ok(()));
                         s
@@ -70,7 +95,7 @@ pub fn run_pipeline(
                     }
                 };
                 let mut taken = 0u64;
-                while !stop.load(Ordering::Relaxed) && plan.max_frames.is_none_or(|m| taken < m) {
+                while !stop.load(Ordering::Relaxed) && max_frames.is_none_or(|m| taken < m) {
                     let span = tracing::debug_span!("capture", taken).entered();
                     let next = source.next_frame();
                     drop(span);
@@ -79,8 +104,10 @@ pub fn run_pipeline(
                             taken += 1;
                             // capture time is stamped before decoding: this is decode (+ driver age for cameras)
                             let decode_ms = ms_since(frame.t_capture_ns);
+                            let reopens = source.reopens();
                             with(&stats, |s| {
                                 s.frames_in += 1;
+                                s.source_reopens = reopens;
                                 s.stage("decode", decode_ms);
                             });
                             match slot_tx.send(frame) {

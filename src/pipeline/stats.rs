@@ -65,6 +65,8 @@ pub struct Stats {
     pub infer_errors: u64,
     pub sink_errors: u64,
     pub detections: u64,
+    /// Times the source lost its device (camera unplugged) and reopened it.
+    pub source_reopens: u64,
     /// Capture → all sinks done.
     pub end_to_end: Samples,
     /// Per stage: decode, queue, preprocess, forward, postprocess, publish.
@@ -84,6 +86,7 @@ impl Default for Stats {
             infer_errors: 0,
             sink_errors: 0,
             detections: 0,
+            source_reopens: 0,
             end_to_end: Samples::default(),
             stages: BTreeMap::new(),
         }
@@ -125,7 +128,7 @@ impl Stats {
             "elapsed_s": secs,
             "frames_in": self.frames_in, "frames_inferred": self.frames_inferred, "frames_out": self.frames_out,
             "fps_in": self.frames_in as f64 / secs, "fps_out": self.frames_out as f64 / secs,
-            "detections": self.detections,
+            "detections": self.detections, "source_reopens": self.source_reopens,
             "drops": {"stale": self.dropped_stale, "publish_queue": self.dropped_publish,
                       "decode_errors": self.decode_errors, "infer_errors": self.infer_errors, "sink_errors": self.sink_errors},
             "latency_ms": {"capture_to_publish": self.end_to_end.summary(), "stages": stages},
