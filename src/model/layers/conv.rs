@@ -112,7 +112,12 @@ impl ConvLayer {
         let (cg, og) = (cin / g, c.filters / g);
         let kk = cg * k * k;
         let threads = candle_core::utils::get_num_threads();
-        let mut out = vec![0.0f32; b * c.filters * n];
+        // Start from the bias and let the GEMM accumulate onto it: the epilogue is then only the
+        // activation, and the buffer's first write is useful work (no zero fill).
+        let mut out = Vec::with_capacity(b * c.filters * n);
+        for o in 0..b * c.filters {
+            out.resize(out.len() + n, self.bias[o % c.filters]);
+        }
         with_f32(x, |data| {
             for bi in 0..b {
                 for gi in 0..g {
@@ -125,18 +130,18 @@ impl ConvLayer {
                     let dst = &mut out[o0..o0 + og * n];
                     if k == 1 && s == 1 && p == 0 {
                         // 1×1 stride 1: the input planes already are the GEMM's right operand.
-                        sgemm(og, n, kk, wts, src, dst, threads)?;
+                        sgemm(og, n, kk, wts, src, dst, true, threads)?;
                     } else {
                         COL.with_borrow_mut(|col| {
                             im2col(src, cg, h, w, k, s, p, ho, wo, col);
-                            sgemm(og, n, kk, wts, col, dst, threads)
+                            sgemm(og, n, kk, wts, col, dst, true, threads)
                         })?;
                     }
                 }
             }
             Ok(())
         })?;
-        self.bias_activate(&mut out, n);
+        apply_slice(c.activation, &mut out);
         Tensor::from_vec(out, (b, c.filters, ho, wo), x.device())
     }
 
@@ -164,7 +169,7 @@ fn im2col(
     wo: usize,
     col: &mut Vec<f32>,
 ) {
-    col.clear();
+    // Every element is written below (padding taps as zeros): no clearing pass over the buffer.
     col.resize(c * k * k * ho * wo, 0.0);
     for ci in 0..c {
         let plane = &src[ci * h * w..(ci + 1) * h * w];
@@ -173,24 +178,27 @@ fn im2col(
                 let row = ((ci * k + ky) * k + kx) * ho * wo;
                 for oy in 0..ho {
                     let iy = (oy * s + ky) as isize - p as isize;
+                    let dst = &mut col[row + oy * wo..row + (oy + 1) * wo];
                     if iy < 0 || iy >= h as isize {
+                        dst.fill(0.0);
                         continue;
                     }
                     let src_row = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    let dst = &mut col[row + oy * wo..row + (oy + 1) * wo];
                     if s == 1 {
                         // ix = ox + kx - p: valid ox range is contiguous.
-                        let lo = p.saturating_sub(kx);
-                        let hi = (w + p - kx).min(wo);
-                        if lo < hi {
-                            dst[lo..hi].copy_from_slice(&src_row[lo + kx - p..hi + kx - p]);
-                        }
+                        let lo = p.saturating_sub(kx).min(wo);
+                        let hi = (w + p - kx).min(wo).max(lo);
+                        dst[..lo].fill(0.0);
+                        dst[lo..hi].copy_from_slice(&src_row[lo + kx - p..hi + kx - p]);
+                        dst[hi..].fill(0.0);
                     } else {
                         for (ox, d) in dst.iter_mut().enumerate() {
                             let ix = (ox * s + kx) as isize - p as isize;
-                            if ix >= 0 && (ix as usize) < w {
-                                *d = src_row[ix as usize];
-                            }
+                            *d = if ix >= 0 && (ix as usize) < w {
+                                src_row[ix as usize]
+                            } else {
+                                0.0
+                            };
                         }
                     }
                 }

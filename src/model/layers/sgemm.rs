@@ -20,8 +20,8 @@ pub(crate) fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
     f(&v)
 }
 
-/// `dst[m×n] = a[m×k] · b[k×n]`, all row-major and dense, on `threads` threads (0 or 1: this
-/// thread). Errors, never panics, when a slice is too short for its shape.
+/// `dst[m×n] = a[m×k] · b[k×n]` (or `+=` when `accumulate`), all row-major and dense, on `threads`
+/// threads (0 or 1: this thread). Errors, never panics, when a slice is too short for its shape.
 pub(crate) fn sgemm(
     m: usize,
     n: usize,
@@ -29,6 +29,7 @@ pub(crate) fn sgemm(
     a: &[f32],
     b: &[f32],
     dst: &mut [f32],
+    accumulate: bool,
     threads: usize,
 ) -> Result<()> {
     if a.len() < m * k || b.len() < k * n || dst.len() < m * n {
@@ -43,7 +44,9 @@ pub(crate) fn sgemm(
         return Ok(());
     }
     if k == 0 {
-        dst[..m * n].fill(0.0);
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
         return Ok(());
     }
     let par = if threads > 1 {
@@ -54,7 +57,8 @@ pub(crate) fn sgemm(
     // SAFETY: the checks above guarantee every element gemm touches lies inside the slices:
     // dst spans (m-1)·n + (n-1) < m·n ≤ dst.len() with column stride 1 and row stride n; a spans
     // (m-1)·k + (k-1) < a.len(); b spans (k-1)·n + (n-1) < b.len(). `dst` is a unique borrow,
-    // so it aliases neither `a` nor `b`; read_dst = false means dst's old values are never read.
+    // so it aliases neither `a` nor `b`; dst's old values (read only when accumulating) are
+    // initialised f32s inside the same checked span.
     unsafe {
         gemm::gemm(
             m,
@@ -63,14 +67,14 @@ pub(crate) fn sgemm(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             a.as_ptr(),
             1,
             k as isize,
             b.as_ptr(),
             1,
             n as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -110,14 +114,23 @@ mod tests {
             let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
             for threads in [1, 2] {
                 let mut d = vec![f32::NAN; m * n];
-                sgemm(m, n, k, &a, &b, &mut d, threads).unwrap();
+                sgemm(m, n, k, &a, &b, &mut d, false, threads).unwrap();
                 let want = naive(m, n, k, &a, &b);
-                let err = d
-                    .iter()
-                    .zip(&want)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f32::max);
-                assert!(err < 1e-4, "{m}x{n}x{k}: max diff {err}");
+                let err = |d: &[f32], off: f32| {
+                    d.iter()
+                        .zip(&want)
+                        .map(|(x, y)| (x - off - y).abs())
+                        .fold(0.0, f32::max)
+                };
+                assert!(
+                    err(&d, 0.0) < 1e-4,
+                    "{m}x{n}x{k}: max diff {}",
+                    err(&d, 0.0)
+                );
+                // Accumulating onto 0.5 everywhere adds exactly that offset.
+                let mut d = vec![0.5f32; m * n];
+                sgemm(m, n, k, &a, &b, &mut d, true, threads).unwrap();
+                assert!(err(&d, 0.5) < 1e-4, "{m}x{n}x{k} accumulate");
             }
         }
     }
@@ -125,7 +138,7 @@ mod tests {
     #[test]
     fn sgemm_rejects_short_slices() {
         let mut d = vec![0.0; 3];
-        assert!(sgemm(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut d, 1).is_err());
+        assert!(sgemm(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut d, false, 1).is_err());
     }
 
     #[test]
