@@ -130,11 +130,11 @@ impl ConvLayer {
                     let dst = &mut out[o0..o0 + og * n];
                     if k == 1 && s == 1 && p == 0 {
                         // 1×1 stride 1: the input planes already are the GEMM's right operand.
-                        sgemm(og, n, kk, wts, src, dst, true, threads)?;
+                        sgemm((og, n, kk), wts, src, dst, true, threads)?;
                     } else {
                         COL.with_borrow_mut(|col| {
                             im2col(src, cg, h, w, k, s, p, ho, wo, col);
-                            sgemm(og, n, kk, wts, col, dst, true, threads)
+                            sgemm((og, n, kk), wts, col, dst, true, threads)
                         })?;
                     }
                 }

@@ -20,12 +20,10 @@ pub(crate) fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
     f(&v)
 }
 
-/// `dst[m×n] = a[m×k] · b[k×n]` (or `+=` when `accumulate`), all row-major and dense, on `threads`
+/// `dst[m×n] = a[m×k] · b[k×n]` for `(m, n, k)` (or `+=` when `accumulate`), all row-major and dense, on `threads`
 /// threads (0 or 1: this thread). Errors, never panics, when a slice is too short for its shape.
 pub(crate) fn sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     a: &[f32],
     b: &[f32],
     dst: &mut [f32],
@@ -114,7 +112,7 @@ mod tests {
             let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
             for threads in [1, 2] {
                 let mut d = vec![f32::NAN; m * n];
-                sgemm(m, n, k, &a, &b, &mut d, false, threads).unwrap();
+                sgemm((m, n, k), &a, &b, &mut d, false, threads).unwrap();
                 let want = naive(m, n, k, &a, &b);
                 let err = |d: &[f32], off: f32| {
                     d.iter()
@@ -129,7 +127,7 @@ mod tests {
                 );
                 // Accumulating onto 0.5 everywhere adds exactly that offset.
                 let mut d = vec![0.5f32; m * n];
-                sgemm(m, n, k, &a, &b, &mut d, true, threads).unwrap();
+                sgemm((m, n, k), &a, &b, &mut d, true, threads).unwrap();
                 assert!(err(&d, 0.5) < 1e-4, "{m}x{n}x{k} accumulate");
             }
         }
@@ -138,7 +136,7 @@ mod tests {
     #[test]
     fn sgemm_rejects_short_slices() {
         let mut d = vec![0.0; 3];
-        assert!(sgemm(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut d, false, 1).is_err());
+        assert!(sgemm((2, 2, 2), &[0.0; 4], &[0.0; 4], &mut d, false, 1).is_err());
     }
 
     #[test]
