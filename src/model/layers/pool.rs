@@ -20,11 +20,45 @@ fn window(o: usize, n: usize, m: &MaxpoolCfg) -> (usize, usize) {
 /// Max along W of each of `rows` lines of length `w` into lines of length `wo`.
 fn pool_rows(src: &[f32], rows: usize, w: usize, m: &MaxpoolCfg, dst: &mut [f32]) {
     let wo = out_len(w, m);
+    if m.stride == 1 {
+        return pool_rows_stride1(src, rows, w, wo, m, dst);
+    }
     for r in 0..rows {
         let line = &src[r * w..(r + 1) * w];
         for (o, d) in dst[r * wo..(r + 1) * wo].iter_mut().enumerate() {
             let (lo, hi) = window(o, w, m);
             *d = line[lo..hi].iter().copied().fold(f32::MIN, f32::max);
+        }
+    }
+}
+
+/// Stride 1 (SPP): one shifted slice max per window tap, whole lines at a time (vectorisable).
+fn pool_rows_stride1(
+    src: &[f32],
+    rows: usize,
+    w: usize,
+    wo: usize,
+    m: &MaxpoolCfg,
+    dst: &mut [f32],
+) {
+    let off = (m.padding / 2) as isize;
+    for r in 0..rows {
+        let line = &src[r * w..(r + 1) * w];
+        let d = &mut dst[r * wo..(r + 1) * wo];
+        d.fill(f32::MIN);
+        for t in 0..m.size as isize {
+            // Output o reads input o + t - off; keep the o where that lies inside the line.
+            let shift = t - off;
+            let lo = (-shift).max(0) as usize;
+            let hi = ((w as isize - shift).max(0) as usize).min(wo);
+            if lo >= hi {
+                continue;
+            }
+            let from = (lo as isize + shift) as usize;
+            d[lo..hi]
+                .iter_mut()
+                .zip(&line[from..from + (hi - lo)])
+                .for_each(|(a, &b)| *a = a.max(b));
         }
     }
 }
