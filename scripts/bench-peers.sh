@@ -108,7 +108,7 @@ build_kestrel() {
 kestrel_forward_json() {
   local cfg=$1 w=$2 out
   if [ -n "$kestrel_bin" ]; then
-    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --image "$ROOT/assets/bus.jpg" --json) || out=""
+    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --threads "$THREADS" --image "$ROOT/assets/bus.jpg" --json) || out=""
   elif [ -n "$forward_bench" ]; then
     out=$("$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
   else

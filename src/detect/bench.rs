@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// CPU threads for the convolutions (Candle/gemm's rayon pool); default: RAYON_NUM_THREADS,
+    /// else every core. Set it to compare with peers on the same thread budget.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Median and 90th percentile of one stage, milliseconds.
@@ -75,6 +79,11 @@ fn synthetic_image() -> RgbImage {
 
 /// Runs the benchmark and prints the table (or JSON).
 pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
+    if let Some(n) = args.threads {
+        // Before anything starts rayon's pool or asks Candle for its thread count, both of which
+        // read this variable once.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
     let m = &args.model;
     let device = parse_device(&m.device)?;
     let precision = m.precision.unwrap_or_default();

@@ -1,16 +1,26 @@
 //! Convolution with BN folded at load (Darknet: scale = γ/(sqrt(var)+1e-6)).
 
 use super::activation::{apply_slice, apply_tensor};
+use super::sgemm::{sgemm, with_f32};
 use super::ConvBackend;
 use crate::model::{ConvCfg, ConvWeights};
 use candle_core::{Device, Result, Tensor};
+use std::cell::RefCell;
+
+thread_local! {
+    /// im2col scratch shared by every layer run on this thread: grows to the largest layer once,
+    /// then is reused frame after frame (no per-layer allocation).
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// A conv layer ready to run: folded weights packed once for the chosen backend.
 pub(crate) struct ConvLayer {
     cfg: ConvCfg,
     backend: ConvBackend,
-    /// CPU: one `[cout/g, cin/g·k·k]` matrix per group. Candle: one OIHW tensor.
+    /// Candle: one OIHW tensor (empty on the CPU path).
     weights: Vec<Tensor>,
+    /// CPU: the folded kernel, `g` row-major `[cout/g, cin/g·k·k]` matrices back to back.
+    packed: Vec<f32>,
     bias: Vec<f32>,
     bias_t: Tensor,
     /// Reduced-precision replacement of the f32 matmul (set by `quant`; CPU only).
@@ -44,27 +54,19 @@ impl ConvLayer {
     ) -> Result<Self> {
         let (kernel, bias) = fold_bn(w);
         let [o, i, kh, kw] = w.kernel_shape;
-        let weights = match backend {
-            ConvBackend::CpuIm2col => {
-                let og = o / cfg.groups;
-                let per_group = og * i * kh * kw;
-                (0..cfg.groups)
-                    .map(|g| {
-                        Tensor::from_slice(
-                            &kernel[g * per_group..(g + 1) * per_group],
-                            (og, i * kh * kw),
-                            &Device::Cpu,
-                        )
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-            ConvBackend::Candle => vec![Tensor::from_vec(kernel, (o, i, kh, kw), device)?],
+        let (weights, packed) = match backend {
+            ConvBackend::CpuIm2col => (Vec::new(), kernel),
+            ConvBackend::Candle => (
+                vec![Tensor::from_vec(kernel, (o, i, kh, kw), device)?],
+                Vec::new(),
+            ),
         };
         let bias_t = Tensor::from_slice(&bias, (1, o, 1, 1), device)?;
         Ok(ConvLayer {
             cfg,
             backend,
             weights,
+            packed,
             bias,
             bias_t,
             reduced: None,
@@ -122,26 +124,39 @@ impl ConvLayer {
         let ho = (h + 2 * p - k) / s + 1;
         let wo = (w + 2 * p - k) / s + 1;
         let n = ho * wo;
-        let cg = cin / g;
-        let data: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let (cg, og) = (cin / g, c.filters / g);
+        let kk = cg * k * k;
+        let threads = candle_core::utils::get_num_threads();
+        // Start from the bias and let the GEMM accumulate onto it: the epilogue is then only the
+        // activation, and the buffer's first write is useful work (no zero fill).
         let mut out = Vec::with_capacity(b * c.filters * n);
-        let direct = k == 1 && s == 1 && p == 0;
-        let mut col = Vec::new();
-        for bi in 0..b {
-            for gi in 0..g {
-                let start = (bi * cin + gi * cg) * h * w;
-                let src = &data[start..start + cg * h * w];
-                let cols = if direct {
-                    Tensor::from_slice(src, (cg, n), &Device::Cpu)?
-                } else {
-                    im2col(src, cg, h, w, k, s, p, ho, wo, &mut col);
-                    Tensor::from_slice(&col, (cg * k * k, n), &Device::Cpu)?
-                };
-                let y = self.weights[gi].matmul(&cols)?;
-                out.extend(y.flatten_all()?.to_vec1::<f32>()?);
-            }
+        for o in 0..b * c.filters {
+            out.resize(out.len() + n, self.bias[o % c.filters]);
         }
-        self.bias_activate(&mut out, n);
+        with_f32(x, |data| {
+            for bi in 0..b {
+                for gi in 0..g {
+                    let start = (bi * cin + gi * cg) * h * w;
+                    let src = data.get(start..start + cg * h * w).ok_or_else(|| {
+                        candle_core::Error::Msg(format!("conv input too short for {cin}x{h}x{w}"))
+                    })?;
+                    let wts = &self.packed[gi * og * kk..(gi + 1) * og * kk];
+                    let o0 = (bi * c.filters + gi * og) * n;
+                    let dst = &mut out[o0..o0 + og * n];
+                    if k == 1 && s == 1 && p == 0 {
+                        // 1×1 stride 1: the input planes already are the GEMM's right operand.
+                        sgemm((og, n, kk), wts, src, dst, true, threads)?;
+                    } else {
+                        COL.with_borrow_mut(|col| {
+                            im2col(src, cg, h, w, k, s, p, ho, wo, col);
+                            sgemm((og, n, kk), wts, col, dst, true, threads)
+                        })?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        apply_slice(c.activation, &mut out);
         Tensor::from_vec(out, (b, c.filters, ho, wo), x.device())
     }
 
@@ -169,7 +184,7 @@ fn im2col(
     wo: usize,
     col: &mut Vec<f32>,
 ) {
-    col.clear();
+    // Every element is written below (padding taps as zeros): no clearing pass over the buffer.
     col.resize(c * k * k * ho * wo, 0.0);
     for ci in 0..c {
         let plane = &src[ci * h * w..(ci + 1) * h * w];
@@ -178,24 +193,27 @@ fn im2col(
                 let row = ((ci * k + ky) * k + kx) * ho * wo;
                 for oy in 0..ho {
                     let iy = (oy * s + ky) as isize - p as isize;
+                    let dst = &mut col[row + oy * wo..row + (oy + 1) * wo];
                     if iy < 0 || iy >= h as isize {
+                        dst.fill(0.0);
                         continue;
                     }
                     let src_row = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    let dst = &mut col[row + oy * wo..row + (oy + 1) * wo];
                     if s == 1 {
                         // ix = ox + kx - p: valid ox range is contiguous.
-                        let lo = p.saturating_sub(kx);
-                        let hi = (w + p - kx).min(wo);
-                        if lo < hi {
-                            dst[lo..hi].copy_from_slice(&src_row[lo + kx - p..hi + kx - p]);
-                        }
+                        let lo = p.saturating_sub(kx).min(wo);
+                        let hi = (w + p - kx).min(wo).max(lo);
+                        dst[..lo].fill(0.0);
+                        dst[lo..hi].copy_from_slice(&src_row[lo + kx - p..hi + kx - p]);
+                        dst[hi..].fill(0.0);
                     } else {
                         for (ox, d) in dst.iter_mut().enumerate() {
                             let ix = (ox * s + kx) as isize - p as isize;
-                            if ix >= 0 && (ix as usize) < w {
-                                *d = src_row[ix as usize];
-                            }
+                            *d = if ix >= 0 && (ix as usize) < w {
+                                src_row[ix as usize]
+                            } else {
+                                0.0
+                            };
                         }
                     }
                 }

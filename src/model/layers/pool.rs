@@ -9,40 +9,74 @@ fn out_len(n: usize, m: &MaxpoolCfg) -> usize {
     (n + m.padding - m.size) / m.stride + 1
 }
 
-/// Max over the valid part of each window along one axis of a `[rows, n]` buffer (separable form).
-fn pool_axis(src: &[f32], rows: usize, n: usize, m: &MaxpoolCfg, dst: &mut Vec<f32>) {
-    let on = out_len(n, m);
-    let off = (m.padding / 2) as isize;
-    dst.clear();
-    dst.reserve(rows * on);
+/// Valid `[lo, hi)` range of output `o`'s window along an axis of length `n`.
+fn window(o: usize, n: usize, m: &MaxpoolCfg) -> (usize, usize) {
+    let start = o as isize * m.stride as isize - (m.padding / 2) as isize;
+    let lo = start.max(0) as usize;
+    let hi = ((start + m.size as isize).max(0) as usize).min(n);
+    (lo.min(hi), hi)
+}
+
+/// Max along W of each of `rows` lines of length `w` into lines of length `wo`.
+fn pool_rows(src: &[f32], rows: usize, w: usize, m: &MaxpoolCfg, dst: &mut [f32]) {
+    let wo = out_len(w, m);
+    if m.stride == 1 {
+        return pool_rows_stride1(src, rows, w, wo, m, dst);
+    }
     for r in 0..rows {
-        let line = &src[r * n..(r + 1) * n];
-        for o in 0..on {
-            let start = o as isize * m.stride as isize - off;
-            let lo = start.max(0) as usize;
-            let hi = ((start + m.size as isize).max(0) as usize).min(n);
-            let v = line[lo.min(n)..hi]
-                .iter()
-                .copied()
-                .fold(f32::NEG_INFINITY, f32::max);
-            dst.push(v);
+        let line = &src[r * w..(r + 1) * w];
+        for (o, d) in dst[r * wo..(r + 1) * wo].iter_mut().enumerate() {
+            let (lo, hi) = window(o, w, m);
+            *d = line[lo..hi].iter().copied().fold(f32::MIN, f32::max);
         }
     }
 }
 
-/// Transposes each `[h, w]` plane of `planes` planes.
-fn transpose(src: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
-    let mut out = vec![0.0; src.len()];
+/// Stride 1 (SPP): one shifted slice max per window tap, whole lines at a time (vectorisable).
+fn pool_rows_stride1(
+    src: &[f32],
+    rows: usize,
+    w: usize,
+    wo: usize,
+    m: &MaxpoolCfg,
+    dst: &mut [f32],
+) {
+    let off = (m.padding / 2) as isize;
+    for r in 0..rows {
+        let line = &src[r * w..(r + 1) * w];
+        let d = &mut dst[r * wo..(r + 1) * wo];
+        d.fill(f32::MIN);
+        for t in 0..m.size as isize {
+            // Output o reads input o + t - off; keep the o where that lies inside the line.
+            let shift = t - off;
+            let lo = (-shift).max(0) as usize;
+            let hi = ((w as isize - shift).max(0) as usize).min(wo);
+            if lo >= hi {
+                continue;
+            }
+            let from = (lo as isize + shift) as usize;
+            d[lo..hi]
+                .iter_mut()
+                .zip(&line[from..from + (hi - lo)])
+                .for_each(|(a, &b)| *a = a.max(b));
+        }
+    }
+}
+
+/// Max along H of `planes` `[h, wo]` planes: whole rows at a time (vectorisable, no transpose).
+fn pool_cols(src: &[f32], planes: usize, h: usize, wo: usize, m: &MaxpoolCfg, dst: &mut [f32]) {
+    let ho = out_len(h, m);
     for p in 0..planes {
-        let s = &src[p * h * w..(p + 1) * h * w];
-        let d = &mut out[p * h * w..(p + 1) * h * w];
-        for y in 0..h {
-            for x in 0..w {
-                d[x * h + y] = s[y * w + x];
+        let plane = &src[p * h * wo..(p + 1) * h * wo];
+        for oy in 0..ho {
+            let d = &mut dst[(p * ho + oy) * wo..(p * ho + oy + 1) * wo];
+            d.fill(f32::MIN);
+            let (lo, hi) = window(oy, h, m);
+            for row in plane[lo * wo..hi * wo].chunks_exact(wo) {
+                d.iter_mut().zip(row).for_each(|(a, &b)| *a = a.max(b));
             }
         }
     }
-    out
 }
 
 pub(crate) fn maxpool(x: &Tensor, m: &MaxpoolCfg, backend: ConvBackend) -> Result<Tensor> {
@@ -52,17 +86,17 @@ pub(crate) fn maxpool(x: &Tensor, m: &MaxpoolCfg, backend: ConvBackend) -> Resul
     }
 }
 
-/// Separable: rows (along W), then columns (along H, via transpose).
+/// Separable: along W into a scratch, then along H straight into the output.
 fn maxpool_cpu(x: &Tensor, m: &MaxpoolCfg) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let (ho, wo) = (out_len(h, m), out_len(w, m));
-    let data: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let mut rows = Vec::new();
-    pool_axis(&data, b * c * h, w, m, &mut rows);
-    let t = transpose(&rows, b * c, h, wo);
-    let mut cols = Vec::new();
-    pool_axis(&t, b * c * wo, h, m, &mut cols);
-    let out = transpose(&cols, b * c, wo, ho);
+    let mut rows = vec![0.0f32; b * c * h * wo];
+    super::sgemm::with_f32(x, |data| {
+        pool_rows(data, b * c * h, w, m, &mut rows);
+        Ok(())
+    })?;
+    let mut out = vec![0.0f32; b * c * ho * wo];
+    pool_cols(&rows, b * c, h, wo, m, &mut out);
     Tensor::from_vec(out, (b, c, ho, wo), x.device())
 }
 
@@ -139,6 +173,32 @@ mod tests {
                     .unwrap();
                 assert_eq!(got, want, "{size}/{stride}/{padding} {backend:?}");
             }
+        }
+    }
+
+    #[test]
+    fn multi_plane_non_square_matches_darknet() {
+        let mut rng = crate::model::random::SplitMix64::new(5);
+        let (c, h, w) = (3, 9, 14);
+        let x: Vec<f32> = (0..c * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let t = Tensor::from_slice(&x, (1, c, h, w), &Device::Cpu).unwrap();
+        for (size, stride, padding) in [(2, 2, 0), (3, 2, 1), (5, 1, 4), (13, 1, 12)] {
+            let m = MaxpoolCfg {
+                size,
+                stride,
+                padding,
+            };
+            let want: Vec<f32> = x
+                .chunks(h * w)
+                .flat_map(|p| darknet_ref(p, h, w, &m))
+                .collect();
+            let got: Vec<f32> = maxpool(&t, &m, ConvBackend::CpuIm2col)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(got, want, "{size}/{stride}/{padding}");
         }
     }
 }

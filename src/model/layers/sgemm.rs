@@ -1,0 +1,153 @@
+//! The CPU f32 fast path's two primitives: borrowing a tensor's values without a copy, and one
+//! GEMM written straight into a caller's buffer (no per-layer temporary tensors).
+
+use candle_core::{CpuStorage, Error, Result, Storage, Tensor};
+
+/// Runs `f` on the values of a contiguous CPU f32 tensor, borrowed from its storage; any other
+/// tensor (strided, another dtype or device) is copied once first.
+pub(crate) fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    {
+        let (storage, layout) = x.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            if let Some(s) = v.get(start..end) {
+                return f(s);
+            }
+        }
+    }
+    let v: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    f(&v)
+}
+
+/// `dst[m×n] = a[m×k] · b[k×n]` for `(m, n, k)` (or `+=` when `accumulate`), all row-major and dense, on `threads`
+/// threads (0 or 1: this thread). Errors, never panics, when a slice is too short for its shape.
+pub(crate) fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    dst: &mut [f32],
+    accumulate: bool,
+    threads: usize,
+) -> Result<()> {
+    if a.len() < m * k || b.len() < k * n || dst.len() < m * n {
+        return Err(Error::Msg(format!(
+            "sgemm {m}x{k}·{k}x{n}: slices of {}, {}, {} values are too short",
+            a.len(),
+            b.len(),
+            dst.len()
+        )));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return Ok(());
+    }
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the checks above guarantee every element gemm touches lies inside the slices:
+    // dst spans (m-1)·n + (n-1) < m·n ≤ dst.len() with column stride 1 and row stride n; a spans
+    // (m-1)·k + (k-1) < a.len(); b spans (k-1)·n + (n-1) < b.len(). `dst` is a unique borrow,
+    // so it aliases neither `a` nor `b`; dst's old values (read only when accumulating) are
+    // initialised f32s inside the same checked span.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::random::SplitMix64;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut d = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                d[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn sgemm_matches_naive_on_odd_shapes() {
+        let mut rng = SplitMix64::new(3);
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (7, 13, 5),
+            (33, 17, 65),
+            (16, 100, 27),
+            (3, 1, 9),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            for threads in [1, 2] {
+                let mut d = vec![f32::NAN; m * n];
+                sgemm((m, n, k), &a, &b, &mut d, false, threads).unwrap();
+                let want = naive(m, n, k, &a, &b);
+                let err = |d: &[f32], off: f32| {
+                    d.iter()
+                        .zip(&want)
+                        .map(|(x, y)| (x - off - y).abs())
+                        .fold(0.0, f32::max)
+                };
+                assert!(
+                    err(&d, 0.0) < 1e-4,
+                    "{m}x{n}x{k}: max diff {}",
+                    err(&d, 0.0)
+                );
+                // Accumulating onto 0.5 everywhere adds exactly that offset.
+                let mut d = vec![0.5f32; m * n];
+                sgemm((m, n, k), &a, &b, &mut d, true, threads).unwrap();
+                assert!(err(&d, 0.5) < 1e-4, "{m}x{n}x{k} accumulate");
+            }
+        }
+    }
+
+    #[test]
+    fn sgemm_rejects_short_slices() {
+        let mut d = vec![0.0; 3];
+        assert!(sgemm((2, 2, 2), &[0.0; 4], &[0.0; 4], &mut d, false, 1).is_err());
+    }
+
+    #[test]
+    fn with_f32_reads_strided_tensors_too() {
+        let t = Tensor::arange(0f32, 6.0, &candle_core::Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        let s = with_f32(&t.t().unwrap(), |v| Ok(v.to_vec())).unwrap();
+        assert_eq!(s, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        let s = with_f32(&t, |v| Ok(v.to_vec())).unwrap();
+        assert_eq!(s, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+}
