@@ -31,7 +31,7 @@ done
 # Same thread budget for everyone.
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/cargo-target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 
 VENV=.cache/bench-venv
 REQ=scripts/requirements-bench.txt
@@ -105,17 +105,20 @@ build_kestrel() {
   fi
 }
 
-kestrel_forward_json() {
-  local cfg=$1 w=$2 out
+kestrel_forward_json() {  # CFG WEIGHTS [PRECISION]
+  local cfg=$1 w=$2 prec=${3:-f32} key=kestrel out
+  [ "$prec" = f32 ] || key="kestrel_$prec"
   if [ -n "$kestrel_bin" ]; then
-    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --threads "$THREADS" --image "$ROOT/assets/bus.jpg" --json) || out=""
+    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --threads "$THREADS" --precision "$prec" --image "$ROOT/assets/bus.jpg" --json) || out=""
+  elif [ "$prec" != f32 ]; then
+    out=""
   elif [ -n "$forward_bench" ]; then
     out=$("$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
   else
     out=""
   fi
-  if [ -z "$out" ]; then echo "bench: no Kestrel number for $cfg" >&2; echo '{"kestrel": null}'; return; fi
-  py kestrel_json.py <<<"$out"
+  if [ -z "$out" ]; then echo "bench: no Kestrel $prec number for $cfg" >&2; echo "{\"$key\": null}"; return; fi
+  py kestrel_json.py "$key" <<<"$out"
 }
 # -----------------------------------------------------------------------------------------------
 
@@ -132,8 +135,9 @@ for m in $MODELS; do
   peers=$(py time_peers.py "$m" "$cfg" "$w" "$ROOT/$CACHE/$m.onnx" "$ROOT/$CACHE/$m.int8.onnx" \
     "$SIZE" "$ROOT/assets/bus.jpg" "$ITERS" "$THREADS")
   kes=$(kestrel_forward_json "$cfg" "$w")
-  "$VENV/bin/python" -c 'import json,sys; a=json.loads(sys.argv[1]); a.update(json.loads(sys.argv[2])); print(json.dumps(a))' \
-    "$peers" "$kes" >> "$RESULTS"
+  kq8=$(kestrel_forward_json "$cfg" "$w" q8)
+  "$VENV/bin/python" -c 'import json,sys; a={}; [a.update(json.loads(x)) for x in sys.argv[1:]]; print(json.dumps(a))' \
+    "$peers" "$kes" "$kq8" >> "$RESULTS"
 done
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)

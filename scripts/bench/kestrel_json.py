@@ -1,4 +1,5 @@
-"""Reads `kestrel bench --json` on stdin and prints {"kestrel": {"median_ms", "p90_ms", "raw"}}
+"""Reads `kestrel bench --json` on stdin and prints {KEY: {"median_ms", "p90_ms", "raw"}}
+(KEY = argv[1], default "kestrel")
 with the FORWARD stage's numbers (the peers time the forward pass only, input pre-letterboxed).
 Accepts any object that has a key containing "forward" whose value holds "median…"/"p90…" keys,
 or flat keys like "forward_median_ms"."""
@@ -44,7 +45,8 @@ def main():
     found = find_forward(data)
     if not found:
         sys.exit(f"kestrel_json: no forward median in {raw[:200]!r}")
-    print(json.dumps({"kestrel": {"median_ms": float(found[0]),
+    key = sys.argv[1] if len(sys.argv) > 1 else "kestrel"
+    print(json.dumps({key: {"median_ms": float(found[0]),
                                   "p90_ms": None if found[1] is None else float(found[1]),
                                   "raw": data}}))
 

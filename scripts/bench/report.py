@@ -25,15 +25,16 @@ def ratio(k, p):
 
 
 def table(rows):
-    head = ["model @size", "Kestrel f32", *[n for _, n in PEERS],
-            "K/ORT fp32", "K/OpenCV", "int8 rel L2 err"]
+    head = ["model @size", "Kestrel f32", "Kestrel q8", *[n for _, n in PEERS],
+            "K/ORT fp32", "K/OpenCV", "Kq8/ORT int8", "int8 rel L2 err"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         k = ms(r.get("kestrel"))
+        kq = ms(r.get("kestrel_q8"))
         peers = [ms(r.get(key)) for key, _ in PEERS]
         out.append("| " + " | ".join([
-            f"{r['model']} @{r['size']}", fmt(k), *[fmt(p) for p in peers],
-            ratio(k, peers[0]), ratio(k, peers[2]), f"{r.get('int8_rel_l2_err', 0):.3f}",
+            f"{r['model']} @{r['size']}", fmt(k), fmt(kq), *[fmt(p) for p in peers],
+            ratio(k, peers[0]), ratio(k, peers[2]), ratio(kq, peers[1]), f"{r.get('int8_rel_l2_err', 0):.3f}",
         ]) + " |")
     return "\n".join(out)
 

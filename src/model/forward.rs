@@ -23,8 +23,10 @@ pub struct YoloOutput {
 /// Options of a forward pass.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardOptions {
-    /// (head stride 8|16|32, factor): bilinearly down- then up-sample the feature map feeding the
-    /// last conv before that head (simulates lower-resolution features for `eval --degrade`).
+    /// (head stride 8|16|32, divisor): bilinearly down-sample the feature map feeding the last
+    /// conv before that head to 1/divisor of its size, then back up (simulates lower-resolution
+    /// features for `eval --degrade`, whose scale 0.5 arrives here as divisor 2). A divisor ≤ 1
+    /// leaves the map untouched.
     pub degrade: Vec<(usize, f32)>,
 }
 

@@ -1,7 +1,7 @@
 //! `kestrel run`: config file + flags → a running pipeline; summary at exit.
 
 use super::model::{build_detector, default_assets, ModelArgs};
-use super::{run_pipeline, PipelineError, RunPlan};
+use super::{report_failure, run_pipeline, PipelineError, RunPlan};
 use crate::capture::spec::SourceOptions;
 use crate::capture::SourceSpec;
 use crate::config::Config;
@@ -170,6 +170,41 @@ fn model_args(c: &Config) -> ModelArgs {
     }
 }
 
+/// The link comes up before anything else: the flight controller sees STANDBY while the model
+/// loads, and CRITICAL (not silence) if it does not.
+fn start_mavlink(c: &Config) -> Result<Vec<Box<dyn Sink>>, PipelineError> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(url) = &c.output.mavlink {
+        let cfg = MavlinkConfig {
+            url: url.clone(),
+            ..c.mavlink.clone()
+        };
+        sinks.push(Box::new(MavlinkSink::start(&cfg)?));
+        tracing::info!("publishing MAVLink to {url}");
+    }
+    Ok(sinks)
+}
+
+/// The model plus the file outputs (JSONL joins `sinks`; annotated frames are returned).
+fn load_model_and_outputs(
+    c: &Config,
+    sinks: &mut Vec<Box<dyn Sink>>,
+) -> Result<(crate::detect::Detector, Option<FramesSink>), PipelineError> {
+    let (detector, names) = build_detector(&model_args(c))?;
+    if let Some(j) = &c.output.jsonl {
+        sinks.push(Box::new(JsonlSink::create(j, names.clone())?));
+    }
+    let frames = match &c.output.save_dir {
+        Some(d) => Some(FramesSink::create(
+            d.clone(),
+            c.output.save_every,
+            names.clone(),
+        )?),
+        None => None,
+    };
+    Ok((detector, frames))
+}
+
 /// # Errors
 /// Bad config, model or source; per-frame failures are counted, not returned.
 pub fn run(a: RunArgs) -> Result<(), PipelineError> {
@@ -182,26 +217,13 @@ pub fn run(a: RunArgs) -> Result<(), PipelineError> {
         Some(s) => s.parse()?,
         None => SourceSpec::Replay(default_assets()?),
     };
-    let (detector, names) = build_detector(&model_args(&c))?;
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(j) = &c.output.jsonl {
-        sinks.push(Box::new(JsonlSink::create(j, names.clone())?));
-    }
-    if let Some(url) = &c.output.mavlink {
-        let cfg = MavlinkConfig {
-            url: url.clone(),
-            ..c.mavlink.clone()
-        };
-        sinks.push(Box::new(MavlinkSink::start(&cfg)?));
-        tracing::info!("publishing MAVLink to {url}");
-    }
-    let frames = match &c.output.save_dir {
-        Some(d) => Some(FramesSink::create(
-            d.clone(),
-            c.output.save_every,
-            names.clone(),
-        )?),
-        None => None,
+    let mut sinks = start_mavlink(&c)?;
+    let (detector, frames) = match load_model_and_outputs(&c, &mut sinks) {
+        Ok(v) => v,
+        Err(e) => {
+            report_failure(&mut sinks, &e.to_string());
+            return Err(e);
+        }
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

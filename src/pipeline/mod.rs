@@ -15,5 +15,5 @@ pub mod stats;
 
 pub use detector::FrameDetector;
 pub use error::*;
-pub use run::{run_pipeline, run_source, OpenSource, RunPlan};
+pub use run::{report_failure, run_pipeline, run_source, OpenSource, RunPlan, FAILED_AFTER};
 pub use stats::Stats;

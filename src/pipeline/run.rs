@@ -9,8 +9,8 @@ use super::PipelineError;
 use crate::capture::spec::SourceOptions;
 use crate::capture::{monotonic_ns, open_source, CaptureError, Frame, FrameSource, SourceSpec};
 use crate::publish::frames::FramesSink;
-use crate::publish::{FrameReport, Sink};
-use crossbeam_channel::{bounded, Receiver};
+use crate::publish::{FrameReport, Health, Sink};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +26,42 @@ pub struct RunPlan {
 }
 
 type SharedStats = Arc<Mutex<Stats>>;
+
+/// Inference failures in a row before the pipeline reports itself failed: one bad frame is
+/// noise, three mean the model (or the GPU under it) is broken.
+pub const FAILED_AFTER: u32 = 3;
+
+/// What the publisher thread receives: processed frames, and the rare change of health (sent
+/// blocking, with a timeout, so it is not lost to a full queue).
+enum ToPublisher {
+    Frame(FrameReport, Arc<image::RgbImage>),
+    Health(Health),
+}
+
+fn send_health(tx: &Sender<ToPublisher>, health: Health) {
+    match &health {
+        Health::Failed(why) => tracing::error!("pipeline failed: {why}"),
+        Health::Running => tracing::info!("pipeline running again"),
+    }
+    if tx
+        .send_timeout(ToPublisher::Health(health), Duration::from_secs(1))
+        .is_err()
+    {
+        tracing::warn!("publisher did not take the health change");
+    }
+}
+
+/// Tells every sink the run failed before its threads started (model or source), so a flight
+/// controller hears CRITICAL rather than silence.
+pub fn report_failure(sinks: &mut [Box<dyn Sink>], reason: &str) {
+    let failed = Health::Failed(reason.to_string());
+    for sink in sinks.iter_mut() {
+        sink.health(&failed);
+        if let Err(e) = sink.flush() {
+            tracing::warn!("sink {}: flush: {e}", sink.name());
+        }
+    }
+}
 
 fn with<F: FnOnce(&mut Stats)>(stats: &SharedStats, f: F) {
     if let Ok(mut s) = stats.lock() {
@@ -69,18 +105,18 @@ pub fn run_source(
     blocking: bool,
     plan: RunPlan,
     detector: Box<dyn FrameDetector>,
-    sinks: Vec<Box<dyn Sink>>,
+    mut sinks: Vec<Box<dyn Sink>>,
     frames_sink: Option<FramesSink>,
     stop: Arc<AtomicBool>,
 ) -> Result<Stats, PipelineError> {
     let stats: SharedStats = Arc::new(Mutex::new(Stats::default()));
     let max_frames = plan.max_frames;
     let (slot_tx, slot_rx) = latest::<Frame>(blocking);
-    let (pub_tx, pub_rx) = bounded::<(FrameReport, Arc<image::RgbImage>)>(plan.publish_queue);
+    let (pub_tx, pub_rx) = bounded::<ToPublisher>(plan.publish_queue);
     let (open_tx, open_rx) = bounded::<Result<(), CaptureError>>(1);
 
     let capture = {
-        let (stats, stop) = (stats.clone(), stop.clone());
+        let (stats, stop, health_tx) = (stats.clone(), stop.clone(), pub_tx.clone());
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
@@ -122,7 +158,7 @@ pub fn run_source(
                             with(&stats, |s| s.decode_errors += 1);
                         }
                         Err(e) => {
-                            tracing::error!("source failed: {e}");
+                            send_health(&health_tx, Health::Failed(format!("source failed: {e}")));
                             break;
                         }
                     }
@@ -135,6 +171,7 @@ pub fn run_source(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             let _ = capture.join();
+            report_failure(&mut sinks, &format!("cannot open the source: {e}"));
             return Err(e.into());
         }
         Err(_) => {
@@ -177,12 +214,13 @@ pub fn run_source(
 fn spawn_inference(
     mut detector: Box<dyn FrameDetector>,
     rx: Receiver<Frame>,
-    tx: crossbeam_channel::Sender<(FrameReport, Arc<image::RgbImage>)>,
+    tx: Sender<ToPublisher>,
     stats: SharedStats,
 ) -> Result<std::thread::JoinHandle<()>, PipelineError> {
     std::thread::Builder::new()
         .name("inference".into())
         .spawn(move || {
+            let mut failures_in_a_row = 0u32;
             for frame in rx.iter() {
                 let queue_ms = ms_since(frame.t_capture_ns);
                 let span = tracing::debug_span!("inference", seq = frame.seq).entered();
@@ -193,9 +231,18 @@ fn spawn_inference(
                     Err(e) => {
                         tracing::warn!("frame {}: detection failed: {e}", frame.seq);
                         with(&stats, |s| s.infer_errors += 1);
+                        failures_in_a_row += 1;
+                        if failures_in_a_row == FAILED_AFTER {
+                            let why = format!("inference failed {FAILED_AFTER}x in a row: {e}");
+                            send_health(&tx, Health::Failed(why));
+                        }
                         continue;
                     }
                 };
+                if failures_in_a_row >= FAILED_AFTER {
+                    send_health(&tx, Health::Running);
+                }
+                failures_in_a_row = 0;
                 let (w, h) = frame.image.dimensions();
                 let report = FrameReport {
                     seq: frame.seq,
@@ -215,7 +262,8 @@ fn spawn_inference(
                     s.stage("forward", times.forward_ms);
                     s.stage("postprocess", times.postprocess_ms);
                 });
-                if tx.try_send((report, Arc::new(frame.image))).is_err() {
+                let item = ToPublisher::Frame(report, Arc::new(frame.image));
+                if tx.try_send(item).is_err() {
                     with(&stats, |s| s.dropped_publish += 1);
                 }
             }
@@ -226,13 +274,20 @@ fn spawn_inference(
 fn spawn_publisher(
     mut sinks: Vec<Box<dyn Sink>>,
     mut frames_sink: Option<FramesSink>,
-    rx: Receiver<(FrameReport, Arc<image::RgbImage>)>,
+    rx: Receiver<ToPublisher>,
     stats: SharedStats,
 ) -> Result<std::thread::JoinHandle<()>, PipelineError> {
     std::thread::Builder::new()
         .name("publisher".into())
         .spawn(move || {
-            for (report, image) in rx.iter() {
+            for item in rx.iter() {
+                let (report, image) = match item {
+                    ToPublisher::Frame(r, i) => (r, i),
+                    ToPublisher::Health(h) => {
+                        sinks.iter_mut().for_each(|s| s.health(&h));
+                        continue;
+                    }
+                };
                 let t0 = Instant::now();
                 let span = tracing::debug_span!("publish", seq = report.seq).entered();
                 let mut errors = 0;

@@ -24,10 +24,23 @@ pub struct FrameReport {
     pub latency_ms: f64,
 }
 
+/// The pipeline's health as the sinks learn it: a flight controller must be told when the
+/// companion stops seeing, not left to guess from a quiet link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Frames are processed again after a failure.
+    Running,
+    /// No detections can be produced: the model did not load, the source died, or inference
+    /// failed on several frames in a row. The text says why.
+    Failed(String),
+}
+
 /// A destination for detections. Runs on the publisher thread; must not block for long.
 pub trait Sink: Send {
     fn name(&self) -> &str;
     fn publish(&mut self, report: &FrameReport) -> Result<(), PublishError>;
+    /// Told on every change of the pipeline's health; most sinks have nothing to say about it.
+    fn health(&mut self, _health: &Health) {}
     fn flush(&mut self) -> Result<(), PublishError> {
         Ok(())
     }

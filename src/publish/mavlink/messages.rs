@@ -138,13 +138,41 @@ pub fn named_value(time_boot_ms: u32, name: &str, value: f32) -> MavMessage {
 }
 
 pub fn status_text(severity: MavSeverity, text: &str) -> MavMessage {
-    let text: String = text.chars().take(50).collect();
+    status_chunk(severity, &text.chars().take(50).collect::<String>(), 0, 0)
+}
+
+fn status_chunk(severity: MavSeverity, text: &str, id: u16, chunk_seq: u8) -> MavMessage {
     MavMessage::STATUSTEXT(STATUSTEXT_DATA {
         severity,
-        text: text.as_str().into(),
-        id: 0,
-        chunk_seq: 0,
+        text: text.into(),
+        id,
+        chunk_seq,
     })
+}
+
+/// A text of any length as MAVLink 2 STATUSTEXT chunks: one message when it fits in 50
+/// characters, else chunks sharing a non-zero `id` with `chunk_seq` 0, 1, … (the last one shorter
+/// than 50 or followed by an empty chunk, so the reader knows it is complete). At most 255 chunks.
+pub fn status_texts(severity: MavSeverity, text: &str) -> Vec<MavMessage> {
+    static NEXT_ID: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(1);
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 50 {
+        return vec![status_text(severity, text)];
+    }
+    let id = match NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        v => v,
+    };
+    let mut out: Vec<MavMessage> = chars
+        .chunks(50)
+        .take(255)
+        .enumerate()
+        .map(|(i, c)| status_chunk(severity, &c.iter().collect::<String>(), id, i as u8))
+        .collect();
+    if chars.len().is_multiple_of(50) && out.len() < 255 {
+        out.push(status_chunk(severity, "", id, out.len() as u8));
+    }
+    out
 }
 
 pub fn timesync(tc1: i64, ts1: i64, target_system: u8, target_component: u8) -> MavMessage {
@@ -221,5 +249,35 @@ mod tests {
         assert_eq!(best_target(&dets, &[]).unwrap().score, 0.9);
         assert_eq!(best_target(&dets, &[7]).unwrap().score, 0.9);
         assert!(best_target(&[], &[]).is_none());
+    }
+
+    fn chunks(msgs: &[MavMessage]) -> Vec<(u16, u8, String)> {
+        msgs.iter()
+            .map(|m| match m {
+                MavMessage::STATUSTEXT(t) => (t.id, t.chunk_seq, t.text.to_str().unwrap().into()),
+                _ => panic!("not STATUSTEXT"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_status_texts_go_as_chunks_sharing_an_id() {
+        let sev = MavSeverity::MAV_SEVERITY_CRITICAL;
+        assert_eq!(
+            chunks(&status_texts(sev, "short")),
+            [(0, 0, "short".into())]
+        );
+        let long: String = (0..120)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let c = chunks(&status_texts(sev, &long));
+        assert_eq!(c.len(), 3);
+        assert!(c[0].0 != 0 && c.iter().all(|x| x.0 == c[0].0));
+        assert_eq!(c.iter().map(|x| x.1).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(c.iter().map(|x| x.2.as_str()).collect::<String>(), long);
+        // exactly 100 characters: an empty third chunk marks the end
+        let c = chunks(&status_texts(sev, &long[..100]));
+        assert_eq!((c.len(), c[2].2.as_str()), (3, ""));
+        assert_ne!(chunks(&status_texts(sev, &long))[0].0, c[0].0, "ids differ");
     }
 }

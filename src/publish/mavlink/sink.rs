@@ -6,7 +6,7 @@ use super::messages::{self, status_text};
 use super::{rx, tx, MavlinkConfig, MavlinkError};
 use crate::clock::monotonic_ns;
 use crate::geo::{project_to_ground, target_angles, Intrinsics};
-use crate::publish::{FrameReport, PublishError, Sink};
+use crate::publish::{FrameReport, Health, PublishError, Sink};
 use crossbeam_channel::{Sender, TrySendError};
 use mavlink::dialects::ardupilotmega::{MavMessage, MavSeverity};
 use std::sync::atomic::Ordering;
@@ -116,9 +116,12 @@ impl MavlinkSink {
         }
     }
 
-    /// Sends a STATUSTEXT (events only: the GCS shows every one to the pilot).
+    /// Sends a STATUSTEXT (events only: the GCS shows every one to the pilot); long texts go as
+    /// MAVLink 2 chunks.
     pub fn status(&self, severity: MavSeverity, text: &str) {
-        self.enqueue(status_text(severity, text));
+        for m in messages::status_texts(severity, text) {
+            self.enqueue(m);
+        }
     }
 
     pub fn counters(&self) -> CountersSnapshot {
@@ -213,6 +216,21 @@ fn mavlink_state(v: u8) -> mavlink::dialects::ardupilotmega::MavState {
 impl Sink for MavlinkSink {
     fn name(&self) -> &str {
         "mavlink"
+    }
+
+    /// CRITICAL heartbeat (sent at once, then at 1 Hz) and the reason as a CRITICAL STATUSTEXT;
+    /// back to ACTIVE when frames flow again.
+    fn health(&mut self, health: &Health) {
+        match health {
+            Health::Running => self.set_state(KestrelState::Active),
+            Health::Failed(reason) => {
+                self.set_state(KestrelState::Critical);
+                self.status(
+                    MavSeverity::MAV_SEVERITY_CRITICAL,
+                    &format!("Kestrel: {reason}"),
+                );
+            }
+        }
     }
 
     fn publish(&mut self, r: &FrameReport) -> Result<(), PublishError> {

@@ -84,6 +84,13 @@ pub fn run(shared: Arc<Shared>, queue: Receiver<MavMessage>) {
             }
         }
     }
+    // What was queued before the stop still goes out (the last frame's DETS, a CRITICAL state
+    // announced just before exiting); the queue is bounded, so this ends.
+    if shared.is_up() {
+        while let Ok(msg) = queue.try_recv() {
+            shared.send_now(&msg);
+        }
+    }
 }
 
 fn beat(shared: &Shared, time_boot_ms: u32) {
