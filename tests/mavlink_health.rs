@@ -33,10 +33,8 @@ struct Heard {
 impl Heard {
     fn record(&mut self, msg: MavMessage) {
         match msg {
-            MavMessage::HEARTBEAT(h) => {
-                if self.states.last() != Some(&h.system_status) {
-                    self.states.push(h.system_status);
-                }
+            MavMessage::HEARTBEAT(h) if self.states.last() != Some(&h.system_status) => {
+                self.states.push(h.system_status);
             }
             MavMessage::STATUSTEXT(t) => {
                 let text = t.text.to_str().unwrap_or("").to_string();
