@@ -74,3 +74,44 @@ fn non_square_input_runs() {
     let bad = Tensor::zeros((1, 3, 100, 480), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert!(net.forward(&bad).is_err());
 }
+
+/// Forwards running at once on several threads share the rayon pool (and its workers' scratch
+/// buffers, which a worker waiting in a join may lend to another forward's task): every result
+/// must equal the one computed alone.
+#[test]
+fn concurrent_forwards_equal_a_solo_forward() {
+    let net = std::sync::Arc::new(
+        Darknet::load(
+            &common::asset("yolov3-tiny.cfg"),
+            &common::asset("yolov3-tiny.weights"),
+            &Device::Cpu,
+        )
+        .unwrap(),
+    );
+    let x = load_bus(416);
+    let raw = |heads: Vec<kestrel::model::YoloOutput>| -> Vec<Vec<f32>> {
+        heads
+            .iter()
+            .map(|h| h.raw.flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    let solo = raw(net.forward(&x).unwrap());
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let (net, x) = (net.clone(), x.clone());
+            std::thread::spawn(move || {
+                (0..3)
+                    .map(|_| raw(net.forward(&x).unwrap()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for r in runs {
+        for heads in r.join().expect("no forward panics") {
+            assert_eq!(
+                heads, solo,
+                "a concurrent forward differs from the solo one"
+            );
+        }
+    }
+}

@@ -103,10 +103,12 @@ impl Int8Conv {
 
     /// Conv without bias of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`.
     pub fn forward(&self, plane: &[f32], g: Int8Geom, dst: &mut [f32]) {
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            self.forward_with(plane, g, dst, &mut scratch)
-        })
+        // Taken out of the thread-local, not borrowed: the rayon join below may run another
+        // conv's task on this thread, which then finds an empty scratch instead of a RefCell
+        // already borrowed.
+        let mut scratch = SCRATCH.take();
+        self.forward_with(plane, g, dst, &mut scratch);
+        SCRATCH.set(scratch);
     }
 
     fn forward_with(&self, plane: &[f32], g: Int8Geom, dst: &mut [f32], s: &mut Scratch) {

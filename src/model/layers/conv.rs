@@ -1,17 +1,24 @@
 //! Convolution with BN folded at load (Darknet: scale = γ/(sqrt(var)+1e-6)).
 
 use super::activation::{apply_slice, apply_tensor};
-use super::sgemm::{sgemm, with_f32};
+use super::sgemm::{row_block, sgemm, with_f32};
 use super::ConvBackend;
 use crate::model::{ConvCfg, ConvWeights};
 use candle_core::{Device, Result, Tensor};
+use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
     /// im2col scratch shared by every layer run on this thread: grows to the largest layer once,
     /// then is reused frame after frame (no per-layer allocation).
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The tiled path's im2col block and GEMM result, per thread, reused the same way.
+    static TILE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
+
+/// Values in one tile's im2col block (128 Ki f32 = 512 KiB: well inside this CPU's 2 MiB L2 per
+/// core, next to the tile's output).
+const TILE_COL_FLOATS: usize = 1 << 17;
 
 /// A conv layer ready to run: folded weights packed once for the chosen backend.
 pub(crate) struct ConvLayer {
@@ -127,12 +134,9 @@ impl ConvLayer {
         let (cg, og) = (cin / g, c.filters / g);
         let kk = cg * k * k;
         let threads = candle_core::utils::get_num_threads();
-        // Start from the bias and let the GEMM accumulate onto it: the epilogue is then only the
-        // activation, and the buffer's first write is useful work (no zero fill).
-        let mut out = Vec::with_capacity(b * c.filters * n);
-        for o in 0..b * c.filters {
-            out.resize(out.len() + n, self.bias[o % c.filters]);
-        }
+        // Zeroed by the allocator (fresh pages for large maps), overwritten by the GEMM; bias and
+        // activation follow per row block while it is in cache.
+        let mut out = vec![0.0f32; b * c.filters * n];
         with_f32(x, |data| {
             for bi in 0..b {
                 for gi in 0..g {
@@ -145,19 +149,155 @@ impl ConvLayer {
                     let dst = &mut out[o0..o0 + og * n];
                     if k == 1 && s == 1 && p == 0 {
                         // 1×1 stride 1: the input planes already are the GEMM's right operand.
-                        sgemm((og, n, kk), wts, src, dst, true, threads)?;
+                        self.gemm_epilogue(gi * og, (og, n, kk), wts, src, dst, threads)?;
+                    } else if kk * n > 2 * TILE_COL_FLOATS {
+                        let geom = Im2col {
+                            c: cg,
+                            h,
+                            w,
+                            k,
+                            s,
+                            p,
+                            ho,
+                            wo,
+                        };
+                        self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
                     } else {
-                        COL.with_borrow_mut(|col| {
-                            im2col(src, cg, h, w, k, s, p, ho, wo, col);
-                            sgemm((og, n, kk), wts, col, dst, true, threads)
-                        })?;
+                        // Taken, not borrowed, across the rayon joins inside (see TILE).
+                        let mut buf = COL.take();
+                        let geom = Im2col {
+                            c: cg,
+                            h,
+                            w,
+                            k,
+                            s,
+                            p,
+                            ho,
+                            wo,
+                        };
+                        let col = im2col(src, &geom, &mut buf, threads);
+                        let done = self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads);
+                        COL.set(buf);
+                        done?;
                     }
                 }
             }
             Ok(())
         })?;
-        apply_slice(c.activation, &mut out);
         Tensor::from_vec(out, (b, c.filters, ho, wo), x.device())
+    }
+
+    /// A large-map conv in tiles of whole output rows: each tile's im2col block (≤ ~512 KiB)
+    /// and GEMM result stay in L2, and bias + activation are applied while copying the tile into
+    /// `dst`. The full im2col matrix of an early layer (416² maps) is tens of MB, written once and
+    /// read once from DRAM: that traffic, not arithmetic, made these layers the slowest.
+    /// The output rows are split in contiguous ranges over up to `threads` rayon tasks.
+    fn conv_tiled(
+        &self,
+        o_first: usize,
+        src: &[f32],
+        g: &Im2col,
+        wts: &[f32],
+        dst: &mut [f32],
+        threads: usize,
+    ) -> Result<()> {
+        let n = g.ho * g.wo;
+        let parts = threads.clamp(1, g.ho.max(1));
+        let bounds: Vec<usize> = (0..=parts).map(|t| t * g.ho / parts).collect();
+        // Each task gets, for every output channel, the segment of its plane it owns.
+        let mut segs: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::new()).collect();
+        for plane in dst.chunks_mut(n) {
+            let mut rest = plane;
+            for (t, seg) in segs.iter_mut().enumerate() {
+                let (mine, tail) = rest.split_at_mut((bounds[t + 1] - bounds[t]) * g.wo);
+                seg.push(mine);
+                rest = tail;
+            }
+        }
+        let run = |(t, segs): (usize, Vec<&mut [f32]>)| {
+            self.conv_rows(o_first, src, g, wts, (bounds[t], bounds[t + 1]), segs)
+        };
+        if parts == 1 {
+            return segs.into_iter().enumerate().try_for_each(run);
+        }
+        segs.into_par_iter().enumerate().try_for_each(run)
+    }
+
+    /// Output rows `oy0..oy1` of every channel into `segs` (one segment per output channel).
+    fn conv_rows(
+        &self,
+        o_first: usize,
+        src: &[f32],
+        g: &Im2col,
+        wts: &[f32],
+        (oy0, oy1): (usize, usize),
+        mut segs: Vec<&mut [f32]>,
+    ) -> Result<()> {
+        let kk = g.c * g.k * g.k;
+        let m = segs.len();
+        let rows = (TILE_COL_FLOATS / (kk * g.wo).max(1)).max(1);
+        // Taken out of the thread-local rather than borrowed: a rayon worker waiting in a join
+        // may run another forward's task on this thread, which must not find it borrowed.
+        let (mut col_buf, mut out_buf) = TILE.take();
+        let done = (|| {
+            let (col, out) = (&mut col_buf, &mut out_buf);
+            let mut y = oy0;
+            while y < oy1 {
+                let y1 = (y + rows).min(oy1);
+                let nt = (y1 - y) * g.wo;
+                let col = grown(col, kk * nt);
+                for (dst, plane) in col.chunks_mut(g.k * g.k * nt).zip(src.chunks(g.h * g.w)) {
+                    im2col_channel(plane, g, (y, y1), dst);
+                }
+                let out = grown(out, m * nt);
+                sgemm((m, nt, kk), wts, col, out, false, 1)?;
+                let span = (y - oy0) * g.wo..(y1 - oy0) * g.wo;
+                for (o, (seg, tile)) in segs.iter_mut().zip(out.chunks(nt)).enumerate() {
+                    let bias = self.bias[o_first + o];
+                    let d = &mut seg[span.clone()];
+                    d.iter_mut().zip(tile).for_each(|(d, &v)| *d = v + bias);
+                    apply_slice(self.cfg.activation, d);
+                }
+                y = y1;
+            }
+            Ok(())
+        })();
+        TILE.set((col_buf, out_buf));
+        done
+    }
+
+    /// `dst = act(a·b + bias)` for filters `o_first..o_first + m`: the rows (output channels) are
+    /// split in blocks over up to `threads` rayon tasks, each running a single-threaded GEMM and
+    /// then bias and activation on its own rows. (gemm's own rayon split was slower on 2 threads
+    /// than on 1 for prune_0.95, and left the epilogue serial.)
+    fn gemm_epilogue(
+        &self,
+        o_first: usize,
+        (m, n, k): (usize, usize, usize),
+        a: &[f32],
+        b: &[f32],
+        dst: &mut [f32],
+        threads: usize,
+    ) -> Result<()> {
+        let rows = row_block(m, n, k, threads);
+        let run = |(i, (d, a)): (usize, (&mut [f32], &[f32]))| -> Result<()> {
+            sgemm((d.len() / n, n, k), a, b, d, false, 1)?;
+            let r0 = o_first + i * rows;
+            for (r, plane) in d.chunks_mut(n).enumerate() {
+                let bias = self.bias[r0 + r];
+                plane.iter_mut().for_each(|v| *v += bias);
+                apply_slice(self.cfg.activation, plane);
+            }
+            Ok(())
+        };
+        let (a, dst) = (&a[..m * k], &mut dst[..m * n]);
+        if rows >= m {
+            return run((0, (dst, a)));
+        }
+        dst.par_chunks_mut(rows * n)
+            .zip(a.par_chunks(rows * k))
+            .enumerate()
+            .try_for_each(run)
     }
 
     /// Adds the folded bias and applies the activation to NCHW values with `n` pixels per map.
@@ -170,10 +310,8 @@ impl ConvLayer {
     }
 }
 
-/// Unfolds `[c, h, w]` into `[c·k·k, ho·wo]` with zero padding `p`.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    src: &[f32],
+/// Geometry of one im2col: input `c×h×w`, kernel `k`, stride `s`, padding `p`, output `ho×wo`.
+struct Im2col {
     c: usize,
     h: usize,
     w: usize,
@@ -182,40 +320,75 @@ fn im2col(
     p: usize,
     ho: usize,
     wo: usize,
-    col: &mut Vec<f32>,
-) {
+}
+
+/// The first `len` values of a scratch buffer, growing it (never shrinking: a shorter tile
+/// followed by a longer one must not pay for refilling) — callers overwrite what they use.
+fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
+/// Unfolds `[c, h, w]` into `[c·k·k, ho·wo]` with zero padding, one input channel per task over up
+/// to `threads` rayon workers when the map is large enough to pay for the split.
+fn im2col<'a>(src: &[f32], g: &Im2col, col: &'a mut Vec<f32>, threads: usize) -> &'a [f32] {
+    /// Output values below which one thread does it all.
+    const MIN_SPLIT: usize = 1 << 16;
+    let per_channel = g.k * g.k * g.ho * g.wo;
     // Every element is written below (padding taps as zeros): no clearing pass over the buffer.
-    col.resize(c * k * k * ho * wo, 0.0);
-    for ci in 0..c {
-        let plane = &src[ci * h * w..(ci + 1) * h * w];
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = ((ci * k + ky) * k + kx) * ho * wo;
-                for oy in 0..ho {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    let dst = &mut col[row + oy * wo..row + (oy + 1) * wo];
-                    if iy < 0 || iy >= h as isize {
-                        dst.fill(0.0);
-                        continue;
+    let col = grown(col, g.c * per_channel);
+    let src = &src[..g.c * g.h * g.w];
+    if threads > 1 && g.c > 1 && g.c * per_channel >= MIN_SPLIT {
+        col.par_chunks_mut(per_channel)
+            .zip(src.par_chunks(g.h * g.w))
+            .for_each(|(dst, plane)| im2col_channel(plane, g, (0, g.ho), dst));
+    } else {
+        col.chunks_mut(per_channel)
+            .zip(src.chunks(g.h * g.w))
+            .for_each(|(dst, plane)| im2col_channel(plane, g, (0, g.ho), dst));
+    }
+    col
+}
+
+/// The `k·k` rows of one input channel for output rows `oy0..oy1` (each row of `col` holds
+/// `(oy1 - oy0)·wo` values).
+fn im2col_channel(plane: &[f32], g: &Im2col, (oy0, oy1): (usize, usize), col: &mut [f32]) {
+    let (h, w, k, s, p, wo) = (g.h, g.w, g.k, g.s, g.p, g.wo);
+    let len = (oy1 - oy0) * wo;
+    for ky in 0..k {
+        for kx in 0..k {
+            let row = (ky * k + kx) * len;
+            for oy in oy0..oy1 {
+                let iy = (oy * s + ky) as isize - p as isize;
+                let at = row + (oy - oy0) * wo;
+                let dst = &mut col[at..at + wo];
+                if iy < 0 || iy >= h as isize {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let src_row = &plane[iy as usize * w..(iy as usize + 1) * w];
+                if s == 1 {
+                    // ix = ox + kx - p: valid ox range is contiguous.
+                    let lo = p.saturating_sub(kx).min(wo);
+                    let hi = (w + p - kx).min(wo).max(lo);
+                    dst[..lo].fill(0.0);
+                    dst[lo..hi].copy_from_slice(&src_row[lo + kx - p..hi + kx - p]);
+                    dst[hi..].fill(0.0);
+                } else {
+                    // ix = ox·s + kx - p: valid for lo ≤ ox < hi, then every s-th input.
+                    let lo = p.saturating_sub(kx).div_ceil(s).min(wo);
+                    let hi = (w + p - kx).div_ceil(s).min(wo).max(lo);
+                    dst[..lo].fill(0.0);
+                    if hi > lo {
+                        let first = lo * s + kx - p;
+                        dst[lo..hi]
+                            .iter_mut()
+                            .zip(src_row[first..].iter().step_by(s))
+                            .for_each(|(d, &v)| *d = v);
                     }
-                    let src_row = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    if s == 1 {
-                        // ix = ox + kx - p: valid ox range is contiguous.
-                        let lo = p.saturating_sub(kx).min(wo);
-                        let hi = (w + p - kx).min(wo).max(lo);
-                        dst[..lo].fill(0.0);
-                        dst[lo..hi].copy_from_slice(&src_row[lo + kx - p..hi + kx - p]);
-                        dst[hi..].fill(0.0);
-                    } else {
-                        for (ox, d) in dst.iter_mut().enumerate() {
-                            let ix = (ox * s + kx) as isize - p as isize;
-                            *d = if ix >= 0 && (ix as usize) < w {
-                                src_row[ix as usize]
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
+                    dst[hi..].fill(0.0);
                 }
             }
         }
@@ -294,5 +467,12 @@ mod tests {
         check(5, 7, 1, 1, 0, 1, 6, 6);
         check(4, 4, 3, 1, 1, 4, 7, 5); // depthwise
         check(6, 4, 3, 2, 0, 2, 11, 9); // grouped, no padding
+                                        // Large enough for the row-block split and the parallel im2col on ≥ 2 threads.
+        check(32, 64, 3, 1, 1, 1, 40, 40);
+        check(64, 50, 1, 1, 0, 1, 40, 40);
+        check(16, 40, 3, 2, 1, 1, 64, 64);
+        // Large maps: the tiled path (several tiles per thread, a short last tile, odd rows).
+        check(8, 24, 3, 1, 1, 1, 80, 100);
+        check(16, 20, 3, 2, 1, 1, 130, 90);
     }
 }

@@ -83,6 +83,21 @@ pub(crate) fn sgemm(
     Ok(())
 }
 
+/// Rows per block when an `m×k · k×n` GEMM is split over the rows of its output on up to
+/// `threads` threads: `m` itself (no split) when the work is too small to pay for a hand-off or
+/// there are too few rows; blocks are multiples of 8 rows (gemm's register tile works in such
+/// groups), so the last block may be shorter.
+pub(crate) fn row_block(m: usize, n: usize, k: usize, threads: usize) -> usize {
+    /// Below this many multiply-adds a split costs more than it saves.
+    const MIN_SPLIT_WORK: usize = 1 << 21;
+    const ROW_ALIGN: usize = 8;
+    let parts = threads.min(m / ROW_ALIGN);
+    if parts <= 1 || m * n * k < MIN_SPLIT_WORK {
+        return m.max(1);
+    }
+    m.div_ceil(parts).div_ceil(ROW_ALIGN) * ROW_ALIGN
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,10 +122,12 @@ mod tests {
             (33, 17, 65),
             (16, 100, 27),
             (3, 1, 9),
+            (50, 300, 147),
+            (64, 2704, 27),
         ] {
             let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
             let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
-            for threads in [1, 2] {
+            for threads in [1, 2, 3] {
                 let mut d = vec![f32::NAN; m * n];
                 sgemm((m, n, k), &a, &b, &mut d, false, threads).unwrap();
                 let want = naive(m, n, k, &a, &b);
@@ -131,6 +148,17 @@ mod tests {
                 assert!(err(&d, 0.5) < 1e-4, "{m}x{n}x{k} accumulate");
             }
         }
+    }
+
+    #[test]
+    fn row_blocks_cover_the_rows_in_multiples_of_eight() {
+        assert_eq!(row_block(64, 10, 10, 2), 64, "too little work: no split");
+        assert_eq!(row_block(12, 4096, 1152, 2), 12, "too few rows: no split");
+        assert_eq!(row_block(64, 4096, 1152, 1), 64);
+        assert_eq!(row_block(64, 4096, 1152, 2), 32);
+        assert_eq!(row_block(50, 4096, 1152, 2), 32);
+        assert_eq!(row_block(255, 4096, 1152, 3), 88);
+        assert_eq!(row_block(0, 0, 0, 2), 1);
     }
 
     #[test]

@@ -115,11 +115,7 @@ impl ShortcutLayer {
         }
         // The first two inputs summed while copying: one pass instead of a copy then an add.
         let mut acc = match rest.split_first() {
-            Some((second, _)) => with_f32(first, |a| {
-                with_f32(second, |b| {
-                    Ok(a.iter().zip(b).map(|(x, y)| x + y).collect())
-                })
-            })?,
+            Some((second, _)) => with_f32(first, |a| with_f32(second, |b| Ok(sum2(a, b))))?,
             None => with_f32(first, |v| Ok(v.to_vec()))?,
         };
         for x in rest.iter().skip(1) {
@@ -131,6 +127,22 @@ impl ShortcutLayer {
         apply_slice(self.cfg.activation, &mut acc);
         Tensor::from_vec(acc, first.shape(), first.device()).map(Some)
     }
+}
+
+/// `a + b` into a new buffer; large maps on both cores (memory-bound: two cores draw more
+/// bandwidth than one).
+fn sum2(a: &[f32], b: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    const MIN_SPLIT: usize = 1 << 16;
+    if a.len() >= MIN_SPLIT && candle_core::utils::get_num_threads() > 1 {
+        return a
+            .par_iter()
+            .zip(b)
+            .with_min_len(MIN_SPLIT / 4)
+            .map(|(x, y)| x + y)
+            .collect();
+    }
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
 }
 
 #[cfg(test)]
