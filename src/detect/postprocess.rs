@@ -92,12 +92,16 @@ pub fn nms(mut cands: Vec<Candidate>, iou_threshold: f32) -> Vec<Candidate> {
             .all(|v| v.is_finite())
     });
     cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+    // Each candidate is compared with the kept boxes of its own class only: the same decisions
+    // as a scan over every kept box, without the cross-class work (an untrained or low-`conf`
+    // model spreads thousands of candidates over 80 classes: 0.9 s → milliseconds).
     let mut kept: Vec<Candidate> = Vec::new();
+    let mut kept_by_class: std::collections::HashMap<usize, Vec<Candidate>> =
+        std::collections::HashMap::new();
     for c in cands {
-        let suppressed = kept
-            .iter()
-            .any(|k| k.class_id == c.class_id && iou(k, &c) > iou_threshold);
-        if !suppressed {
+        let same = kept_by_class.entry(c.class_id).or_default();
+        if !same.iter().any(|k| iou(k, &c) > iou_threshold) {
+            same.push(c);
             kept.push(c);
         }
     }
@@ -164,6 +168,35 @@ mod tests {
         );
         let got: Vec<_> = kept.iter().map(|c| (c.class_id, c.score)).collect();
         assert_eq!(got, vec![(0, 0.9), (1, 0.7)]);
+    }
+
+    #[test]
+    fn per_class_nms_equals_the_scan_over_every_kept_box() {
+        let mut rng = crate::model::random::SplitMix64::new(5);
+        let cands: Vec<Candidate> = (0..3000)
+            .map(|_| Candidate {
+                class_id: (rng.uniform(0.0, 7.0) as usize).min(6),
+                score: rng.uniform(0.0, 1.0),
+                cx: rng.uniform(0.0, 200.0),
+                cy: rng.uniform(0.0, 200.0),
+                w: rng.uniform(5.0, 60.0),
+                h: rng.uniform(5.0, 60.0),
+            })
+            .collect();
+        let mut sorted = cands.clone();
+        sorted.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut want: Vec<Candidate> = Vec::new();
+        for c in sorted {
+            if !want
+                .iter()
+                .any(|k| k.class_id == c.class_id && iou(k, &c) > 0.45)
+            {
+                want.push(c);
+            }
+        }
+        let got = nms(cands, 0.45);
+        assert!(want.len() > 100 && want.len() < 3000, "{} kept", want.len());
+        assert_eq!(got, want);
     }
 
     #[test]
