@@ -120,21 +120,28 @@ impl Int8Conv {
         quantize_hwc(plane, g, self.cin4, xs, use_vnni, s);
         let blocks = n.div_ceil(BLOCK);
         let kq = self.k4 / 4;
-        refill(&mut s.packed, blocks * kq * BLOCK, ZERO_WORD);
-        pack(&s.hwc, g, self.cin4, &mut s.packed);
-        // One task per block of pixels: [cout][BLOCK] results, then scattered into dst rows.
-        refill(&mut s.tiles, blocks * self.cout * BLOCK, 0.0);
-        s.tiles
-            .par_chunks_mut(self.cout * BLOCK)
-            .zip(s.packed.par_chunks(kq * BLOCK))
+        // Grown, never refilled here: `pack` clears each block itself (in parallel), and every
+        // tile value is written by `block`.
+        let packed = grown(&mut s.packed, blocks * kq * BLOCK, ZERO_WORD);
+        pack(&s.hwc, g, self.cin4, packed);
+        // One task per block of pixels: [cout][BLOCK] results, then gathered into dst rows.
+        let tile_len = self.cout * BLOCK;
+        let tiles = grown(&mut s.tiles, blocks * tile_len, 0.0);
+        tiles
+            .par_chunks_mut(tile_len)
+            .zip(packed.par_chunks(kq * BLOCK))
             .for_each(|(tile, xb)| self.block(xb, xs, use_vnni, tile));
-        for (b, tile) in s.tiles.chunks(self.cout * BLOCK).enumerate() {
-            let p0 = b * BLOCK;
-            let len = BLOCK.min(n - p0);
-            for (o, row) in tile.chunks(BLOCK).enumerate() {
-                dst[o * n + p0..o * n + p0 + len].copy_from_slice(&row[..len]);
-            }
-        }
+        let tiles = &*tiles;
+        dst[..self.cout * n]
+            .par_chunks_mut(n)
+            .enumerate()
+            .with_min_len(8)
+            .for_each(|(o, row)| {
+                for (b, seg) in row.chunks_mut(BLOCK).enumerate() {
+                    let at = b * tile_len + o * BLOCK;
+                    seg.copy_from_slice(&tiles[at..at + seg.len()]);
+                }
+            });
     }
 
     /// All output channels of one pixel block.
@@ -224,20 +231,35 @@ fn quantize_hwc(plane: &[f32], g: Int8Geom, cin4: usize, scale: f32, vnni: bool,
         quantize_into(src, inv, dst);
     }
     let words = cin4 / 4;
-    s.hwc.clear();
-    s.hwc.reserve(hw * words);
     let chw = &s.chw;
-    for p in 0..hw {
-        for w4 in 0..words {
-            let c = w4 * 4;
-            s.hwc.push(u32::from_le_bytes([
-                chw[c * hw + p],
-                chw[(c + 1) * hw + p],
-                chw[(c + 2) * hw + p],
-                chw[(c + 3) * hw + p],
-            ]));
-        }
+    // Channels-last words, pixel ranges over the rayon pool (a byte gather: serial it was as slow
+    // as the int8 dot products of the small layers).
+    grown(&mut s.hwc, hw * words, 0)
+        .par_chunks_mut(words * 1024)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            for (i, px) in out.chunks_exact_mut(words).enumerate() {
+                let p = chunk * 1024 + i;
+                for (w4, word) in px.iter_mut().enumerate() {
+                    let c = w4 * 4;
+                    *word = u32::from_le_bytes([
+                        chw[c * hw + p],
+                        chw[(c + 1) * hw + p],
+                        chw[(c + 2) * hw + p],
+                        chw[(c + 3) * hw + p],
+                    ]);
+                }
+            }
+        });
+}
+
+/// The first `len` values of a scratch buffer, grown with `fill` when short; never shrunk, and
+/// not cleared: callers overwrite what they use.
+fn grown<T: Copy>(v: &mut Vec<T>, len: usize, fill: T) -> &mut [T] {
+    if v.len() < len {
+        v.resize(len, fill);
     }
+    &mut v[..len]
 }
 
 /// im2col into `[block][K/4][BLOCK pixels]` words, K order (ky, kx, c/4): each tap of a pixel is
@@ -252,6 +274,7 @@ fn pack(q: &[u32], g: Int8Geom, cin4: usize, packed: &mut [u32]) {
         .par_chunks_mut(block_len)
         .enumerate()
         .for_each(|(b, dst)| {
+            dst.fill(ZERO_WORD); // padding taps and lanes past the last pixel
             for lane in 0..BLOCK.min(n.saturating_sub(b * BLOCK)) {
                 let pix = b * BLOCK + lane;
                 let (oy, ox) = ((pix / wo) as isize, (pix % wo) as isize);

@@ -155,11 +155,28 @@ impl QuantConv {
             candle_core::bail!("input has {cin} channels, conv expects {}", self.geom.cin);
         }
         let (ho, wo) = self.geom.out_hw(h, w);
+        let cout = self.geom.cout;
+        let shape = [b, cout, ho, wo];
+        let mut out = vec![0.0f32; b * cout * ho * wo];
+        // The input borrowed from the tensor's storage, not copied out.
+        crate::model::layers::sgemm::with_f32(x, |data| {
+            self.forward_planes(data, (b, cin, h, w), &mut out)
+        })?;
+        Ok((out, shape))
+    }
+
+    fn forward_planes(
+        &self,
+        data: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        out: &mut [f32],
+    ) -> Result<()> {
+        let (ho, wo) = self.geom.out_hw(h, w);
         let n = ho * wo;
         let cout = self.geom.cout;
-        let data: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let shape = [b, cout, ho, wo];
-        let mut out = vec![0.0f32; b * cout * n];
+        if data.len() < b * cin * h * w {
+            candle_core::bail!("input holds {} values, not {b}x{cin}x{h}x{w}", data.len());
+        }
         for bi in 0..b {
             let plane = &data[bi * cin * h * w..(bi + 1) * cin * h * w];
             let dst = &mut out[bi * cout * n..(bi + 1) * cout * n];
@@ -190,7 +207,7 @@ impl QuantConv {
                 }
             }
         }
-        Ok((out, shape))
+        Ok(())
     }
 }
 

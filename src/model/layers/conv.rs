@@ -302,11 +302,14 @@ impl ConvLayer {
 
     /// Adds the folded bias and applies the activation to NCHW values with `n` pixels per map.
     fn bias_activate(&self, out: &mut [f32], n: usize) {
-        for (o_abs, chunk) in out.chunks_mut(n).enumerate() {
-            let bias = self.bias[o_abs % self.cfg.filters];
-            chunk.iter_mut().for_each(|v| *v += bias);
-            apply_slice(self.cfg.activation, chunk);
-        }
+        out.par_chunks_mut(n.max(1))
+            .enumerate()
+            .with_min_len((1 << 14) / n.max(1) + 1)
+            .for_each(|(o_abs, chunk)| {
+                let bias = self.bias[o_abs % self.cfg.filters];
+                chunk.iter_mut().for_each(|v| *v += bias);
+                apply_slice(self.cfg.activation, chunk);
+            });
     }
 }
 
