@@ -495,5 +495,7 @@ mod tests {
         case(19, 10, 9, 9, 3, 2);
         case(64, 33, 7, 5, 1, 1);
         case(5, 9, 40, 3, 3, 1);
+        // Over 1024 pixels: several channels-last chunks and many pixel blocks.
+        case(6, 12, 50, 41, 3, 1);
     }
 }
