@@ -6,7 +6,7 @@ use super::layers::shortcut::ShortcutLayer;
 use super::layers::yolo::YoloLayer;
 use super::layers::ConvBackend;
 use super::shapes::layer_shapes;
-use super::{Cfg, DarknetWeights, LayerKind, ModelError};
+use super::{Cfg, DarknetWeights, LayerKind, MaxpoolCfg, ModelError};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 
@@ -47,6 +47,57 @@ pub struct Darknet {
     layers: Vec<Prepared>,
     /// Index of the last layer that reads layer i's output.
     last_use: Vec<usize>,
+    /// Max-pools computed from an earlier pool's output with a smaller window (SPP, see
+    /// [`pool_cascade`]).
+    pool_from: Vec<Option<(usize, MaxpoolCfg)>>,
+}
+
+/// For a stride-1 max-pool with a centred odd window (`padding = size − 1`) whose input is the
+/// map an earlier such pool, still alive, also read (SPP's 5 / 9 / 13 on one source): that pool
+/// and the window that completes it. Max windows compose, clipping at the borders included:
+/// pool_a ∘ pool_b = pool_(a+b−1), so 9 = 5 ∘ 5 and 13 = 5 ∘ 9 — the SPP block costs three
+/// 5-windows instead of 5 + 9 + 13.
+fn pool_cascade(cfg: &Cfg, last_use: &[usize]) -> Vec<Option<(usize, MaxpoolCfg)>> {
+    let layers = &cfg.layers;
+    // The layer whose output layer i reads, through single-input routes (which copy it).
+    let source = |i: usize| -> Option<usize> {
+        let mut j = i.checked_sub(1)?;
+        while let LayerKind::Route(r) = &layers[j].kind {
+            match r.layers.as_slice() {
+                [only] if r.groups <= 1 => j = *only,
+                _ => break,
+            }
+        }
+        Some(j)
+    };
+    let centred = |l: &crate::model::Layer| match &l.kind {
+        LayerKind::Maxpool(m) if m.stride == 1 && m.size % 2 == 1 && m.padding + 1 == m.size => {
+            Some(m.size)
+        }
+        _ => None,
+    };
+    let mut out = vec![None; layers.len()];
+    for (i, l) in layers.iter().enumerate() {
+        let (Some(size), Some(src)) = (centred(l), source(i)) else {
+            continue;
+        };
+        let best = (0..i)
+            .filter(|&j| last_use[j] >= i && source(j) == Some(src))
+            .filter_map(|j| centred(&layers[j]).filter(|&s| s < size).map(|s| (s, j)))
+            .max();
+        if let Some((s, j)) = best {
+            let rest = size - s + 1;
+            out[i] = Some((
+                j,
+                MaxpoolCfg {
+                    size: rest,
+                    stride: 1,
+                    padding: rest - 1,
+                },
+            ));
+        }
+    }
+    out
 }
 
 fn tensor_err(layer: usize, kind: &str) -> impl FnOnce(candle_core::Error) -> ModelError + '_ {
@@ -149,6 +200,7 @@ impl Darknet {
                 why: "more conv weights than convs in the cfg".into(),
             });
         }
+        let pool_from = pool_cascade(&cfg, &last_use);
         Ok(Darknet {
             cfg,
             device: device.clone(),
@@ -156,6 +208,7 @@ impl Darknet {
             dtype: DType::F32,
             layers,
             last_use,
+            pool_from,
         })
     }
 
@@ -342,9 +395,13 @@ impl Darknet {
                         .upsample_nearest2d(ih * stride, iw * stride)
                         .map_err(tensor_err(i, kind))?
                 }
-                (LayerKind::Maxpool(m), _) => {
-                    maxpool(&input, m, self.backend).map_err(tensor_err(i, kind))?
-                }
+                (LayerKind::Maxpool(m), _) => match &self.pool_from[i] {
+                    Some((j, rest)) if degrade.is_empty() => {
+                        maxpool(&get(&outs, *j)?, rest, self.backend)
+                            .map_err(tensor_err(i, kind))?
+                    }
+                    _ => maxpool(&input, m, self.backend).map_err(tensor_err(i, kind))?,
+                },
                 (_, Prepared::Yolo(yl)) => {
                     let decoded = yl.decode(&input, h, w).map_err(tensor_err(i, kind))?;
                     let gh = input.dim(2)?;
@@ -401,4 +458,39 @@ fn degrade_map(x: &Tensor, factor: f32) -> candle_core::Result<Tensor> {
     let dw = ((w as f32 / factor).round() as usize).max(1);
     x.upsample_bilinear2d(dh, dw, false)?
         .upsample_bilinear2d(h, w, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spp_pools_cascade_from_the_smaller_ones_and_nothing_else_does() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = Cfg::parse_file(&root.join("models/cfg/yolov3-spp3.cfg")).unwrap();
+        let n = cfg.layers.len();
+        // Every layer's output kept to the end: the liveness check does not decide here.
+        let cascade = pool_cascade(&cfg, &vec![n; n]);
+        let mut found = Vec::new();
+        for (i, c) in cascade.iter().enumerate() {
+            let Some((j, rest)) = c else { continue };
+            let (LayerKind::Maxpool(mi), LayerKind::Maxpool(mj)) =
+                (&cfg.layers[i].kind, &cfg.layers[*j].kind)
+            else {
+                panic!("cascade {j} -> {i} is not pool -> pool");
+            };
+            assert_eq!(rest.size, mi.size - mj.size + 1);
+            assert_eq!((rest.stride, rest.padding), (1, rest.size - 1));
+            found.push((mj.size, mi.size));
+        }
+        assert_eq!(found, [(5, 9), (9, 13)].repeat(3), "three SPP blocks");
+        // A dead source output is never used.
+        assert!(pool_cascade(&cfg, &(1..=n).collect::<Vec<_>>())
+            .iter()
+            .all(Option::is_none));
+        // Tiny's 2×2 pools (stride 2, and one 2×2/1) never cascade.
+        let tiny = Cfg::parse_file(&root.join("models/cfg/yolov3-tiny.cfg")).unwrap();
+        let m = tiny.layers.len();
+        assert!(pool_cascade(&tiny, &vec![m; m]).iter().all(Option::is_none));
+    }
 }

@@ -140,14 +140,41 @@ fn maxpool_cpu(x: &Tensor, m: &MaxpoolCfg) -> Result<Tensor> {
         })?;
         return Tensor::from_vec(out, (b, c, ho, wo), x.device());
     }
-    let mut rows = vec![0.0f32; b * c * h * wo];
+    let mut out = vec![0.0f32; b * c * ho * wo];
     super::sgemm::with_f32(x, |data| {
-        pool_rows(data, b * c * h, w, m, &mut rows);
+        // One plane per task: its W pass into a scratch of its own, then the H pass.
+        let one = |(plane, dst): (&[f32], &mut [f32])| {
+            let mut rows = ROWS.take();
+            if rows.len() < h * wo {
+                rows.resize(h * wo, 0.0);
+            }
+            pool_rows(plane, h, w, m, &mut rows[..h * wo]);
+            pool_cols(&rows[..h * wo], 1, h, wo, m, dst);
+            ROWS.set(rows);
+        };
+        let planes = data.get(..b * c * h * w).ok_or_else(|| {
+            candle_core::Error::Msg(format!("max-pool input too short for {b}x{c}x{h}x{w}"))
+        })?;
+        if planes.len() >= 1 << 15 && candle_core::utils::get_num_threads() > 1 {
+            use rayon::prelude::*;
+            planes
+                .par_chunks_exact(h * w)
+                .zip(out.par_chunks_exact_mut(ho * wo))
+                .for_each(one);
+        } else {
+            planes
+                .chunks_exact(h * w)
+                .zip(out.chunks_exact_mut(ho * wo))
+                .for_each(one);
+        }
         Ok(())
     })?;
-    let mut out = vec![0.0f32; b * c * ho * wo];
-    pool_cols(&rows, b * c, h, wo, m, &mut out);
     Tensor::from_vec(out, (b, c, ho, wo), x.device())
+}
+
+thread_local! {
+    /// The W pass's scratch, per thread, reused frame after frame.
+    static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Edge replication equals −∞ padding for max; then Candle's unpadded pool.
