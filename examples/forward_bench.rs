@@ -2,7 +2,8 @@
 //! batch 1, threads from `RAYON_NUM_THREADS`; used by `scripts/bench-peers.sh` for the Kestrel
 //! column until `kestrel bench` exists. INPUT is a raw little-endian f32 file holding
 //! `1×3×SIZE×SIZE` (the letterboxed image the peers get); without it the input is 0.5 everywhere.
-//! Prints `{"forward": {"median_ms": …, "p90_ms": …, "iters": …}}`.
+//! Prints `{"forward": {"median_ms": …, "p90_ms": …, "min_ms": …, "iters": …}}` (the minimum is
+//! the steadiest figure on a VM whose speed drifts).
 //! Usage: `forward_bench CFG WEIGHTS SIZE ITERS [INPUT.f32]`
 use candle_core::{Device, Tensor};
 use kestrel::model::Darknet;
@@ -46,8 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ms.sort_by(|x, y| x.total_cmp(y));
     let p90 = ms[((ms.len() * 9) / 10).min(ms.len() - 1)];
     println!(
-        "{{\"forward\": {{\"median_ms\": {:.3}, \"p90_ms\": {p90:.3}, \"iters\": {iters}}}}}",
-        ms[ms.len() / 2]
+        "{{\"forward\": {{\"median_ms\": {:.3}, \"p90_ms\": {p90:.3}, \"min_ms\": {:.3}, \"iters\": {iters}}}}}",
+        ms[ms.len() / 2],
+        ms[0]
     );
     Ok(())
 }
