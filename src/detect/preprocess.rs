@@ -81,7 +81,9 @@ fn linear_taps(dst: u32, src: u32) -> Vec<(usize, usize, i32, i32)> {
 }
 
 /// Bilinear resize bit-exact with OpenCV 4.x `cv::resize(INTER_LINEAR)` on 8-bit images
-/// (horizontal pass in 11-bit fixed point, vertical pass as its SIMD kernel rounds).
+/// (horizontal pass in 11-bit fixed point, vertical pass as its SIMD kernel rounds). Output rows
+/// are computed in parallel, each from the two source rows it reads, resized horizontally on the
+/// spot: a downscale never touches the source rows no output row needs.
 pub fn resize_linear(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
     if img.width() == dst_w && img.height() == dst_h {
         return img.clone();
@@ -90,26 +92,37 @@ pub fn resize_linear(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
     let ys = linear_taps(dst_h, img.height());
     let (sw, src) = (img.width() as usize, img.as_raw());
     let row_len = dst_w as usize * 3;
-    // Horizontally resized source rows, computed once each.
-    let hrow = |y: usize| -> Vec<i32> {
-        let mut out = Vec::with_capacity(row_len);
+    let hrow = |y: usize, out: &mut Vec<i32>| {
+        out.clear();
+        let line = &src[y * sw * 3..(y + 1) * sw * 3];
         for &(x0, x1, a0, a1) in &xs {
+            let (p0, p1) = (&line[x0 * 3..x0 * 3 + 3], &line[x1 * 3..x1 * 3 + 3]);
             for c in 0..3 {
-                let p = |x: usize| src[(y * sw + x) * 3 + c] as i32;
-                out.push(p(x0) * a0 + p(x1) * a1);
+                out.push(p0[c] as i32 * a0 + p1[c] as i32 * a1);
             }
         }
-        out
     };
-    let rows: Vec<Vec<i32>> = (0..img.height() as usize).map(hrow).collect();
     let mut out = RgbImage::new(dst_w, dst_h);
-    let dst = &mut *out;
-    for (dy, &(y0, y1, b0, b1)) in ys.iter().enumerate() {
-        let (r0, r1) = (&rows[y0], &rows[y1]);
-        for i in 0..row_len {
+    let blend = |(dst, &(y0, y1, b0, b1)): (&mut [u8], &(usize, usize, i32, i32)),
+                 (r0, r1): (&mut Vec<i32>, &mut Vec<i32>)| {
+        hrow(y0, r0);
+        hrow(y1, r1);
+        for (i, d) in dst.iter_mut().enumerate() {
             let v = (((r0[i] >> 4) * b0) >> 16) + (((r1[i] >> 4) * b1) >> 16);
-            dst[dy * row_len + i] = ((v + 2) >> 2).clamp(0, 255) as u8;
+            *d = ((v + 2) >> 2).clamp(0, 255) as u8;
         }
+    };
+    let rows = out.chunks_mut(row_len.max(1)).zip(ys.iter());
+    if dst_h > 1 && candle_core::utils::get_num_threads() > 1 {
+        use rayon::prelude::*;
+        let rows: Vec<_> = rows.collect();
+        rows.into_par_iter().with_min_len(16).for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(r0, r1), row| blend(row, (r0, r1)),
+        );
+    } else {
+        let (mut r0, mut r1) = (Vec::new(), Vec::new());
+        rows.for_each(|row| blend(row, (&mut r0, &mut r1)));
     }
     out
 }
