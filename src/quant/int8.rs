@@ -8,6 +8,7 @@
 //! the integers in registers over the whole K. Without VNNI the portable loop gives the same
 //! numbers (tests compare them), just slowly, and the per-layer plan then keeps f32.
 
+use crate::model::layers::sgemm::grown;
 use rayon::prelude::*;
 
 /// Output pixels per packed block (two 16-lane vectors).
@@ -251,15 +252,6 @@ fn quantize_hwc(plane: &[f32], g: Int8Geom, cin4: usize, scale: f32, vnni: bool,
                 }
             }
         });
-}
-
-/// The first `len` values of a scratch buffer, grown with `fill` when short; never shrunk, and
-/// not cleared: callers overwrite what they use.
-fn grown<T: Copy>(v: &mut Vec<T>, len: usize, fill: T) -> &mut [T] {
-    if v.len() < len {
-        v.resize(len, fill);
-    }
-    &mut v[..len]
 }
 
 /// im2col into `[block][K/4][BLOCK pixels]` words, K order (ky, kx, c/4): each tap of a pixel is

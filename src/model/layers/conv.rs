@@ -1,7 +1,7 @@
 //! Convolution with BN folded at load (Darknet: scale = γ/(sqrt(var)+1e-6)).
 
 use super::activation::{apply_slice, apply_tensor};
-use super::sgemm::{row_block, sgemm, with_f32};
+use super::sgemm::{grown, row_block, sgemm, with_f32};
 use super::ConvBackend;
 use crate::model::{ConvCfg, ConvWeights};
 use candle_core::{Device, Result, Tensor};
@@ -135,6 +135,16 @@ impl ConvLayer {
         let (cg, og) = (cin / g, c.filters / g);
         let kk = cg * k * k;
         let threads = candle_core::utils::get_num_threads();
+        let geom = Im2col {
+            c: cg,
+            h,
+            w,
+            k,
+            s,
+            p,
+            ho,
+            wo,
+        };
         // Zeroed by the allocator (fresh pages for large maps), overwritten by the GEMM; bias and
         // activation follow per row block while it is in cache.
         let mut out = vec![0.0f32; b * c.filters * n];
@@ -152,30 +162,10 @@ impl ConvLayer {
                         // 1×1 stride 1: the input planes already are the GEMM's right operand.
                         self.gemm_epilogue(gi * og, (og, n, kk), wts, src, dst, threads)?;
                     } else if kk * n > 2 * TILE_COL_FLOATS {
-                        let geom = Im2col {
-                            c: cg,
-                            h,
-                            w,
-                            k,
-                            s,
-                            p,
-                            ho,
-                            wo,
-                        };
                         self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
                     } else {
                         // Taken, not borrowed, across the rayon joins inside (see TILE).
                         let mut buf = COL.take();
-                        let geom = Im2col {
-                            c: cg,
-                            h,
-                            w,
-                            k,
-                            s,
-                            p,
-                            ho,
-                            wo,
-                        };
                         let col = im2col(src, &geom, &mut buf, threads);
                         let done = self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads);
                         COL.set(buf);
@@ -246,11 +236,11 @@ impl ConvLayer {
             while y < oy1 {
                 let y1 = (y + rows).min(oy1);
                 let nt = (y1 - y) * g.wo;
-                let col = grown(col, kk * nt);
+                let col = grown(col, kk * nt, 0.0);
                 for (dst, plane) in col.chunks_mut(g.k * g.k * nt).zip(src.chunks(g.h * g.w)) {
                     im2col_channel(plane, g, (y, y1), dst);
                 }
-                let out = grown(out, m * nt);
+                let out = grown(out, m * nt, 0.0);
                 sgemm((m, nt, kk), wts, col, out, false, 1)?;
                 let span = (y - oy0) * g.wo..(y1 - oy0) * g.wo;
                 for (o, (seg, tile)) in segs.iter_mut().zip(out.chunks(nt)).enumerate() {
@@ -326,15 +316,6 @@ struct Im2col {
     wo: usize,
 }
 
-/// The first `len` values of a scratch buffer, growing it (never shrinking: a shorter tile
-/// followed by a longer one must not pay for refilling) — callers overwrite what they use.
-fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    &mut buf[..len]
-}
-
 /// Unfolds `[c, h, w]` into `[c·k·k, ho·wo]` with zero padding, one input channel per task over up
 /// to `threads` rayon workers when the map is large enough to pay for the split.
 fn im2col<'a>(src: &[f32], g: &Im2col, col: &'a mut Vec<f32>, threads: usize) -> &'a [f32] {
@@ -342,7 +323,7 @@ fn im2col<'a>(src: &[f32], g: &Im2col, col: &'a mut Vec<f32>, threads: usize) ->
     const MIN_SPLIT: usize = 1 << 16;
     let per_channel = g.k * g.k * g.ho * g.wo;
     // Every element is written below (padding taps as zeros): no clearing pass over the buffer.
-    let col = grown(col, g.c * per_channel);
+    let col = grown(col, g.c * per_channel, 0.0);
     let src = &src[..g.c * g.h * g.w];
     if threads > 1 && g.c > 1 && g.c * per_channel >= MIN_SPLIT {
         col.par_chunks_mut(per_channel)

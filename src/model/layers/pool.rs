@@ -145,11 +145,9 @@ fn maxpool_cpu(x: &Tensor, m: &MaxpoolCfg) -> Result<Tensor> {
         // One plane per task: its W pass into a scratch of its own, then the H pass.
         let one = |(plane, dst): (&[f32], &mut [f32])| {
             let mut rows = ROWS.take();
-            if rows.len() < h * wo {
-                rows.resize(h * wo, 0.0);
-            }
-            pool_rows(plane, h, w, m, &mut rows[..h * wo]);
-            pool_cols(&rows[..h * wo], 1, h, wo, m, dst);
+            let scratch = super::sgemm::grown(&mut rows, h * wo, 0.0);
+            pool_rows(plane, h, w, m, scratch);
+            pool_cols(scratch, 1, h, wo, m, dst);
             ROWS.set(rows);
         };
         let planes = data.get(..b * c * h * w).ok_or_else(|| {

@@ -20,6 +20,16 @@ pub(crate) fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
     f(&v)
 }
 
+/// The first `len` values of a scratch buffer, grown with `fill` when short and never shrunk (a
+/// shorter tile followed by a longer one must not pay for refilling): callers overwrite what
+/// they use.
+pub(crate) fn grown<T: Copy>(v: &mut Vec<T>, len: usize, fill: T) -> &mut [T] {
+    if v.len() < len {
+        v.resize(len, fill);
+    }
+    &mut v[..len]
+}
+
 /// `dst[m×n] = a[m×k] · b[k×n]` for `(m, n, k)` (or `+=` when `accumulate`), all row-major and dense, on `threads`
 /// threads (0 or 1: this thread). Errors, never panics, when a slice is too short for its shape.
 pub(crate) fn sgemm(
