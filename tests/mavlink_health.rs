@@ -5,6 +5,7 @@
 //! would), and (2) the `kestrel` binary given a truncated weights file.
 
 mod common;
+mod mavlink_support;
 use common::*;
 use kestrel::capture::spec::SourceOptions;
 use kestrel::capture::SourceSpec;
@@ -71,11 +72,7 @@ struct FakeFc {
 
 impl FakeFc {
     fn start() -> Self {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = mavlink_support::free_udp_port();
         let cfg = mavlink::UdpConfig::new(format!("127.0.0.1:{port}"), mavlink::UdpMode::Udpin)
             .read_timeout(Duration::from_millis(50));
         let conn = mavlink::Connectable::connect::<MavMessage>(&cfg).unwrap();

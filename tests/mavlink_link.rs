@@ -1,6 +1,7 @@
 //! Fast Rust-only check of the link with an in-process fake flight controller (the `mavlink`
 //! crate on udpin): sysid learning (never the GCS's 255), TIMESYNC answers, DETS decoding.
 
+mod common;
 mod mavlink_support;
 
 use kestrel::clock::monotonic_ns;
@@ -28,11 +29,7 @@ fn fc_heartbeat(fc: &impl MavConnection<MavMessage>, sysid: u32) {
 
 #[test]
 fn in_process_fc_sees_identity_timesync_answers_and_dets() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = mavlink_support::free_udp_port();
     let fc = mavlink::UdpConfig::new(format!("127.0.0.1:{port}"), mavlink::UdpMode::Udpin)
         .read_timeout(Duration::from_millis(50));
     let fc = mavlink::Connectable::connect::<MavMessage>(&fc).unwrap();

@@ -13,27 +13,6 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn spawn_peer(url: &str, duration_s: f64) -> Child {
-    Command::new(common::python())
-        .arg(common::repo_root().join("tests/peers/fake_fc.py"))
-        .arg(url)
-        .args(["--duration", &duration_s.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tests/peers/fake_fc.py")
-}
-
-fn peer_result(child: Child) -> serde_json::Value {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "fake_fc.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("fake_fc.py prints JSON")
-}
-
 /// Publishes frames at 20 Hz for `dur`, recording them by seq.
 fn publish_for(
     sink: &mut MavlinkSink,
@@ -88,14 +67,7 @@ fn check_session(peer: &serde_json::Value, reports: &BTreeMap<u64, FrameReport>)
     println!("DETS frames complete and equal: {complete}");
     assert!(complete >= 20, "too few DETS frames arrived: {complete}");
 
-    let mut ts: Vec<f64> = peer["timesync_delay_ms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    ts.sort_by(f64::total_cmp);
-    println!("TIMESYNC answer delays (ms, sorted): {ts:?}");
+    let ts = timesync_delays(peer);
     // The delay is the Python peer's round trip, its own scheduling included: on a CI runner
     // whose two cores other tests saturate, a single sample can exceed 10 ms with Kestrel's
     // answer long sent. The median must be under 10 ms and no answer may take 100 ms.
@@ -136,12 +108,8 @@ fn check_session(peer: &serde_json::Value, reports: &BTreeMap<u64, FrameReport>)
 #[test]
 fn udp_peer_decodes_everything_kestrel_sends() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let peer = spawn_peer(&format!("udpin:127.0.0.1:{port}"), 4.5);
+    let port = free_udp_port();
+    let peer = spawn_peer(&format!("udpin:127.0.0.1:{port}"), 4.5, &[]);
     let mut sink = MavlinkSink::start(&config(
         format!("udpout:127.0.0.1:{port}"),
         &write_calib(dir.path()),
@@ -188,7 +156,7 @@ fn serial_pty_peer_survives_a_restart_of_the_link() {
     let fc = dir.path().join("fc").display().to_string();
     let url = format!("serial:{}:921600", dir.path().join("kestrel").display());
     let socat = Socat::start(dir.path());
-    let peer = spawn_peer(&fc, 4.0);
+    let peer = spawn_peer(&fc, 4.0, &[]);
     let mut sink = MavlinkSink::start(&config(url, &write_calib(dir.path()))).unwrap();
     let (mut seq, mut reports) = (0, BTreeMap::new());
     publish_for(
@@ -216,7 +184,7 @@ fn serial_pty_peer_survives_a_restart_of_the_link() {
     );
 
     let _socat = Socat::start(dir.path());
-    let peer = spawn_peer(&fc, 4.0);
+    let peer = spawn_peer(&fc, 4.0, &[]);
     publish_for(
         &mut sink,
         &mut seq,

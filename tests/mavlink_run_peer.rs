@@ -4,16 +4,12 @@
 //! detections for the same frame; heartbeats, TIMESYNC answers and NAMED_VALUE_FLOAT arrive.
 
 mod common;
+mod mavlink_support;
 use common::*;
+use mavlink_support::{free_udp_port, peer_result, spawn_peer, timesync_delays};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
 
 /// The JSONL lines of the run, by frame number.
 fn jsonl_frames(path: &std::path::Path) -> BTreeMap<u64, Value> {
@@ -97,14 +93,7 @@ fn run_publishes_to_a_pymavlink_flight_controller_what_it_writes_to_jsonl() {
         std::fs::copy(asset(name), frames.join(format!("{:07}.jpg", i + 1))).unwrap();
     }
     let port = free_udp_port();
-    let peer = Command::new(python())
-        .arg(repo_root().join("tests/peers/fake_fc.py"))
-        .arg(format!("udpin:127.0.0.1:{port}"))
-        .args(["--duration", "11"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tests/peers/fake_fc.py");
+    let peer = spawn_peer(&format!("udpin:127.0.0.1:{port}"), 11.0, &[]);
     std::thread::sleep(Duration::from_millis(800));
     let jsonl = tmp.path().join("run.jsonl");
     let run = kestrel()
@@ -122,13 +111,7 @@ fn run_publishes_to_a_pymavlink_flight_controller_what_it_writes_to_jsonl() {
         "kestrel run failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let out = peer.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "fake_fc.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let peer: Value = serde_json::from_slice(&out.stdout).expect("fake_fc.py prints JSON");
+    let peer = peer_result(peer);
     println!("peer counts: {}", peer["counts"]);
 
     assert_eq!(peer["bad_data"], 0, "pymavlink found bad frames: {peer}");
@@ -211,14 +194,7 @@ fn run_publishes_to_a_pymavlink_flight_controller_what_it_writes_to_jsonl() {
         }
     }
 
-    let mut ts: Vec<f64> = peer["timesync_delay_ms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    ts.sort_by(f64::total_cmp);
-    println!("TIMESYNC answer delays (ms, sorted): {ts:?}");
+    let ts = timesync_delays(&peer);
     assert!(ts.len() >= 5, "TIMESYNC answers: {ts:?}");
     assert!(
         ts[ts.len() / 2] < 10.0,

@@ -4,10 +4,12 @@
 //! message; an unsigned peer's requests are not acted on.
 
 mod common;
+mod mavlink_support;
 use common::*;
+use mavlink_support::{free_udp_port, peer_result, spawn_peer};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 fn key_hex(seed: u8) -> String {
@@ -16,27 +18,11 @@ fn key_hex(seed: u8) -> String {
         .collect()
 }
 
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
-
 /// One `kestrel run` signing with `key_file`, against a peer holding `peer_key` (None: unsigned).
 fn session(dir: &Path, key_file: &Path, peer_key: Option<&str>, tag: &str) -> Value {
     let port = free_udp_port();
-    let mut peer_cmd = Command::new(python());
-    peer_cmd
-        .arg(repo_root().join("tests/peers/fake_fc.py"))
-        .arg(format!("udpin:127.0.0.1:{port}"))
-        .args(["--duration", "8"]);
-    if let Some(k) = peer_key {
-        peer_cmd.args(["--signing-key", k]);
-    }
-    let peer = peer_cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tests/peers/fake_fc.py");
+    let key_args: Vec<&str> = peer_key.map_or(vec![], |k| vec!["--signing-key", k]);
+    let peer = spawn_peer(&format!("udpin:127.0.0.1:{port}"), 8.0, &key_args);
     std::thread::sleep(Duration::from_millis(800));
     let config = dir.join(format!("{tag}.toml"));
     std::fs::write(
@@ -56,13 +42,7 @@ fn session(dir: &Path, key_file: &Path, peer_key: Option<&str>, tag: &str) -> Va
         "{tag}: kestrel run failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let out = peer.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{tag}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("fake_fc.py prints JSON");
+    let v = peer_result(peer);
     println!(
         "{tag}: counts {} signing {} bad_data {}",
         v["counts"], v["signing"], v["bad_data"]

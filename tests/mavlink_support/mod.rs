@@ -1,5 +1,6 @@
-//! Shared by the MAVLink tests: known FrameReports, a calibration file, and the check that the
-//! DETS arrays a peer decoded equal the reports' detections.
+//! Shared by the MAVLink tests: known FrameReports, a calibration file, the check that the
+//! DETS arrays a peer decoded equal the reports' detections, and the pymavlink flight controller
+//! (`tests/peers/fake_fc.py`) as a child process. Test crates using it also declare `mod common;`.
 #![allow(dead_code)]
 
 use kestrel::detect::{BBox, Detection};
@@ -7,6 +8,50 @@ use kestrel::publish::mavlink::MavlinkConfig;
 use kestrel::publish::FrameReport;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A UDP port free on 127.0.0.1 a moment ago (the probing socket is closed again).
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// Starts the pymavlink flight controller on `url` for `duration_s`, with `extra` arguments.
+pub fn spawn_peer(url: &str, duration_s: f64, extra: &[&str]) -> Child {
+    Command::new(crate::common::python())
+        .arg(crate::common::repo_root().join("tests/peers/fake_fc.py"))
+        .arg(url)
+        .args(["--duration", &duration_s.to_string()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tests/peers/fake_fc.py")
+}
+
+/// Waits for the peer and returns the JSON summary it prints.
+pub fn peer_result(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "fake_fc.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("fake_fc.py prints JSON")
+}
+
+/// The TIMESYNC answer delays the peer measured (ms), sorted.
+pub fn timesync_delays(peer: &serde_json::Value) -> Vec<f64> {
+    let mut ts: Vec<f64> = peer["timesync_delay_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    ts.sort_by(f64::total_cmp);
+    println!("TIMESYNC answer delays (ms, sorted): {ts:?}");
+    ts
+}
 
 pub const W: u32 = 1280;
 pub const H: u32 = 720;
