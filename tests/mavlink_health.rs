@@ -11,7 +11,7 @@ use kestrel::capture::spec::SourceOptions;
 use kestrel::capture::SourceSpec;
 use kestrel::detect::{DetectError, Detection};
 use kestrel::pipeline::detector::{FrameDetector, StageTimes};
-use kestrel::pipeline::model::{build_detector, ModelArgs};
+use kestrel::pipeline::model::build_detector;
 use kestrel::pipeline::{run_pipeline, RunPlan, FAILED_AFTER};
 use kestrel::publish::mavlink::{MavlinkConfig, MavlinkSink};
 use kestrel::publish::Sink;
@@ -147,17 +147,7 @@ fn inference_failing_in_a_row_turns_the_heartbeat_critical_then_active_again() {
         ..Default::default()
     })
     .unwrap();
-    let (real, _) = build_detector(&ModelArgs {
-        cfg: Some(asset("yolov3-tiny.cfg")),
-        weights: Some(asset("yolov3-tiny.weights")),
-        names: Some(asset("coco.names")),
-        size: Some(256),
-        conf: 0.25,
-        nms: 0.45,
-        device: "cpu".into(),
-        precision: None,
-    })
-    .expect("real yolov3-tiny");
+    let (real, _) = build_detector(&tiny_model_args(256)).expect("real yolov3-tiny");
     let fail_count = u64::from(FAILED_AFTER) + 1;
     let detector = FaultInjected {
         inner: real,

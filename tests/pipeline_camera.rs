@@ -7,7 +7,7 @@ use common::*;
 use kestrel::capture::fake_camera::{CameraSource, FakeCamera};
 use kestrel::capture::spec::SourceOptions;
 use kestrel::capture::{monotonic_ns, FrameSource, SourceSpec};
-use kestrel::pipeline::model::{build_detector, ModelArgs};
+use kestrel::pipeline::model::build_detector;
 use kestrel::pipeline::{run_source, OpenSource, RunPlan};
 use kestrel::publish::jsonl::JsonlSink;
 use kestrel::publish::Sink;
@@ -36,17 +36,7 @@ fn fake_camera_unplugged_mid_run_is_reopened_and_every_stamp_is_monotonic() {
     let open: OpenSource =
         Box::new(move || Ok(Box::new(CameraSource::new(dev)) as Box<dyn FrameSource>));
 
-    let (detector, names) = build_detector(&ModelArgs {
-        cfg: Some(asset("yolov3-tiny.cfg")),
-        weights: Some(asset("yolov3-tiny.weights")),
-        names: Some(asset("coco.names")),
-        size: Some(256),
-        conf: 0.25,
-        nms: 0.45,
-        device: "cpu".into(),
-        precision: None,
-    })
-    .expect("real yolov3-tiny");
+    let (detector, names) = build_detector(&tiny_model_args(256)).expect("real yolov3-tiny");
     let d = tempfile::tempdir().unwrap();
     let jl = d.path().join("cam.jsonl");
     let sinks: Vec<Box<dyn Sink>> =

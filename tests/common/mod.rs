@@ -62,6 +62,20 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The real yolov3-tiny (COCO names) on the CPU at `size`, as `kestrel run` would load it.
+pub fn tiny_model_args(size: usize) -> kestrel::pipeline::model::ModelArgs {
+    kestrel::pipeline::model::ModelArgs {
+        cfg: Some(asset("yolov3-tiny.cfg")),
+        weights: Some(asset("yolov3-tiny.weights")),
+        names: Some(asset("coco.names")),
+        size: Some(size),
+        conf: 0.25,
+        nms: 0.45,
+        device: "cpu".into(),
+        precision: None,
+    }
+}
+
 /// The `kestrel` binary built for this test run.
 pub fn kestrel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kestrel"))
