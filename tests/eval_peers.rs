@@ -4,27 +4,11 @@
 //! fixtures and on a freshly generated random set every run.
 
 mod common;
-use common::{kestrel, path_str, python, repo_root, run_python};
+use common::{eval_detections_json, path_str, python, repo_root, run_python, EVAL_KEYS};
 use std::path::Path;
 
-const KEYS: [&str; 7] = ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"];
-
 fn kestrel_json(set: &Path, protocol: &str, out: &Path) -> serde_json::Value {
-    let o = kestrel()
-        .args([
-            "eval",
-            "--dataset",
-            path_str(set),
-            "--protocol",
-            protocol,
-            "--detections",
-        ])
-        .arg(set.join("results"))
-        .args(["--json", path_str(out)])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+    eval_detections_json(set, &["--protocol", protocol], out)
 }
 
 fn compare(set: &Path, tmp: &Path) {
@@ -32,7 +16,7 @@ fn compare(set: &Path, tmp: &Path) {
     let peer: serde_json::Value =
         serde_json::from_str(&run_python("visdrone_ref.py", &[set_s])).unwrap();
     let ours = kestrel_json(set, "visdrone", &tmp.join("v.json"));
-    for k in KEYS {
+    for k in EVAL_KEYS {
         let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
         assert!(
             (a - b).abs() < 1e-9,
@@ -42,7 +26,7 @@ fn compare(set: &Path, tmp: &Path) {
     let peer: serde_json::Value =
         serde_json::from_str(&run_python("coco_ref.py", &[set_s])).unwrap();
     let ours = kestrel_json(set, "coco", &tmp.join("c.json"));
-    for k in KEYS.iter().chain(&["APs", "APm", "APl"]) {
+    for k in EVAL_KEYS.iter().chain(&["APs", "APm", "APl"]) {
         let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
         assert!(
             (a - b).abs() < 1e-9,
@@ -115,14 +99,14 @@ fn vid_sets_match_python_vid_reference() {
         let peer: serde_json::Value =
             serde_json::from_str(&run_python("visdrone_vid_ref.py", &[set_s])).unwrap();
         let ours = kestrel_json(&set, "visdrone", &tmp.path().join("vid.json"));
-        for k in KEYS {
+        for k in EVAL_KEYS {
             let (a, b) = (ours[k].as_f64().unwrap(), peer[k].as_f64().unwrap());
             assert!((a - b).abs() < 1e-9, "{set_s} {k}: kestrel {a} vs peer {b}");
         }
         let peer_coco: serde_json::Value =
             serde_json::from_str(&run_python("visdrone_vid_coco_ref.py", &[set_s])).unwrap();
         let ours_coco = kestrel_json(&set, "coco", &tmp.path().join("vid_coco.json"));
-        for k in KEYS.iter().chain(&["APs", "APm", "APl"]) {
+        for k in EVAL_KEYS.iter().chain(&["APs", "APm", "APl"]) {
             let (a, b) = (
                 ours_coco[k].as_f64().unwrap(),
                 peer_coco[k].as_f64().unwrap(),
@@ -137,7 +121,7 @@ fn vid_sets_match_python_vid_reference() {
         for c in classes {
             let p = &peer["per_class"][c["id"].as_i64().unwrap().to_string()];
             assert_eq!(c["images"], p["weight"], "{set_s}: class weight");
-            for k in KEYS {
+            for k in EVAL_KEYS {
                 let (a, b) = (c[k].as_f64().unwrap(), p[k].as_f64().unwrap());
                 assert!(
                     (a - b).abs() < 1e-9,

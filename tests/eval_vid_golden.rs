@@ -3,10 +3,8 @@
 //! fixtures: the seven numbers and every class's values.
 
 mod common;
-use common::{kestrel, path_str, repo_root};
+use common::{assert_equals_goldens, eval_detections_json, repo_root};
 use std::collections::BTreeMap;
-
-const KEYS: [&str; 7] = ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"];
 
 /// `set -> (class or "all" -> seven numbers)` from vid_goldens.txt.
 fn goldens() -> BTreeMap<String, BTreeMap<String, Vec<f64>>> {
@@ -27,17 +25,6 @@ fn goldens() -> BTreeMap<String, BTreeMap<String, Vec<f64>>> {
     out
 }
 
-fn check(what: &str, got: &serde_json::Value, want: &[f64]) {
-    for (key, want) in KEYS.iter().zip(want) {
-        let got = 100.0 * got[key].as_f64().expect(key);
-        // goldens are printed with 10 decimals
-        assert!(
-            (got - want).abs() < 1e-9,
-            "{what} {key}: kestrel {got:.10} vs toolkit {want:.10}"
-        );
-    }
-}
-
 #[test]
 fn vid_protocol_equals_official_vid_toolkit_goldens_per_class_too() {
     let sets = goldens();
@@ -47,22 +34,9 @@ fn vid_protocol_equals_official_vid_toolkit_goldens_per_class_too() {
         let dir = repo_root()
             .join("tests/fixtures/visdrone/vid_sets")
             .join(&name);
-        let json = tmp.path().join(format!("{name}.json"));
-        let out = kestrel()
-            .args(["eval", "--dataset", path_str(&dir), "--detections"])
-            .arg(dir.join("results"))
-            .args(["--json", path_str(&json)])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let v = eval_detections_json(&dir, &[], &tmp.path().join(format!("{name}.json")));
         assert_eq!(v["protocol"], "visdrone-vid");
-        check(&format!("set {name}"), &v, &want["all"]);
+        assert_equals_goldens(&format!("set {name}"), &v, &want["all"]);
         let per_class = v["per_class"].as_array().unwrap();
         assert_eq!(per_class.len(), want.len() - 1, "set {name}: classes");
         for c in per_class {
@@ -70,7 +44,7 @@ fn vid_protocol_equals_official_vid_toolkit_goldens_per_class_too() {
             let w = want
                 .get(&id)
                 .unwrap_or_else(|| panic!("set {name}: class {id} not in goldens"));
-            check(&format!("set {name} class {id}"), c, w);
+            assert_equals_goldens(&format!("set {name} class {id}"), c, w);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! under GNU Octave by scripts/make-visdrone-goldens.sh on the committed fixtures.
 
 mod common;
-use common::{kestrel, path_str, repo_root};
+use common::{assert_equals_goldens, eval_detections_json, repo_root};
 
 fn goldens() -> Vec<(String, Vec<f64>)> {
     let path = repo_root().join("tests/fixtures/visdrone/goldens.txt");
@@ -24,31 +24,8 @@ fn visdrone_protocol_equals_official_toolkit_goldens() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, want) in sets {
         let dir = repo_root().join("tests/fixtures/visdrone/sets").join(&name);
-        let json = tmp.path().join(format!("{name}.json"));
-        let out = kestrel()
-            .args(["eval", "--dataset", path_str(&dir), "--detections"])
-            .arg(dir.join("results"))
-            .args(["--json", path_str(&json)])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        for (key, want) in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"]
-            .iter()
-            .zip(&want)
-        {
-            let got = 100.0 * v[key].as_f64().unwrap();
-            // goldens are printed with 10 decimals
-            assert!(
-                (got - want).abs() < 1e-9,
-                "set {name} {key}: kestrel {got:.10} vs toolkit {want:.10}"
-            );
-        }
+        let v = eval_detections_json(&dir, &[], &tmp.path().join(format!("{name}.json")));
+        assert_equals_goldens(&format!("set {name}"), &v, &want);
     }
 }
 
@@ -73,20 +50,7 @@ fn per_class_values_equal_official_toolkit_goldens() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, classes) in want {
         let dir = repo_root().join("tests/fixtures/visdrone/sets").join(&name);
-        let json = tmp.path().join(format!("{name}.json"));
-        let out = kestrel()
-            .args(["eval", "--dataset", path_str(&dir), "--detections"])
-            .arg(dir.join("results"))
-            .args(["--json", path_str(&json)])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let v = eval_detections_json(&dir, &[], &tmp.path().join(format!("{name}.json")));
         let ours = v["per_class"].as_array().unwrap();
         assert_eq!(ours.len(), classes.len(), "set {name}: number of classes");
         for (c, w) in classes {
@@ -94,16 +58,7 @@ fn per_class_values_equal_official_toolkit_goldens() {
                 .iter()
                 .find(|o| o["id"].as_i64() == Some(c))
                 .unwrap_or_else(|| panic!("set {name}: class {c} missing"));
-            for (key, want) in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"]
-                .iter()
-                .zip(&w)
-            {
-                let g = 100.0 * got[key].as_f64().unwrap();
-                assert!(
-                    (g - want).abs() < 1e-9,
-                    "set {name} class {c} {key}: kestrel {g:.10} vs toolkit {want:.10}"
-                );
-            }
+            assert_equals_goldens(&format!("set {name} class {c}"), got, &w);
         }
     }
 }

@@ -76,6 +76,34 @@ pub fn tiny_model_args(size: usize) -> kestrel::pipeline::model::ModelArgs {
     }
 }
 
+/// The seven headline numbers of `kestrel eval --json`, in the order the goldens list them.
+pub const EVAL_KEYS: [&str; 7] = ["AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500"];
+
+/// `kestrel eval --dataset SET --detections SET/results EXTRA… --json OUT`, parsed.
+pub fn eval_detections_json(set: &Path, extra: &[&str], out: &Path) -> serde_json::Value {
+    let o = kestrel()
+        .args(["eval", "--dataset", path_str(set), "--detections"])
+        .arg(set.join("results"))
+        .args(extra)
+        .args(["--json", path_str(out)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
+/// Kestrel's seven numbers (fractions) equal the toolkit's goldens (percent, printed with 10
+/// decimals) to 1e-9.
+pub fn assert_equals_goldens(what: &str, got: &serde_json::Value, want: &[f64]) {
+    for (key, want) in EVAL_KEYS.iter().zip(want) {
+        let got = 100.0 * got[key].as_f64().expect(key);
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{what} {key}: kestrel {got:.10} vs toolkit {want:.10}"
+        );
+    }
+}
+
 /// The `kestrel` binary built for this test run.
 pub fn kestrel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kestrel"))
