@@ -19,8 +19,9 @@ def mean_valid(a):
     return float(np.mean(a)) if a.size else -1.0
 
 
-def main():
-    E = coco_eval(load_set(sys.argv[1]), [1, 10, 100, 500], area_all_only=False)
+def coco_summary(images):
+    """pycocotools on converted images: the seven numbers plus AP small/medium/large."""
+    E = coco_eval(images, [1, 10, 100, 500], area_all_only=False)
     p, r = E.eval["precision"], E.eval["recall"]
     res = {"AP": mean_valid(p[:, :, :, 0, 3]), "AP50": mean_valid(p[0, :, :, 0, 3]),
            "AP75": mean_valid(p[5, :, :, 0, 3]),
@@ -28,7 +29,11 @@ def main():
            "APl": mean_valid(p[:, :, :, 3, 3])}
     for m, k in enumerate((1, 10, 100, 500)):
         res["AR%d" % k] = mean_valid(r[:, :, 0, m])
-    print(json.dumps(res))
+    return res
+
+
+def main():
+    print(json.dumps(coco_summary(load_set(sys.argv[1]))))
 
 
 if __name__ == "__main__":

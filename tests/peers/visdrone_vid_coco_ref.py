@@ -10,16 +10,10 @@ import os
 import sys
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from visdrone_ref import coco_eval  # noqa: E402
+from coco_ref import coco_summary  # noqa: E402
 from visdrone_vid_ref import frames_of, load  # noqa: E402
-
-
-def mean_valid(a):
-    a = a[a > -1]
-    return float(np.mean(a)) if a.size else -1.0
 
 
 def main():
@@ -30,15 +24,7 @@ def main():
         frames = frames_of(load(os.path.join(root, "annotations", n + ".txt")),
                            load(os.path.join(root, "results", n + ".txt")), W, H)
         images += [{"name": n, "W": W, "H": H, "gt": g, "dt": d} for g, d in frames]
-    E = coco_eval(images, [1, 10, 100, 500], area_all_only=False)
-    p, r = E.eval["precision"], E.eval["recall"]
-    res = {"AP": mean_valid(p[:, :, :, 0, 3]), "AP50": mean_valid(p[0, :, :, 0, 3]),
-           "AP75": mean_valid(p[5, :, :, 0, 3]),
-           "APs": mean_valid(p[:, :, :, 1, 3]), "APm": mean_valid(p[:, :, :, 2, 3]),
-           "APl": mean_valid(p[:, :, :, 3, 3])}
-    for m, k in enumerate((1, 10, 100, 500)):
-        res["AR%d" % k] = mean_valid(r[:, :, 0, m])
-    print(json.dumps(res))
+    print(json.dumps(coco_summary(images)))
 
 
 if __name__ == "__main__":
