@@ -4,9 +4,14 @@
 //! `1×3×SIZE×SIZE` (the letterboxed image the peers get); without it the input is 0.5 everywhere.
 //! Prints `{"forward": {"median_ms": …, "p90_ms": …, "min_ms": …, "iters": …}}` (the minimum is
 //! the steadiest figure on a VM whose speed drifts).
+//! `PRECISION=q8|f16` (environment) loads the reduced-precision model with its per-layer plan
+//! measured at load (`PLAN=all`: every conv reduced), as `kestrel bench --precision` does, but
+//! times the forward alone (no decode/NMS between frames to evict the caches).
+//! Also prints the process's minor page faults per forward (`/proc/self/stat`).
 //! Usage: `forward_bench CFG WEIGHTS SIZE ITERS [INPUT.f32]`
 use candle_core::{Device, Tensor};
 use kestrel::model::Darknet;
+use kestrel::quant::{load_any, PlanMode, Precision};
 use std::path::Path;
 use std::time::Instant;
 
@@ -18,7 +23,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size: usize = a[2].parse()?;
     let iters: usize = a[3].parse()?;
     let dev = Device::Cpu;
-    let net = Darknet::load(Path::new(&a[0]), Path::new(&a[1]), &dev)?;
+    let net = match std::env::var("PRECISION").ok().filter(|p| p != "f32") {
+        None => Darknet::load(Path::new(&a[0]), Path::new(&a[1]), &dev)?,
+        Some(p) => {
+            let mode = match std::env::var("PLAN").as_deref() {
+                Ok("all") => PlanMode::AllReduced,
+                _ => PlanMode::Measure,
+            };
+            let loaded = load_any(
+                Some(Path::new(&a[0])),
+                Path::new(&a[1]),
+                &dev,
+                Some(Precision::from_name(&p)?),
+                mode,
+            )?;
+            let reduced = loaded.plan.iter().filter(|e| e.reduced).count();
+            eprintln!("{p}: {reduced} of {} convs reduced", loaded.plan.len());
+            loaded.model
+        }
+    };
     let n = 3 * size * size;
     let data: Vec<f32> = match a.get(4) {
         Some(p) => {
@@ -38,18 +61,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         net.forward(&x)?;
     }
     let mut ms = Vec::with_capacity(iters);
+    let faults0 = minor_faults();
     for _ in 0..iters {
         let t0 = Instant::now();
         let out = net.forward(&x)?;
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
         drop(out);
     }
+    let faults = minor_faults()
+        .zip(faults0)
+        .map(|(b, a)| (b - a) as f64 / iters as f64);
     ms.sort_by(|x, y| x.total_cmp(y));
     let p90 = ms[((ms.len() * 9) / 10).min(ms.len() - 1)];
     println!(
-        "{{\"forward\": {{\"median_ms\": {:.3}, \"p90_ms\": {p90:.3}, \"min_ms\": {:.3}, \"iters\": {iters}}}}}",
+        "{{\"forward\": {{\"median_ms\": {:.3}, \"p90_ms\": {p90:.3}, \"min_ms\": {:.3}, \"iters\": {iters}, \"minor_faults_per_iter\": {}}}}}",
         ms[ms.len() / 2],
-        ms[0]
+        ms[0],
+        faults.map_or("null".into(), |f| format!("{f:.1}"))
     );
     Ok(())
+}
+
+/// Minor page faults of this process so far (field 10 of `/proc/self/stat`), where readable.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(7)?.parse().ok()
 }

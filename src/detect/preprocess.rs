@@ -113,7 +113,7 @@ pub fn resize_linear(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
         }
     };
     let rows = out.chunks_mut(row_len.max(1)).zip(ys.iter());
-    if dst_h > 1 && candle_core::utils::get_num_threads() > 1 {
+    if dst_h > 1 && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         let rows: Vec<_> = rows.collect();
         rows.into_par_iter().with_min_len(16).for_each_init(

@@ -9,6 +9,9 @@ use super::shapes::layer_shapes;
 use super::{Cfg, DarknetWeights, LayerKind, MaxpoolCfg, ModelError};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
+use std::sync::Mutex;
+
+mod planned;
 
 /// Output of one `[yolo]` head.
 #[derive(Debug, Clone)]
@@ -50,6 +53,9 @@ pub struct Darknet {
     /// Max-pools computed from an earlier pool's output with a smaller window (SPP, see
     /// [`pool_cascade`]).
     pool_from: Vec<Option<(usize, MaxpoolCfg)>>,
+    /// The CPU path's activation buffers for the last input size (see [`planned`]); taken out
+    /// while a forward runs (a concurrent one plans its own).
+    workspace: Mutex<Option<planned::Workspace>>,
 }
 
 /// For a stride-1 max-pool with a centred odd window (`padding = size − 1`) whose input is the
@@ -209,6 +215,7 @@ impl Darknet {
             layers,
             last_use,
             pool_from,
+            workspace: Mutex::new(None),
         })
     }
 
@@ -352,6 +359,13 @@ impl Darknet {
             .to_dtype(self.dtype)?
             .contiguous()?;
         let degrade = self.degrade_points(opts, h);
+        if self.backend == ConvBackend::CpuIm2col
+            && self.dtype == DType::F32
+            && self.device.is_cpu()
+            && degrade.is_empty()
+        {
+            return self.forward_planned(&x, (x.dim(0)?, h, w));
+        }
         let mut outs: Vec<Option<Tensor>> = vec![None; self.layers.len()];
         let mut heads = Vec::new();
         let get = |outs: &[Option<Tensor>], j: usize| -> Result<Tensor, ModelError> {

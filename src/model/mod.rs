@@ -9,6 +9,7 @@ pub mod cli;
 mod error;
 mod forward;
 pub(crate) mod layers;
+mod plan;
 pub mod random;
 mod shapes;
 mod summary;

@@ -30,6 +30,8 @@ pub struct Int8Conv {
     scale: Vec<f32>,
     /// Per output channel: Σ w (int8), to remove the +128 offset of the u8 inputs.
     row_sum: Vec<i32>,
+    /// The same weights laid out for AMX tiles, where the CPU has them (see `amx`).
+    amx: Option<Box<super::amx::AmxWeights>>,
 }
 
 /// Conv geometry of one call (input plane and kernel).
@@ -92,6 +94,8 @@ impl Int8Conv {
             );
             scale.push(s);
         }
+        let amx = super::amx::available()
+            .then(|| Box::new(super::amx::AmxWeights::new(&w, cout, k4 / 4)));
         Int8Conv {
             cout,
             cin4,
@@ -99,6 +103,7 @@ impl Int8Conv {
             w,
             scale,
             row_sum,
+            amx,
         }
     }
 
@@ -123,15 +128,25 @@ impl Int8Conv {
         let kq = self.k4 / 4;
         // Grown, never refilled here: `pack` clears each block itself (in parallel), and every
         // tile value is written by `block`.
-        let packed = grown(&mut s.packed, blocks * kq * BLOCK, ZERO_WORD);
-        pack(&s.hwc, g, self.cin4, packed);
+        // AMX reads K in steps of 16 words: the last block's rows past kq must be readable.
+        let read = self.amx.as_ref().map_or(kq * BLOCK, |a| a.block_words());
+        let packed = grown(
+            &mut s.packed,
+            (blocks - 1) * kq * BLOCK + read.max(kq * BLOCK),
+            ZERO_WORD,
+        );
+        pack(&s.hwc, g, self.cin4, &mut packed[..blocks * kq * BLOCK]);
+        let packed = &*packed;
         // One task per block of pixels: [cout][BLOCK] results, then gathered into dst rows.
         let tile_len = self.cout * BLOCK;
         let tiles = grown(&mut s.tiles, blocks * tile_len, 0.0);
         tiles
             .par_chunks_mut(tile_len)
-            .zip(packed.par_chunks(kq * BLOCK))
-            .for_each(|(tile, xb)| self.block(xb, xs, use_vnni, tile));
+            .enumerate()
+            .for_each(|(b, tile)| {
+                let xb = &packed[b * kq * BLOCK..(b * kq * BLOCK + read).min(packed.len())];
+                self.block(xb, xs, use_vnni, tile)
+            });
         let tiles = &*tiles;
         dst[..self.cout * n]
             .par_chunks_mut(n)
@@ -148,6 +163,15 @@ impl Int8Conv {
     /// All output channels of one pixel block.
     fn block(&self, xb: &[u32], xs: f32, use_vnni: bool, tile: &mut [f32]) {
         let kq = self.k4 / 4;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(amx) = &self.amx {
+            let done = amx.for_each_group(xb, |o, rows, acc| {
+                self.rescale(o, &acc[..rows], xs, tile);
+            });
+            if done {
+                return;
+            }
+        }
         let mut o = 0;
         while o < self.cout {
             let rows = ROWS.min(self.cout - o);
@@ -159,16 +183,21 @@ impl Int8Conv {
             } else {
                 portable_tile(xb, w, kq, rows, &mut acc);
             }
-            for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                let oc = o + r;
-                let f = xs * self.scale[oc];
-                let offset = 128 * self.row_sum[oc];
-                let dst = &mut tile[oc * BLOCK..(oc + 1) * BLOCK];
-                for (d, &a) in dst.iter_mut().zip(acc_r) {
-                    *d = (a - offset) as f32 * f;
-                }
-            }
+            self.rescale(o, &acc[..rows], xs, tile);
             o += rows;
+        }
+    }
+
+    /// Integer sums of channels `o..o + acc.len()` → f32 (offset of the u8 inputs removed).
+    fn rescale(&self, o: usize, acc: &[[i32; BLOCK]], xs: f32, tile: &mut [f32]) {
+        for (r, acc_r) in acc.iter().enumerate() {
+            let oc = o + r;
+            let f = xs * self.scale[oc];
+            let offset = 128 * self.row_sum[oc];
+            let dst = &mut tile[oc * BLOCK..(oc + 1) * BLOCK];
+            for (d, &a) in dst.iter_mut().zip(acc_r) {
+                *d = (a - offset) as f32 * f;
+            }
         }
     }
 }
@@ -478,6 +507,31 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             vnni::tile(&packed[..kq * BLOCK], &conv.w, kq, rows, &mut b);
             assert_eq!(a, b);
+        }
+        // The AMX tiles give the same integers for every channel (the packed block is followed
+        // by readable words, as in `forward_with`).
+        #[cfg(target_arch = "x86_64")]
+        if super::super::amx::available() {
+            let amx = conv
+                .amx
+                .as_ref()
+                .expect("AMX weights built when AMX is available");
+            packed.resize(packed.len() + 16 * BLOCK, 7);
+            let mut seen = 0;
+            let ran = amx.for_each_group(&packed[..amx.block_words()], |o, rows, acc| {
+                for (r, got) in acc.iter().take(rows).enumerate() {
+                    let mut want = [[0i32; BLOCK]; ROWS];
+                    let w = &conv.w[(o + r) * kq..(o + r + 1) * kq];
+                    portable_tile(&packed[..kq * BLOCK], w, kq, 1, &mut want);
+                    assert_eq!(got, &want[0], "channel {}", o + r);
+                    seen += 1;
+                }
+            });
+            assert!(ran && seen == cout, "AMX covered {seen} of {cout} channels");
+            // Too short a block is refused, not read past.
+            assert!(!amx.for_each_group(&packed[..kq * BLOCK - 1], |_, _, _| {}));
+        } else {
+            println!("AMX not available on this CPU: checked the VNNI and portable kernels only");
         }
     }
 

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod accuracy;
+mod amx;
 pub mod check;
 pub mod cli;
 mod error;

@@ -160,12 +160,14 @@ impl QuantConv {
         let mut out = vec![0.0f32; b * cout * ho * wo];
         // The input borrowed from the tensor's storage, not copied out.
         crate::model::layers::sgemm::with_f32(x, |data| {
-            self.forward_planes(data, (b, cin, h, w), &mut out)
+            self.forward_into(data, (b, cin, h, w), &mut out)
         })?;
         Ok((out, shape))
     }
 
-    fn forward_planes(
+    /// Conv without bias of NCHW `data` (`b, cin, h, w`) into `out` (`[b, cout, ho, wo]`): the
+    /// slice form the planned CPU forward runs on its reused buffers.
+    pub(crate) fn forward_into(
         &self,
         data: &[f32],
         (b, cin, h, w): (usize, usize, usize, usize),
@@ -174,8 +176,15 @@ impl QuantConv {
         let (ho, wo) = self.geom.out_hw(h, w);
         let n = ho * wo;
         let cout = self.geom.cout;
-        if data.len() < b * cin * h * w {
-            candle_core::bail!("input holds {} values, not {b}x{cin}x{h}x{w}", data.len());
+        if cin != self.geom.cin {
+            candle_core::bail!("input has {cin} channels, conv expects {}", self.geom.cin);
+        }
+        if data.len() < b * cin * h * w || out.len() < b * cout * n {
+            candle_core::bail!(
+                "buffers of {} and {} values are too short for {b}x{cin}x{h}x{w} -> {cout}x{ho}x{wo}",
+                data.len(),
+                out.len()
+            );
         }
         for bi in 0..b {
             let plane = &data[bi * cin * h * w..(bi + 1) * cin * h * w];

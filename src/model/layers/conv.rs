@@ -121,20 +121,49 @@ impl ConvLayer {
     }
 
     fn forward_cpu(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(q) = &self.reduced {
-            let (mut out, [b, o, ho, wo]) = q.forward_nchw(x)?;
-            self.bias_activate(&mut out, ho * wo);
-            return Tensor::from_vec(out, (b, o, ho, wo), x.device());
-        }
-        let (b, cin, h, w) = x.dims4()?;
+        let dims = x.dims4()?;
+        let (ho, wo) = self.out_hw(dims.2, dims.3);
+        let mut out = vec![0.0f32; dims.0 * self.cfg.filters * ho * wo];
+        with_f32(x, |data| self.forward_into(data, dims, &mut out))?;
+        Tensor::from_vec(out, (dims.0, self.cfg.filters, ho, wo), x.device())
+    }
+
+    /// Output (height, width) for an `h×w` input.
+    pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
         let c = &self.cfg;
-        let (k, s, p, g) = (c.size, c.stride, c.pad, c.groups);
-        let ho = (h + 2 * p - k) / s + 1;
-        let wo = (w + 2 * p - k) / s + 1;
+        let (k, s, p) = (c.size, c.stride, c.pad);
+        ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
+    }
+
+    /// The CPU conv of NCHW `src` (`dims` = b, c, h, w) into `dst` (`[b, filters, ho, wo]`, every
+    /// value overwritten): the slice form the planned forward runs on its reused buffers.
+    pub fn forward_into(
+        &self,
+        src: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        dst: &mut [f32],
+    ) -> Result<()> {
+        let c = &self.cfg;
+        let (ho, wo) = self.out_hw(h, w);
         let n = ho * wo;
+        if src.len() < b * cin * h * w || dst.len() < b * c.filters * n {
+            return Err(candle_core::Error::Msg(format!(
+                "conv {cin}x{h}x{w} -> {}x{ho}x{wo}: buffers of {} and {} values are too short",
+                c.filters,
+                src.len(),
+                dst.len()
+            )));
+        }
+        let out = &mut dst[..b * c.filters * n];
+        if let Some(q) = &self.reduced {
+            q.forward_into(src, (b, cin, h, w), out)?;
+            self.bias_activate(out, n);
+            return Ok(());
+        }
+        let (k, s, p, g) = (c.size, c.stride, c.pad, c.groups);
         let (cg, og) = (cin / g, c.filters / g);
         let kk = cg * k * k;
-        let threads = candle_core::utils::get_num_threads();
+        let threads = rayon::current_num_threads();
         let geom = Im2col {
             c: cg,
             h,
@@ -145,37 +174,31 @@ impl ConvLayer {
             ho,
             wo,
         };
-        // Zeroed by the allocator (fresh pages for large maps), overwritten by the GEMM; bias and
-        // activation follow per row block while it is in cache.
-        let mut out = vec![0.0f32; b * c.filters * n];
-        with_f32(x, |data| {
-            for bi in 0..b {
-                for gi in 0..g {
-                    let start = (bi * cin + gi * cg) * h * w;
-                    let src = data.get(start..start + cg * h * w).ok_or_else(|| {
-                        candle_core::Error::Msg(format!("conv input too short for {cin}x{h}x{w}"))
-                    })?;
-                    let wts = &self.packed[gi * og * kk..(gi + 1) * og * kk];
-                    let o0 = (bi * c.filters + gi * og) * n;
-                    let dst = &mut out[o0..o0 + og * n];
-                    if k == 1 && s == 1 && p == 0 {
-                        // 1×1 stride 1: the input planes already are the GEMM's right operand.
-                        self.gemm_epilogue(gi * og, (og, n, kk), wts, src, dst, threads)?;
-                    } else if kk * n > 2 * TILE_COL_FLOATS {
-                        self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
-                    } else {
-                        // Taken, not borrowed, across the rayon joins inside (see TILE).
-                        let mut buf = COL.take();
-                        let col = im2col(src, &geom, &mut buf, threads);
-                        let done = self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads);
-                        COL.set(buf);
-                        done?;
-                    }
+        // Every value of `out` is written by the GEMM (or the tiled copy); bias and activation
+        // follow per row block while it is in cache.
+        for bi in 0..b {
+            for gi in 0..g {
+                let start = (bi * cin + gi * cg) * h * w;
+                let src = &src[start..start + cg * h * w];
+                let wts = &self.packed[gi * og * kk..(gi + 1) * og * kk];
+                let o0 = (bi * c.filters + gi * og) * n;
+                let dst = &mut out[o0..o0 + og * n];
+                if k == 1 && s == 1 && p == 0 {
+                    // 1×1 stride 1: the input planes already are the GEMM's right operand.
+                    self.gemm_epilogue(gi * og, (og, n, kk), wts, src, dst, threads)?;
+                } else if kk * n > 2 * TILE_COL_FLOATS {
+                    self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
+                } else {
+                    // Taken, not borrowed, across the rayon joins inside (see TILE).
+                    let mut buf = COL.take();
+                    let col = im2col(src, &geom, &mut buf, threads);
+                    let done = self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads);
+                    COL.set(buf);
+                    done?;
                 }
             }
-            Ok(())
-        })?;
-        Tensor::from_vec(out, (b, c.filters, ho, wo), x.device())
+        }
+        Ok(())
     }
 
     /// A large-map conv in tiles of whole output rows: each tile's im2col block (≤ ~1 MiB)

@@ -109,7 +109,7 @@ fn pool_2x2_s2(src: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize), ds
             }
         }
     };
-    if src.len() >= MIN_SPLIT && candle_core::utils::get_num_threads() > 1 {
+    if src.len() >= MIN_SPLIT && rayon::current_num_threads() > 1 {
         src.par_chunks_exact(h * w)
             .zip(dst.par_chunks_exact_mut(ho * wo))
             .for_each(one);
@@ -131,43 +131,60 @@ pub(crate) fn maxpool(x: &Tensor, m: &MaxpoolCfg, backend: ConvBackend) -> Resul
 /// of YOLO backbones has its own single pass.
 fn maxpool_cpu(x: &Tensor, m: &MaxpoolCfg) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
-    let (ho, wo) = (out_len(h, m), out_len(w, m));
-    if m.size == 2 && m.stride == 2 && m.padding / 2 == 0 {
-        let mut out = vec![0.0f32; b * c * ho * wo];
-        super::sgemm::with_f32(x, |data| {
-            pool_2x2_s2(data, (h, w), (ho, wo), &mut out);
-            Ok(())
-        })?;
-        return Tensor::from_vec(out, (b, c, ho, wo), x.device());
-    }
+    let (ho, wo) = pooled_hw(h, w, m);
     let mut out = vec![0.0f32; b * c * ho * wo];
-    super::sgemm::with_f32(x, |data| {
-        // One plane per task: its W pass into a scratch of its own, then the H pass.
-        let one = |(plane, dst): (&[f32], &mut [f32])| {
-            let mut rows = ROWS.take();
-            let scratch = super::sgemm::grown(&mut rows, h * wo, 0.0);
-            pool_rows(plane, h, w, m, scratch);
-            pool_cols(scratch, 1, h, wo, m, dst);
-            ROWS.set(rows);
-        };
-        let planes = data.get(..b * c * h * w).ok_or_else(|| {
-            candle_core::Error::Msg(format!("max-pool input too short for {b}x{c}x{h}x{w}"))
-        })?;
-        if planes.len() >= 1 << 15 && candle_core::utils::get_num_threads() > 1 {
-            use rayon::prelude::*;
-            planes
-                .par_chunks_exact(h * w)
-                .zip(out.par_chunks_exact_mut(ho * wo))
-                .for_each(one);
-        } else {
-            planes
-                .chunks_exact(h * w)
-                .zip(out.chunks_exact_mut(ho * wo))
-                .for_each(one);
-        }
-        Ok(())
-    })?;
+    super::sgemm::with_f32(x, |data| maxpool_into(data, (b, c, h, w), m, &mut out))?;
     Tensor::from_vec(out, (b, c, ho, wo), x.device())
+}
+
+/// Output (height, width) of `m` on an `h×w` map.
+pub(crate) fn pooled_hw(h: usize, w: usize, m: &MaxpoolCfg) -> (usize, usize) {
+    (out_len(h, m), out_len(w, m))
+}
+
+/// Darknet's max-pool of NCHW `src` (`dims` = b, c, h, w) into `dst` (every value written): the
+/// slice form the planned CPU forward runs on its reused buffers.
+pub(crate) fn maxpool_into(
+    src: &[f32],
+    (b, c, h, w): (usize, usize, usize, usize),
+    m: &MaxpoolCfg,
+    dst: &mut [f32],
+) -> Result<()> {
+    let (ho, wo) = pooled_hw(h, w, m);
+    let (planes, out) = match (src.get(..b * c * h * w), dst.get_mut(..b * c * ho * wo)) {
+        (Some(s), Some(d)) => (s, d),
+        _ => {
+            return Err(candle_core::Error::Msg(format!(
+                "max-pool {b}x{c}x{h}x{w}: buffers of {} and {} values are too short",
+                src.len(),
+                dst.len()
+            )))
+        }
+    };
+    if m.size == 2 && m.stride == 2 && m.padding / 2 == 0 {
+        pool_2x2_s2(planes, (h, w), (ho, wo), out);
+        return Ok(());
+    }
+    let one = |(plane, dst): (&[f32], &mut [f32])| {
+        let mut rows = ROWS.take();
+        let scratch = super::sgemm::grown(&mut rows, h * wo, 0.0);
+        pool_rows(plane, h, w, m, scratch);
+        pool_cols(scratch, 1, h, wo, m, dst);
+        ROWS.set(rows);
+    };
+    if planes.len() >= 1 << 15 && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        planes
+            .par_chunks_exact(h * w)
+            .zip(out.par_chunks_exact_mut(ho * wo))
+            .for_each(one);
+    } else {
+        planes
+            .chunks_exact(h * w)
+            .zip(out.chunks_exact_mut(ho * wo))
+            .for_each(one);
+    }
+    Ok(())
 }
 
 thread_local! {

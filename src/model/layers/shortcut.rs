@@ -1,7 +1,6 @@
 //! `[shortcut]`: sum of the previous layer and the `from` layers, optionally weighted.
 
 use super::activation::{apply_slice, apply_tensor};
-use super::sgemm::with_f32;
 use crate::model::{ShortcutCfg, ShortcutWeights, WeightsNorm};
 use candle_core::{Device, Result, Tensor};
 
@@ -10,6 +9,8 @@ pub(crate) struct ShortcutLayer {
     cfg: ShortcutCfg,
     /// One factor tensor per input (`[1]` or `[1, C, 1, 1]`), index 0 = previous layer.
     factors: Option<Vec<Tensor>>,
+    /// The same factors as plain values per input (one, or one per channel) for the CPU path.
+    scales: Option<Vec<Vec<f32>>>,
 }
 
 /// AlexeyAB's normalisation: relu → w/(eps+Σ relu), softmax → e^(w−max)/(eps+Σ e^(w−max)).
@@ -37,16 +38,14 @@ impl ShortcutLayer {
         device: &Device,
     ) -> Result<Self> {
         let inputs = cfg.from.len() + 1;
-        let factors = match (cfg.weights_type, weights) {
+        let scales = match (cfg.weights_type, weights) {
             (ShortcutWeights::None, _) | (_, None) => None,
-            (ShortcutWeights::PerFeature, Some(w)) => {
-                let n = normalise(w, cfg.weights_norm);
-                Some(
-                    n.iter()
-                        .map(|&f| Tensor::new(&[f], device))
-                        .collect::<Result<Vec<_>>>()?,
-                )
-            }
+            (ShortcutWeights::PerFeature, Some(w)) => Some(
+                normalise(w, cfg.weights_norm)
+                    .into_iter()
+                    .map(|f| vec![f])
+                    .collect::<Vec<_>>(),
+            ),
             (ShortcutWeights::PerChannel, Some(w)) => {
                 // Normalised across inputs for each channel separately.
                 let mut per_input = vec![vec![0.0; channels]; inputs];
@@ -56,22 +55,80 @@ impl ShortcutLayer {
                         per_input[i][c] = v;
                     }
                 }
-                Some(
-                    per_input
-                        .into_iter()
-                        .map(|v| Tensor::from_vec(v, (1, channels, 1, 1), device))
-                        .collect::<Result<Vec<_>>>()?,
-                )
+                Some(per_input)
             }
         };
-        Ok(ShortcutLayer { cfg, factors })
+        let factors = match &scales {
+            None => None,
+            Some(per_input) => Some(
+                per_input
+                    .iter()
+                    .map(|v| match v.len() {
+                        1 => Tensor::new(v.as_slice(), device),
+                        c => Tensor::from_slice(v, (1, c, 1, 1), device),
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        Ok(ShortcutLayer {
+            cfg,
+            factors,
+            scales,
+        })
+    }
+
+    /// `Σ factor·input` then the activation, over NCHW slices of `dims` = (b, c, h·w), into
+    /// `dst` (every value written; `inputs[0]` = previous layer): the CPU path's slice form.
+    pub fn forward_into(
+        &self,
+        inputs: &[&[f32]],
+        (b, c, hw): (usize, usize, usize),
+        dst: &mut [f32],
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        const MIN_SPLIT: usize = 1 << 16;
+        let len = b * c * hw;
+        if inputs.len() != self.cfg.from.len() + 1
+            || dst.len() < len
+            || inputs.iter().any(|x| x.len() < len)
+        {
+            return Err(candle_core::Error::Msg(format!(
+                "shortcut of {} inputs over {b}x{c}x{hw}: got {} inputs or too short buffers",
+                self.cfg.from.len() + 1,
+                inputs.len()
+            )));
+        }
+        let plane = |(p, out): (usize, &mut [f32])| {
+            let at = p * hw;
+            for (i, x) in inputs.iter().enumerate() {
+                let x = &x[at..at + out.len()];
+                let f = self.scales.as_ref().map(|s| match s[i].as_slice() {
+                    [one] => *one,
+                    per_channel => per_channel[p % c],
+                });
+                match (i, f) {
+                    (0, None) => out.copy_from_slice(x),
+                    (0, Some(f)) => out.iter_mut().zip(x).for_each(|(o, &v)| *o = f * v),
+                    (_, None) => out.iter_mut().zip(x).for_each(|(o, &v)| *o += v),
+                    (_, Some(f)) => out.iter_mut().zip(x).for_each(|(o, &v)| *o += f * v),
+                }
+            }
+            apply_slice(self.cfg.activation, out);
+        };
+        let dst = &mut dst[..len];
+        if len >= MIN_SPLIT && rayon::current_num_threads() > 1 {
+            dst.par_chunks_mut(hw.max(1))
+                .enumerate()
+                .with_min_len((1 << 14) / hw.max(1) + 1)
+                .for_each(plane);
+        } else {
+            dst.chunks_mut(hw.max(1)).enumerate().for_each(plane);
+        }
+        Ok(())
     }
 
     /// `inputs[0]` = previous layer, then the `from` layers in order.
     pub fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        if let Some(y) = self.forward_cpu_plain(inputs)? {
-            return Ok(y);
-        }
         let mut acc: Option<Tensor> = None;
         for (i, x) in inputs.iter().enumerate() {
             let term = match &self.factors {
@@ -96,53 +153,6 @@ impl ShortcutLayer {
         }
         Ok(())
     }
-
-    /// Unweighted sum of same-shape CPU f32 maps in one serial pass into one new buffer (Candle's
-    /// add allocates per input and wakes its thread pool for a memory-bound loop); `None` when
-    /// the inputs do not fit this case.
-    fn forward_cpu_plain(&self, inputs: &[&Tensor]) -> Result<Option<Tensor>> {
-        let Some((first, rest)) = inputs.split_first() else {
-            return Ok(None);
-        };
-        let plain = self.factors.is_none()
-            && inputs.iter().all(|x| {
-                x.device().is_cpu()
-                    && x.dtype() == candle_core::DType::F32
-                    && x.dims() == first.dims()
-            });
-        if !plain {
-            return Ok(None);
-        }
-        // The first two inputs summed while copying: one pass instead of a copy then an add.
-        let mut acc = match rest.split_first() {
-            Some((second, _)) => with_f32(first, |a| with_f32(second, |b| Ok(sum2(a, b))))?,
-            None => with_f32(first, |v| Ok(v.to_vec()))?,
-        };
-        for x in rest.iter().skip(1) {
-            with_f32(x, |v| {
-                acc.iter_mut().zip(v).for_each(|(a, &b)| *a += b);
-                Ok(())
-            })?;
-        }
-        apply_slice(self.cfg.activation, &mut acc);
-        Tensor::from_vec(acc, first.shape(), first.device()).map(Some)
-    }
-}
-
-/// `a + b` into a new buffer; large maps on both cores (memory-bound: two cores draw more
-/// bandwidth than one).
-fn sum2(a: &[f32], b: &[f32]) -> Vec<f32> {
-    use rayon::prelude::*;
-    const MIN_SPLIT: usize = 1 << 16;
-    if a.len() >= MIN_SPLIT && candle_core::utils::get_num_threads() > 1 {
-        return a
-            .par_iter()
-            .zip(b)
-            .with_min_len(MIN_SPLIT / 4)
-            .map(|(x, y)| x + y)
-            .collect();
-    }
-    a.iter().zip(b).map(|(x, y)| x + y).collect()
 }
 
 #[cfg(test)]
@@ -150,34 +160,54 @@ mod tests {
     use super::*;
     use crate::model::Activation;
 
+    fn t(s: f32) -> Tensor {
+        Tensor::arange(0f32, 30.0, &Device::Cpu)
+            .unwrap()
+            .affine(s as f64, -10.0)
+            .unwrap()
+            .reshape((1, 3, 2, 5))
+            .unwrap()
+    }
+
+    fn max_diff(a: &[f32], b: &Tensor) -> f32 {
+        let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
     #[test]
-    fn plain_cpu_sum_matches_tensor_ops() {
-        let cfg = ShortcutCfg {
-            from: vec![0, 1],
-            activation: Activation::Leaky,
-            weights_type: ShortcutWeights::None,
-            weights_norm: WeightsNorm::None,
-        };
-        let layer = ShortcutLayer::new(cfg.clone(), None, 3, &Device::Cpu).unwrap();
-        let t = |s: f32| {
-            Tensor::arange(0f32, 30.0, &Device::Cpu)
-                .unwrap()
-                .affine(s as f64, -10.0)
-                .unwrap()
-                .reshape((1, 3, 2, 5))
-                .unwrap()
-        };
+    fn slice_sum_matches_tensor_ops_plain_and_weighted() {
         let (a, b, c) = (t(1.0), t(-0.5), t(0.25));
-        let got = layer.forward_cpu_plain(&[&a, &b, &c]).unwrap().unwrap();
-        let want = apply_tensor(cfg.activation, &((a + b).unwrap() + c).unwrap()).unwrap();
-        let d: f32 = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert!(d < 1e-6, "max diff {d}");
+        let v = |x: &Tensor| -> Vec<f32> { x.flatten_all().unwrap().to_vec1().unwrap() };
+        let (va, vb, vc) = (v(&a), v(&b), v(&c));
+        let cases = [
+            (ShortcutWeights::None, None),
+            (ShortcutWeights::PerFeature, Some(vec![0.5, -1.0, 2.0])),
+            (
+                ShortcutWeights::PerChannel,
+                Some((0..9).map(|i| i as f32 * 0.3 - 1.0).collect::<Vec<_>>()),
+            ),
+        ];
+        for (weights_type, w) in cases {
+            let cfg = ShortcutCfg {
+                from: vec![0, 1],
+                activation: Activation::Leaky,
+                weights_type,
+                weights_norm: WeightsNorm::Softmax,
+            };
+            let layer = ShortcutLayer::new(cfg, w.as_deref(), 3, &Device::Cpu).unwrap();
+            let want = layer.forward(&[&a, &b, &c]).unwrap();
+            let mut got = vec![f32::NAN; 30];
+            layer
+                .forward_into(&[&va, &vb, &vc], (1, 3, 10), &mut got)
+                .unwrap();
+            let d = max_diff(&got, &want);
+            assert!(d < 1e-5, "{weights_type:?}: max diff {d}");
+            // Too few inputs is an error, not a panic.
+            assert!(layer.forward_into(&[&va], (1, 3, 10), &mut got).is_err());
+        }
     }
 }

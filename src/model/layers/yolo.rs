@@ -79,6 +79,58 @@ impl YoloLayer {
         let rest = candle_nn::ops::sigmoid(&t.narrow(D::Minus1, 4, e - 4)?)?;
         Tensor::cat(&[xy, wh, rest], D::Minus1)
     }
+
+    /// Classes the head scores.
+    pub fn classes(&self) -> usize {
+        self.cfg.classes
+    }
+
+    /// [`decode`](Self::decode) on plain NCHW values of `(b, gh, gw)` for an `in_h×in_w` input,
+    /// in one pass and one output buffer (the CPU path: a dozen temporary tensors per head per
+    /// frame otherwise).
+    pub fn decode_values(
+        &self,
+        raw: &[f32],
+        (b, gh, gw): (usize, usize, usize),
+        in_h: usize,
+        in_w: usize,
+    ) -> Result<Vec<f32>> {
+        let a = self.cfg.mask.len();
+        let e = 5 + self.cfg.classes;
+        let n = gh * gw;
+        if raw.len() < b * a * e * n {
+            candle_core::bail!("yolo head {b}x{}x{gh}x{gw}: {} values", a * e, raw.len());
+        }
+        let (sy, sx) = ((in_h / gh.max(1)) as f32, (in_w / gw.max(1)) as f32);
+        let s = self.cfg.scale_x_y;
+        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let mut out = vec![0.0f32; b * a * n * e];
+        for (maps, dst) in raw
+            .chunks_exact(a * e * n)
+            .zip(out.chunks_exact_mut(a * n * e))
+            .take(b)
+        {
+            for (ai, (maps, dst)) in maps
+                .chunks_exact(e * n)
+                .zip(dst.chunks_exact_mut(n * e))
+                .enumerate()
+            {
+                let (aw, ah) = self.cfg.anchors[self.cfg.mask[ai]];
+                for (pix, row) in dst.chunks_exact_mut(e).enumerate() {
+                    let (gy, gx) = ((pix / gw) as f32, (pix % gw) as f32);
+                    let at = |k: usize| maps[k * n + pix];
+                    row[0] = ((sigmoid(at(0)) * s - (s - 1.0) / 2.0) + gx) * sx;
+                    row[1] = ((sigmoid(at(1)) * s - (s - 1.0) / 2.0) + gy) * sy;
+                    row[2] = at(2).exp() * aw;
+                    row[3] = at(3).exp() * ah;
+                    for (k, v) in row.iter_mut().enumerate().skip(4) {
+                        *v = sigmoid(at(k));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +164,37 @@ mod tests {
             close(d[0][0], 16.0) && close(d[0][4], 0.5) && close(d[0][5], 0.5),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn value_decode_matches_the_tensor_decode() {
+        let cfg = YoloCfg {
+            mask: vec![2, 0],
+            anchors: vec![(3.0, 5.0), (10.0, 20.0), (30.0, 12.0)],
+            classes: 3,
+            scale_x_y: 1.05,
+        };
+        let y = YoloLayer::new(cfg);
+        let (b, c, gh, gw) = (2, 2 * 8, 3, 4);
+        let raw: Vec<f32> = (0..b * c * gh * gw)
+            .map(|i| ((i * 37) % 23) as f32 / 5.0 - 2.3)
+            .collect();
+        let t = Tensor::from_slice(&raw, (b, c, gh, gw), &Device::Cpu).unwrap();
+        let want: Vec<f32> = y
+            .decode(&t, 96, 64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let got = y.decode_values(&raw, (b, gh, gw), 96, 64).unwrap();
+        assert_eq!(got.len(), want.len());
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0, f32::max);
+        assert!(d < 1e-5, "max rel diff {d}");
+        assert!(y.decode_values(&raw[..10], (b, gh, gw), 96, 64).is_err());
     }
 }
