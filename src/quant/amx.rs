@@ -228,3 +228,216 @@ unsafe fn kernel(w: *const i32, kq16: usize, x: *const u32, c: *mut [i32; PIXELS
         );
     }
 }
+
+/// A stride-1 int8 conv on AMX without im2col ("implicit GEMM"): the input is quantized into
+/// zero-padded planes of 4-channel words (`[quads][hp][wp]`), where the 16 pixels one tile row
+/// needs for a kernel tap are 64 contiguous bytes, so every tap is read straight from the planes.
+/// Outputs are computed over the padded width (the `k − 1` extra columns per row are discarded),
+/// which makes a run of pixels contiguous across rows.
+pub(crate) struct DirectWeights {
+    cout: usize,
+    size: usize,
+    /// 4-channel words per K step (≤ 16) and steps per tap; quads = chunk_q · chunks.
+    chunk_q: usize,
+    chunks: usize,
+    /// `[cout / 16 rounded up to even][tap][chunk][16 channels][chunk_q words]`.
+    w: Vec<i32>,
+}
+
+/// Geometry of one direct call over padded planes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DirectGeom {
+    /// Padded plane height and width.
+    pub hp: usize,
+    pub wp: usize,
+    /// Output height (stride 1; the output width is `wp − size + 1`).
+    pub ho: usize,
+}
+
+impl DirectGeom {
+    /// Words of one padded plane.
+    pub fn plane(&self) -> usize {
+        self.hp * self.wp
+    }
+
+    /// Padded-width pixels computed: `ho · wp`, in blocks of 32.
+    pub fn blocks(&self) -> usize {
+        (self.ho * self.wp).div_ceil(PIXELS)
+    }
+}
+
+impl DirectWeights {
+    /// From `[cout][size² · cin4 / 4]` words (K order ky, kx, channel quad) of four int8
+    /// weights each.
+    pub fn new(w: &[i32], cout: usize, cin4: usize, size: usize) -> DirectWeights {
+        let cq = cin4 / 4;
+        let chunks = cq.div_ceil(K_STEP).max(1);
+        let chunk_q = cq.div_ceil(chunks);
+        let taps = size * size;
+        let groups = cout.div_ceil(COUT_GROUP) * 2;
+        let kq = taps * cq;
+        let mut packed = vec![0i32; groups * taps * chunks * 16 * chunk_q];
+        for o in 0..cout {
+            let (g, r) = (o / 16, o % 16);
+            for t in 0..taps {
+                for q in 0..cq {
+                    let (j, qq) = (q / chunk_q, q % chunk_q);
+                    let at = ((((g * taps + t) * chunks + j) * 16 + r) * chunk_q) + qq;
+                    packed[at] = w[o * kq + t * cq + q];
+                }
+            }
+        }
+        DirectWeights {
+            cout,
+            size,
+            chunk_q,
+            chunks,
+            w: packed,
+        }
+    }
+
+    /// Channel quads the padded planes must hold (weights past the real channels are zero).
+    pub fn quads(&self) -> usize {
+        self.chunk_q * self.chunks
+    }
+
+    /// Words the planes buffer must hold: the planes, then what the discarded outputs of the
+    /// last block read past the last plane.
+    pub fn input_words(&self, g: &DirectGeom) -> usize {
+        self.quads() * g.plane() + 2 * PIXELS + self.size * (g.wp + 1)
+    }
+
+    /// Integer sums of blocks `b0..b1` (32 padded-width pixels each) for every output channel,
+    /// handed to `block(b, o, rows, acc)` per 32 channels: `acc[r][i]` is channel `o + r` at
+    /// padded pixel `32·b + i`. Returns false (and does nothing) when `x` is too short.
+    #[cfg(target_arch = "x86_64")]
+    pub fn run(
+        &self,
+        x: &[u32],
+        g: &DirectGeom,
+        (b0, b1): (usize, usize),
+        mut block: impl FnMut(usize, usize, usize, &[[i32; PIXELS]; COUT_GROUP]),
+    ) -> bool {
+        if x.len() < self.input_words(g) || b1 > g.blocks() || self.cout == 0 {
+            return false;
+        }
+        let mut config = TileConfig::new();
+        for t in 4..6 {
+            config.colsb[t] = (self.chunk_q * 4) as u16;
+        }
+        for t in 6..8 {
+            config.rows[t] = self.chunk_q as u8;
+        }
+        let plane = g.plane();
+        let taps = self.size * self.size;
+        let group_len = taps * self.chunks * 16 * self.chunk_q;
+        let mut acc = [[0i32; PIXELS]; COUT_GROUP];
+        // SAFETY: AMX was found and granted (`available`, checked before DirectWeights is
+        // built); the config is a valid palette-1 layout: 16-row tiles, A tiles of chunk_q·4
+        // ≤ 64 bytes per row, B tiles of chunk_q ≤ 16 rows of 64 bytes.
+        unsafe { config.load() };
+        for b in b0..b1 {
+            let p0 = b * PIXELS;
+            let mut o = 0;
+            while o < self.cout {
+                let w = &self.w[(o / 16) * group_len..(o / 16 + 2) * group_len];
+                let mut steps = 0;
+                // SAFETY: tilezero touches tile registers only.
+                unsafe {
+                    std::arch::asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack, nomem)
+                    )
+                };
+                for ky in 0..self.size {
+                    for kx in 0..self.size {
+                        let shift = p0 + ky * g.wp + kx;
+                        for j in 0..self.chunks {
+                            let a = steps * 16 * self.chunk_q;
+                            let xb = j * self.chunk_q * plane + shift;
+                            // SAFETY: weight rows a.. + 16·chunk_q (and the second group at
+                            // + group_len) lie in `w`; activation rows xb + r·plane for
+                            // r < chunk_q, 32 words each, end before
+                            // quads·plane + 64 + size ≤ input_words ≤ x.len() (checked above;
+                            // 32·blocks ≤ ho·wp + 31 and ho·wp + (size − 1)·wp = plane).
+                            unsafe {
+                                step(
+                                    w.as_ptr().add(a),
+                                    w.as_ptr().add(group_len + a),
+                                    self.chunk_q * 4,
+                                    x.as_ptr().add(xb),
+                                    plane * 4,
+                                )
+                            };
+                            steps += 1;
+                        }
+                    }
+                }
+                // SAFETY: `acc` holds 32 rows of 32 i32.
+                unsafe { store(acc.as_mut_ptr()) };
+                block(b, o, COUT_GROUP.min(self.cout - o), &acc);
+                o += COUT_GROUP;
+            }
+        }
+        // SAFETY: no tile is used past this point on this thread.
+        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
+        true
+    }
+}
+
+/// One K step of the 2×2 tile block: weights `a0`, `a1` (16 rows of `a_stride` bytes), activations
+/// at `x` and `x + 16` words (rows `x_stride` bytes apart), summed into tmm0–3.
+///
+/// # Safety
+/// Tiles configured; every row the configuration makes the loads read is readable.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn step(a0: *const i32, a1: *const i32, a_stride: usize, x: *const u32, x_stride: usize) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        std::arch::asm!(
+            "tileloadd tmm4, [{a0} + {as_}*1]",
+            "tileloadd tmm5, [{a1} + {as_}*1]",
+            "tileloadd tmm6, [{b0} + {xs}*1]",
+            "tileloadd tmm7, [{b1} + {xs}*1]",
+            "tdpbsud tmm0, tmm4, tmm6",
+            "tdpbsud tmm1, tmm4, tmm7",
+            "tdpbsud tmm2, tmm5, tmm6",
+            "tdpbsud tmm3, tmm5, tmm7",
+            a0 = in(reg) a0,
+            a1 = in(reg) a1,
+            as_ = in(reg) a_stride,
+            b0 = in(reg) x,
+            b1 = in(reg) x.add(16),
+            xs = in(reg) x_stride,
+            options(nostack, readonly)
+        );
+    }
+}
+
+/// Stores tmm0–3 as `c[32][32]` (channels × pixels).
+///
+/// # Safety
+/// Tiles configured with 16×64-byte sums; `c` writable for 32 rows of 32 i32.
+#[cfg(target_arch = "x86_64")]
+unsafe fn store(c: *mut [i32; PIXELS]) {
+    let c = c as *mut i32;
+    // SAFETY: per the function's contract: rows r·32 (+16) for r < 32.
+    unsafe {
+        std::arch::asm!(
+            "tilestored [{c0} + {cs}*1], tmm0",
+            "tilestored [{c1} + {cs}*1], tmm1",
+            "tilestored [{c2} + {cs}*1], tmm2",
+            "tilestored [{c3} + {cs}*1], tmm3",
+            c0 = in(reg) c,
+            c1 = in(reg) c.add(16),
+            c2 = in(reg) c.add(16 * PIXELS),
+            c3 = in(reg) c.add(16 * PIXELS + 16),
+            cs = in(reg) PIXELS * 4,
+            options(nostack)
+        );
+    }
+}

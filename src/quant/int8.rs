@@ -32,6 +32,23 @@ pub struct Int8Conv {
     row_sum: Vec<i32>,
     /// The same weights laid out for AMX tiles, where the CPU has them (see `amx`).
     amx: Option<Box<super::amx::AmxWeights>>,
+    /// Stride-1 convs on AMX without im2col (see `amx::DirectWeights`).
+    direct: Option<Box<super::amx::DirectWeights>>,
+}
+
+/// What follows the conv on each output channel: `act(v + bias[channel])`.
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a> {
+    pub bias: &'a [f32],
+    pub activation: crate::model::Activation,
+}
+
+impl Epilogue<'_> {
+    fn apply(&self, channel: usize, v: &mut [f32]) {
+        let b = self.bias[channel];
+        v.iter_mut().for_each(|x| *x += b);
+        crate::model::layers::activation::apply_slice(self.activation, v);
+    }
 }
 
 /// Conv geometry of one call (input plane and kernel).
@@ -96,6 +113,8 @@ impl Int8Conv {
         }
         let amx = super::amx::available()
             .then(|| Box::new(super::amx::AmxWeights::new(&w, cout, k4 / 4)));
+        let direct = super::amx::available()
+            .then(|| Box::new(super::amx::DirectWeights::new(&w, cout, cin4, size)));
         Int8Conv {
             cout,
             cin4,
@@ -104,24 +123,48 @@ impl Int8Conv {
             scale,
             row_sum,
             amx,
+            direct,
         }
     }
 
     /// Conv without bias of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`.
     pub fn forward(&self, plane: &[f32], g: Int8Geom, dst: &mut [f32]) {
+        self.forward_fused(plane, g, dst, None)
+    }
+
+    /// As [`forward`](Self::forward), then `epilogue` (bias + activation) on each output
+    /// while it is still in cache.
+    pub fn forward_fused(
+        &self,
+        plane: &[f32],
+        g: Int8Geom,
+        dst: &mut [f32],
+        epilogue: Option<Epilogue>,
+    ) {
         // Taken out of the thread-local, not borrowed: the rayon join below may run another
         // conv's task on this thread, which then finds an empty scratch instead of a RefCell
         // already borrowed.
         let mut scratch = SCRATCH.take();
-        self.forward_with(plane, g, dst, &mut scratch);
+        self.forward_with(plane, g, dst, &mut scratch, epilogue);
         SCRATCH.set(scratch);
     }
 
-    fn forward_with(&self, plane: &[f32], g: Int8Geom, dst: &mut [f32], s: &mut Scratch) {
+    fn forward_with(
+        &self,
+        plane: &[f32],
+        g: Int8Geom,
+        dst: &mut [f32],
+        s: &mut Scratch,
+        epi: Option<Epilogue>,
+    ) {
         let (ho, wo) = g.out_hw();
         let n = ho * wo;
         let max = max_abs(plane);
         let xs = if max > 0.0 { max / 127.0 } else { 1.0 };
+        #[cfg(target_arch = "x86_64")]
+        if g.stride == 1 && self.forward_direct(plane, g, xs, dst, s, epi) {
+            return;
+        }
         let use_vnni = vnni_available();
         quantize_hwc(plane, g, self.cin4, xs, use_vnni, s);
         let blocks = n.div_ceil(BLOCK);
@@ -145,7 +188,7 @@ impl Int8Conv {
             .enumerate()
             .for_each(|(b, tile)| {
                 let xb = &packed[b * kq * BLOCK..(b * kq * BLOCK + read).min(packed.len())];
-                self.block(xb, xs, use_vnni, tile)
+                self.block(xb, xs, use_vnni, tile, epi)
             });
         let tiles = &*tiles;
         dst[..self.cout * n]
@@ -161,12 +204,12 @@ impl Int8Conv {
     }
 
     /// All output channels of one pixel block.
-    fn block(&self, xb: &[u32], xs: f32, use_vnni: bool, tile: &mut [f32]) {
+    fn block(&self, xb: &[u32], xs: f32, use_vnni: bool, tile: &mut [f32], epi: Option<Epilogue>) {
         let kq = self.k4 / 4;
         #[cfg(target_arch = "x86_64")]
         if let Some(amx) = &self.amx {
             let done = amx.for_each_group(xb, |o, rows, acc| {
-                self.rescale(o, &acc[..rows], xs, tile);
+                self.rescale(o, &acc[..rows], xs, tile, epi);
             });
             if done {
                 return;
@@ -183,13 +226,108 @@ impl Int8Conv {
             } else {
                 portable_tile(xb, w, kq, rows, &mut acc);
             }
-            self.rescale(o, &acc[..rows], xs, tile);
+            self.rescale(o, &acc[..rows], xs, tile, epi);
             o += rows;
         }
     }
 
+    /// The stride-1 conv on AMX straight from padded planes of channel quads (no im2col).
+    /// Returns false when the AMX kernel refused the buffers (then nothing was written).
+    #[cfg(target_arch = "x86_64")]
+    fn forward_direct(
+        &self,
+        plane: &[f32],
+        g: Int8Geom,
+        xs: f32,
+        dst: &mut [f32],
+        s: &mut Scratch,
+        epi: Option<Epilogue>,
+    ) -> bool {
+        use super::amx::{DirectGeom, PIXELS};
+        let Some(d) = self.direct.as_deref() else {
+            return false;
+        };
+        let (ho, wo) = g.out_hw();
+        let n = ho * wo;
+        let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+        let dg = DirectGeom { hp, wp, ho };
+        let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
+        quantize_planes(plane, g, 1.0 / xs, &dg, x);
+        let x = &*x;
+        // Valid outputs before padded pixel P: where a block range's segment of a plane starts.
+        let first_out = |p: usize| ((p / wp) * wo + (p % wp).min(wo)).min(n);
+        let blocks = dg.blocks();
+        let parts = rayon::current_num_threads().clamp(1, blocks.max(1));
+        let bounds: Vec<usize> = (0..=parts).map(|t| t * blocks / parts).collect();
+        let mut segs: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::new()).collect();
+        for row in dst[..self.cout * n].chunks_mut(n) {
+            let mut rest = row;
+            for (t, seg) in segs.iter_mut().enumerate() {
+                let len = first_out(bounds[t + 1] * PIXELS) - first_out(bounds[t] * PIXELS);
+                let (mine, tail) = rest.split_at_mut(len);
+                seg.push(mine);
+                rest = tail;
+            }
+        }
+        let run = |(t, mut segs): (usize, Vec<&mut [f32]>)| -> bool {
+            let start = first_out(bounds[t] * PIXELS);
+            // (first pixel in the block, count, first output in the segment) of each run of
+            // valid outputs in the current block: a block spans at most 32 / (wp − wo) + 2 rows.
+            let mut runs = [(0usize, 0usize, 0usize); PIXELS];
+            let mut nruns = 0;
+            d.run(x, &dg, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
+                if o == 0 {
+                    nruns = 0;
+                    let mut i = 0;
+                    while i < PIXELS {
+                        let p = b * PIXELS + i;
+                        let (y, col) = (p / wp, p % wp);
+                        let len = (PIXELS - i).min(wp - col);
+                        if y < ho && col < wo {
+                            let valid = len.min(wo - col);
+                            runs[nruns] = (i, valid, y * wo + col - start);
+                            nruns += 1;
+                        }
+                        i += len;
+                    }
+                }
+                for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                    let oc = o + r;
+                    let f = xs * self.scale[oc];
+                    let offset = 128 * self.row_sum[oc];
+                    let seg = &mut segs[oc];
+                    for &(i, len, at) in &runs[..nruns] {
+                        let out = &mut seg[at..at + len];
+                        for (d, &v) in out.iter_mut().zip(&acc_r[i..i + len]) {
+                            *d = (v - offset) as f32 * f;
+                        }
+                        if let Some(e) = epi {
+                            e.apply(oc, out);
+                        }
+                    }
+                }
+            })
+        };
+        if parts == 1 {
+            return segs.into_iter().enumerate().all(run);
+        }
+        segs.into_par_iter()
+            .enumerate()
+            .map(run)
+            .collect::<Vec<_>>()
+            .iter()
+            .all(|&ok| ok)
+    }
+
     /// Integer sums of channels `o..o + acc.len()` → f32 (offset of the u8 inputs removed).
-    fn rescale(&self, o: usize, acc: &[[i32; BLOCK]], xs: f32, tile: &mut [f32]) {
+    fn rescale(
+        &self,
+        o: usize,
+        acc: &[[i32; BLOCK]],
+        xs: f32,
+        tile: &mut [f32],
+        epi: Option<Epilogue>,
+    ) {
         for (r, acc_r) in acc.iter().enumerate() {
             let oc = o + r;
             let f = xs * self.scale[oc];
@@ -197,6 +335,9 @@ impl Int8Conv {
             let dst = &mut tile[oc * BLOCK..(oc + 1) * BLOCK];
             for (d, &a) in dst.iter_mut().zip(acc_r) {
                 *d = (a - offset) as f32 * f;
+            }
+            if let Some(e) = epi {
+                e.apply(oc, dst);
             }
         }
     }
@@ -208,6 +349,8 @@ const ZERO_WORD: u32 = 0x8080_8080;
 /// Buffers reused from call to call (no page faults, no allocation per frame in steady state).
 #[derive(Default)]
 struct Scratch {
+    /// The direct AMX path's padded planes of channel quads.
+    planes: Vec<u32>,
     chw: Vec<u8>,
     hwc: Vec<u32>,
     packed: Vec<u32>,
@@ -244,6 +387,76 @@ fn max_abs(x: &[f32]) -> f32 {
 fn quantize_into(src: &[f32], inv: f32, dst: &mut [u8]) {
     for (d, v) in dst.iter_mut().zip(src) {
         *d = ((v * inv).clamp(-127.0, 127.0) + 128.5) as u8;
+    }
+}
+
+/// The input quantized into zero-padded planes of 4-channel words `[quad][hp][wp]` (see
+/// `amx::DirectWeights`): every word of `x` is written, padding and channels past `cin` as
+/// [`ZERO_WORD`].
+fn quantize_planes(
+    plane: &[f32],
+    g: Int8Geom,
+    inv: f32,
+    dg: &super::amx::DirectGeom,
+    x: &mut [u32],
+) {
+    let (hw, p) = (g.h * g.w, g.pad);
+    let len = dg.plane();
+    let real = g.cin.div_ceil(4);
+    let (used, rest) = x.split_at_mut(real * len);
+    rest.fill(ZERO_WORD);
+    used.par_chunks_mut(len).enumerate().for_each(|(q, out)| {
+        let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
+        let src = [
+            channel(4 * q),
+            channel(4 * q + 1),
+            channel(4 * q + 2),
+            channel(4 * q + 3),
+        ];
+        out[..p * dg.wp].fill(ZERO_WORD);
+        out[(p + g.h) * dg.wp..].fill(ZERO_WORD);
+        for y in 0..g.h {
+            let row = &mut out[(y + p) * dg.wp..(y + p + 1) * dg.wp];
+            row[..p].fill(ZERO_WORD);
+            row[p + g.w..].fill(ZERO_WORD);
+            let rows = src.map(|c| c.map(|c| &c[y * g.w..(y + 1) * g.w]));
+            quad_row(rows, inv, &mut row[p..p + g.w]);
+        }
+    });
+}
+
+/// One row of 4-channel words from up to four channel rows (a missing channel is zero).
+fn quad_row(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if vnni_available() {
+        // SAFETY: avx512f + avx512bw were found at run time.
+        return unsafe { quad_row_avx512(rows, inv, dst) };
+    }
+    quad_row_portable(rows, inv, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn quad_row_avx512(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
+    // The same loop, compiled where the clamp and conversions vectorize 16 lanes wide.
+    quad_row_portable(rows, inv, dst)
+}
+
+#[inline(always)]
+fn quad_row_portable(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
+    let q = |v: f32| ((v * inv).clamp(-127.0, 127.0) + 128.5) as u8 as u32;
+    // Missing channels' bytes start at 128; each present channel is OR-ed in, one plain loop
+    // per channel (which vectorizes).
+    let missing = (0..4)
+        .filter(|&j| rows[j].is_none())
+        .fold(0u32, |w, j| w | 128 << (8 * j));
+    dst.fill(missing);
+    for (j, r) in rows.iter().enumerate() {
+        if let Some(r) = r {
+            for (d, &v) in dst.iter_mut().zip(r.iter()) {
+                *d |= q(v) << (8 * j);
+            }
+        }
     }
 }
 
@@ -478,6 +691,44 @@ mod tests {
         let conv = Int8Conv::new(&k, cout, cin, size);
         let mut got = vec![0f32; want.len()];
         conv.forward(&x, g, &mut got);
+        // Without AMX (VNNI or portable) the very same numbers: same quantization, same sums.
+        let mut plain = Int8Conv::new(&k, cout, cin, size);
+        let had_amx = plain.amx.take().is_some() | plain.direct.take().is_some();
+        let mut again = vec![0f32; want.len()];
+        plain.forward(&x, g, &mut again);
+        assert_eq!(got, again, "AMX ({had_amx}) and VNNI/portable differ");
+        // Bias and activation fused into the output writes: the same numbers as applied after.
+        let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.01 - 0.2).collect();
+        let epi = Epilogue {
+            bias: &bias,
+            activation: crate::model::Activation::Leaky,
+        };
+        let mut fused = vec![f32::NAN; want.len()];
+        conv.forward_fused(&x, g, &mut fused, Some(epi));
+        let mut after = again.clone();
+        for (o, plane) in after.chunks_mut(g.out_hw().0 * g.out_hw().1).enumerate() {
+            epi.apply(o, plane);
+        }
+        assert_eq!(fused, after, "fused epilogue differs");
+        // And the direct AMX path did run for stride 1 (it may refuse only malformed buffers).
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(_), 1) = (&conv.direct, stride) {
+            let max = max_abs(&x);
+            let mut direct = vec![f32::NAN; want.len()];
+            let ran = conv.forward_direct(
+                &x,
+                g,
+                max / 127.0,
+                &mut direct,
+                &mut Scratch::default(),
+                None,
+            );
+            assert!(
+                ran,
+                "direct AMX conv refused cin {cin} cout {cout} {h}x{w} k{size}"
+            );
+            assert_eq!(direct, again, "direct AMX conv differs");
+        }
         let max = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let err = want
             .iter()
@@ -543,5 +794,10 @@ mod tests {
         case(5, 9, 40, 3, 3, 1);
         // Over 1024 pixels: several channels-last chunks and many pixel blocks.
         case(6, 12, 50, 41, 3, 1);
+        // Several K steps per tap (150 channels = 38 quads = 3 steps of 13), channel groups
+        // past 32 with a short last one, 1×1 over many channels, stride 2 on the block path.
+        case(150, 70, 9, 11, 3, 1);
+        case(200, 40, 6, 7, 1, 1);
+        case(72, 36, 12, 10, 3, 2);
     }
 }

@@ -170,9 +170,21 @@ impl QuantConv {
     pub(crate) fn forward_into(
         &self,
         data: &[f32],
-        (b, cin, h, w): (usize, usize, usize, usize),
+        dims: (usize, usize, usize, usize),
         out: &mut [f32],
     ) -> Result<()> {
+        self.forward_fused(data, dims, out, None).map(|_| ())
+    }
+
+    /// As `forward_into`; the int8 kernel also applies `epilogue` (bias + activation) as it
+    /// writes. Returns whether the epilogue was applied (otherwise the caller applies it).
+    pub(crate) fn forward_fused(
+        &self,
+        data: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        out: &mut [f32],
+        epilogue: Option<super::int8::Epilogue>,
+    ) -> Result<bool> {
         let (ho, wo) = self.geom.out_hw(h, w);
         let n = ho * wo;
         let cout = self.geom.cout;
@@ -205,7 +217,7 @@ impl QuantConv {
                         stride: self.geom.stride,
                         pad: self.geom.pad,
                     };
-                    c.forward(plane, g, dst);
+                    c.forward_fused(plane, g, dst, epilogue);
                 }
                 Weights::Half(wt) => {
                     let cols = im2col(plane, &self.geom, h, w);
@@ -216,7 +228,7 @@ impl QuantConv {
                 }
             }
         }
-        Ok(())
+        Ok(epilogue.is_some() && matches!(self.weights, Weights::Int8(_)))
     }
 }
 

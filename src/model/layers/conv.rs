@@ -156,8 +156,13 @@ impl ConvLayer {
         }
         let out = &mut dst[..b * c.filters * n];
         if let Some(q) = &self.reduced {
-            q.forward_into(src, (b, cin, h, w), out)?;
-            self.bias_activate(out, n);
+            let epilogue = crate::quant::int8::Epilogue {
+                bias: &self.bias,
+                activation: c.activation,
+            };
+            if !q.forward_fused(src, (b, cin, h, w), out, Some(epilogue))? {
+                self.bias_activate(out, n);
+            }
             return Ok(());
         }
         let (k, s, p, g) = (c.size, c.stride, c.pad, c.groups);
