@@ -2,7 +2,8 @@
 # Installs everything Kestrel's build and tests need, idempotently:
 #   - Debian packages (only those `dpkg -s` reports missing; apt-get update at most once),
 #   - a Python virtual environment at .venv with the independent peers, pinned,
-#   - the real test assets (scripts/fetch-assets.sh).
+#   - the real test assets (scripts/fetch-assets.sh),
+#   - Rust's aarch64-unknown-linux-gnu standard library (the Jetson's target, for the cross check).
 # Usage: scripts/setup.sh [--no-apt] [--no-python] [--no-assets]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,14 @@ if [ "$do_apt" = 1 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+fi
+
+# The Jetson build is type-checked and linted on every run (scripts/test.sh): rustup fetches the
+# target's standard library once (its own checksums); nothing is linked, so no cross gcc.
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  echo "setup: adding the aarch64-unknown-linux-gnu Rust target"
+  rustup target add aarch64-unknown-linux-gnu \
+    || echo "setup: WARNING: could not add the aarch64 target; scripts/test.sh will say it did not check the Jetson build" >&2
 fi
 
 if [ "$do_py" = 1 ]; then

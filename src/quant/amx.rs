@@ -7,6 +7,9 @@
 //! [`available`] asks once; any failure leaves the VNNI kernel in charge. `KESTREL_AMX=0`
 //! turns it off (A/B timing, and a way out should a kernel or hypervisor misbehave).
 
+// Off x86_64 only the detection runs (it answers false): the tile code is compiled out.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 use std::sync::OnceLock;
 
 /// Output channels per kernel call: two 16-row weight tiles.

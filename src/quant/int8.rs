@@ -33,6 +33,7 @@ pub struct Int8Conv {
     /// The same weights laid out for AMX tiles, where the CPU has them (see `amx`).
     amx: Option<Box<super::amx::AmxWeights>>,
     /// Stride-1 convs on AMX without im2col (see `amx::DirectWeights`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     direct: Option<Box<super::amx::DirectWeights>>,
 }
 
@@ -350,6 +351,7 @@ const ZERO_WORD: u32 = 0x8080_8080;
 #[derive(Default)]
 struct Scratch {
     /// The direct AMX path's padded planes of channel quads.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     planes: Vec<u32>,
     chw: Vec<u8>,
     hwc: Vec<u32>,
@@ -393,6 +395,7 @@ fn quantize_into(src: &[f32], inv: f32, dst: &mut [u8]) {
 /// The input quantized into zero-padded planes of 4-channel words `[quad][hp][wp]` (see
 /// `amx::DirectWeights`): every word of `x` is written, padding and channels past `cin` as
 /// [`ZERO_WORD`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn quantize_planes(
     plane: &[f32],
     g: Int8Geom,
@@ -426,6 +429,7 @@ fn quantize_planes(
 }
 
 /// One row of 4-channel words from up to four channel rows (a missing channel is zero).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn quad_row(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if vnni_available() {
@@ -443,6 +447,7 @@ fn quad_row_avx512(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
 }
 
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn quad_row_portable(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
     let q = |v: f32| ((v * inv).clamp(-127.0, 127.0) + 128.5) as u8 as u32;
     // Missing channels' bytes start at 128; each present channel is OR-ed in, one plain loop
@@ -747,9 +752,11 @@ mod tests {
         quantize_hwc(&x, g, conv.cin4, 0.01, false, &mut s);
         pack(&s.hwc, g, conv.cin4, &mut packed);
         let rows = ROWS.min(cout);
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let (mut a, mut b) = ([[0i32; BLOCK]; ROWS], [[0i32; BLOCK]; ROWS]);
         portable_tile(&packed[..kq * BLOCK], &conv.w, kq, rows, &mut a);
         if vnni_available() {
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
             let (mut qa, mut qb) = (vec![0u8; x.len()], vec![0u8; x.len()]);
             quantize_into(&x, 77.0, &mut qa);
             #[cfg(target_arch = "x86_64")]
