@@ -81,41 +81,30 @@ prepare_onnx() {
 }
 
 # ---- KESTREL COLUMN ---------------------------------------------------------------------------
-# Prints {"kestrel": {"median_ms": forward median, "p90_ms": …}} from `kestrel bench --json`, or
-# {"kestrel": null} (shown as n/a) while the binary has no working `bench` subcommand.
-kestrel_bin=""      # `kestrel bench` (engine-detect), preferred
-forward_bench=""    # examples/forward_bench.rs (engine-model's Darknet::forward), fallback
+# Prints {"kestrel": {"median_ms": forward median, "p90_ms": …}} (or "kestrel_q8") from
+# examples/forward_bench: the forward pass alone, back to back on the same letterboxed input, as
+# the peers are timed (`kestrel bench` also runs decode + NMS between frames, which on random
+# weights is a 10 000-box NMS that evicts the caches the next forward would find warm).
+# q8 = the per-layer plan measured at load, as `kestrel run --precision q8` loads it.
+forward_bench=""
 build_kestrel() {
   [ "$WITH_KESTREL" = 1 ] || return 0
-  # Only pay for a release build of Candle once `kestrel bench` takes --cfg (engine-detect).
-  local dir=release build=(cargo build --release -q --bin kestrel)
+  local dir=release build=(cargo build --release -q --example forward_bench)
   if [ "$KESTREL_PROFILE" = dev ]; then
-    dir=debug build=(env CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build -q --bin kestrel)
+    dir=debug build=(env CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build -q --example forward_bench)
   fi
-  if grep -q 'pub cfg' src/detect/cli.rs && "${build[@]}" >&2 \
-     && "$CARGO_TARGET_DIR/$dir/kestrel" bench --help 2>/dev/null | grep -q -- '--cfg'; then
-    kestrel_bin="$CARGO_TARGET_DIR/$dir/kestrel"; return 0
-  fi
-  echo "bench: no \`kestrel bench --cfg\` in this build; KESTREL COLUMN = examples/forward_bench" >&2
-  # Dev profile already builds every dependency at opt-level 3; raise our crate to 3 as well.
-  if CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build -q --example forward_bench >&2; then
-    forward_bench="$CARGO_TARGET_DIR/debug/examples/forward_bench"
+  if "${build[@]}" >&2; then
+    forward_bench="$CARGO_TARGET_DIR/$dir/examples/forward_bench"
   else
     echo "bench: KESTREL COLUMN = n/a: forward_bench does not build" >&2
   fi
 }
 
 kestrel_forward_json() {  # CFG WEIGHTS [PRECISION]
-  local cfg=$1 w=$2 prec=${3:-f32} key=kestrel out
+  local cfg=$1 w=$2 prec=${3:-f32} key=kestrel out=""
   [ "$prec" = f32 ] || key="kestrel_$prec"
-  if [ -n "$kestrel_bin" ]; then
-    out=$("$kestrel_bin" bench --cfg "$cfg" --weights "$w" --size "$SIZE" --iters "$ITERS" --threads "$THREADS" --precision "$prec" --image "$ROOT/assets/bus.jpg" --json) || out=""
-  elif [ "$prec" != f32 ]; then
-    out=""
-  elif [ -n "$forward_bench" ]; then
-    out=$("$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
-  else
-    out=""
+  if [ -n "$forward_bench" ]; then
+    out=$(PRECISION=$prec "$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
   fi
   if [ -z "$out" ]; then echo "bench: no Kestrel $prec number for $cfg" >&2; echo "{\"$key\": null}"; return; fi
   py kestrel_json.py "$key" <<<"$out"
@@ -141,7 +130,7 @@ for m in $MODELS; do
 done
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
-flags=$(grep -o -w -E 'avx512f|avx512_vnni|avx2|fma|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ')
+flags=$(grep -o -w -E 'avx512f|avx512_vnni|amx_int8|amx_bf16|avx2|fma|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ')
 machine="Machine: $cpu, $(nproc) cores ($flags), $(date -u '+%Y-%m-%d %H:%M UTC'), load average at end: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)."
 [ -f docs/performance.md ] || printf '# Performance\n\n<!-- BENCH-TABLE:BEGIN -->\n<!-- BENCH-TABLE:END -->\n' > docs/performance.md
 py report.py "$ROOT/$RESULTS" "$ROOT/docs/performance.md" "$machine"

@@ -98,20 +98,31 @@ impl ShortcutLayer {
                 inputs.len()
             )));
         }
+        // Factor of input i on plane p (1 when unweighted: exact, as v · 1 = v).
+        let factor = |i: usize, p: usize| match &self.scales {
+            None => 1.0,
+            Some(s) => match s[i].as_slice() {
+                [one] => *one,
+                per_channel => per_channel[p % c],
+            },
+        };
         let plane = |(p, out): (usize, &mut [f32])| {
-            let at = p * hw;
-            for (i, x) in inputs.iter().enumerate() {
-                let x = &x[at..at + out.len()];
-                let f = self.scales.as_ref().map(|s| match s[i].as_slice() {
-                    [one] => *one,
-                    per_channel => per_channel[p % c],
-                });
-                match (i, f) {
-                    (0, None) => out.copy_from_slice(x),
-                    (0, Some(f)) => out.iter_mut().zip(x).for_each(|(o, &v)| *o = f * v),
-                    (_, None) => out.iter_mut().zip(x).for_each(|(o, &v)| *o += v),
-                    (_, Some(f)) => out.iter_mut().zip(x).for_each(|(o, &v)| *o += f * v),
+            let (at, n) = (p * hw, out.len());
+            let x = |i: usize| &inputs[i][at..at + n];
+            // The first two inputs in one pass (the common residual add), then the rest.
+            let f0 = factor(0, p);
+            match inputs.get(1) {
+                Some(_) => {
+                    let f1 = factor(1, p);
+                    for ((o, &a), &b) in out.iter_mut().zip(x(0)).zip(x(1)) {
+                        *o = f0 * a + f1 * b;
+                    }
                 }
+                None => out.iter_mut().zip(x(0)).for_each(|(o, &a)| *o = f0 * a),
+            }
+            for i in 2..inputs.len() {
+                let f = factor(i, p);
+                out.iter_mut().zip(x(i)).for_each(|(o, &v)| *o += f * v);
             }
             apply_slice(self.cfg.activation, out);
         };
