@@ -191,7 +191,11 @@ impl ConvLayer {
                 if k == 1 && s == 1 && p == 0 {
                     // 1×1 stride 1: the input planes already are the GEMM's right operand.
                     self.gemm_epilogue(gi * og, (og, n, kk), wts, src, dst, threads)?;
-                } else if kk * n > 2 * TILE_COL_FLOATS {
+                } else if kk * n > 2 * TILE_COL_FLOATS && n >= 2 * og {
+                    // Tiles only where the map outweighs the kernel: each tile's GEMM streams
+                    // the whole kernel, so a deep layer on a small map (512→1024 on 32², K =
+                    // 4608: kernel as large as the unfolded map) ran 276 GFLOP/s tiled against
+                    // 337–342 on the full im2col.
                     self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
                 } else {
                     // Taken, not borrowed, across the rayon joins inside (see TILE).
