@@ -95,7 +95,8 @@ fn check_device(device: &Device, name: &str, half: &[DType]) {
 
 #[test]
 fn candle_path_on_cpu_matches_opencv_and_its_half_precisions_agree() {
-    // Candle has no bf16 matmul on the CPU (the loader refuses bf16 there), so f16 only.
+    // Candle has no bf16 matmul on the CPU (CPU bf16 is Kestrel's own AMX conv, tested in
+    // quant_precision.rs), so f16 only.
     check_device(&Device::Cpu, "cpu-candle", &[DType::F16]);
 }
 

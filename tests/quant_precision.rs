@@ -36,6 +36,42 @@ fn q8_and_f16_agree_with_f32_on_real_images() {
     }
 }
 
+/// bf16 on the CPU (AMX-BF16 where present): closer to f32 than q8, the same detections; where
+/// the CPU lacks AMX-BF16 the loader refuses it with a message naming what is missing.
+#[test]
+fn cpu_bf16_agrees_with_f32_where_amx_runs_it_and_is_refused_elsewhere() {
+    let (cfg, weights) = (asset("yolov3-tiny.cfg"), asset("yolov3-tiny.weights"));
+    if !kestrel::quant::cpu_bf16_available() {
+        println!("no AMX-BF16 on this CPU: checking that bf16 is refused clearly");
+        let err = load_any(
+            Some(&cfg),
+            &weights,
+            &candle_core::Device::Cpu,
+            Some(Precision::Bf16),
+            PlanMode::AllReduced,
+        )
+        .err()
+        .expect("bf16 refused without AMX-BF16");
+        assert!(err.to_string().contains("AMX-BF16"), "{err}");
+        return;
+    }
+    let rows = check(
+        Some(&cfg),
+        &weights,
+        &images(),
+        &[Precision::Q8, Precision::Bf16],
+    )
+    .unwrap();
+    eprintln!("{rows:?}");
+    let (q8, bf16) = (&rows[0], &rows[1]);
+    assert!(bf16.ap50 >= 0.95, "bf16 agreement too low: {bf16:?}");
+    assert!(bf16.max_abs_raw > 0.0, "bf16 path not used: {bf16:?}");
+    assert!(
+        bf16.max_abs_raw < q8.max_abs_raw,
+        "bf16 should drift less than q8: {bf16:?} vs {q8:?}"
+    );
+}
+
 #[test]
 fn model_file_round_trips_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();

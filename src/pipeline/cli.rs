@@ -56,8 +56,8 @@ pub struct RunArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
-    /// Conv precision: f32, f16, q8, q4 (CPU, per-layer plan), bf16 (CUDA); default: the model
-    /// file's own.
+    /// Conv precision: f32, f16, q8, q4 (CPU, per-layer plan), bf16 (CUDA, or CPUs with
+    /// AMX-BF16); default: the model file's own.
     #[arg(long)]
     pub precision: Option<String>,
     /// JSON Lines output file ("-" = stdout).

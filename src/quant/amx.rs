@@ -22,13 +22,29 @@ pub(crate) const K_STEP: usize = 16;
 /// Whether the AMX int8 kernel runs here: CPU support (cpuid), the kernel's grant of the tile
 /// state to this process, and `KESTREL_AMX` not `0`. Asked once.
 pub(crate) fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| std::env::var("KESTREL_AMX").as_deref() != Ok("0") && detect())
+    features().0
+}
+
+/// Whether the AMX bf16 kernel runs here (AMX-BF16 as well, same grant and switch).
+pub(crate) fn bf16_available() -> bool {
+    features().1
+}
+
+/// (int8, bf16), asked once.
+fn features() -> (bool, bool) {
+    static FEATURES: OnceLock<(bool, bool)> = OnceLock::new();
+    *FEATURES.get_or_init(|| {
+        if std::env::var("KESTREL_AMX").as_deref() == Ok("0") {
+            return (false, false);
+        }
+        detect()
+    })
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-fn detect() -> bool {
+fn detect() -> (bool, bool) {
     use std::arch::x86_64::__cpuid_count;
+    const AMX_BF16: u32 = 1 << 22;
     const AMX_TILE: u32 = 1 << 24;
     const AMX_INT8: u32 = 1 << 25;
     const ARCH_GET_XCOMP_PERM: libc::c_long = 0x1022;
@@ -41,8 +57,8 @@ fn detect() -> bool {
         let max = __cpuid_count(0, 0).eax;
         (max, if max >= 7 { __cpuid_count(7, 0).edx } else { 0 })
     };
-    if max_leaf < 7 || edx7 & (AMX_TILE | AMX_INT8) != (AMX_TILE | AMX_INT8) {
-        return false;
+    if max_leaf < 7 || edx7 & AMX_TILE == 0 {
+        return (false, false);
     }
     let mut granted: u64 = 0;
     // SAFETY: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA) only widens the set of register state
@@ -60,12 +76,13 @@ fn detect() -> bool {
                 &mut granted as *mut u64,
             ) == 0
     };
-    ok && granted & (1 << XFEATURE_XTILEDATA) != 0
+    let tiles = ok && granted & (1 << XFEATURE_XTILEDATA) != 0;
+    (tiles && edx7 & AMX_INT8 != 0, tiles && edx7 & AMX_BF16 != 0)
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-fn detect() -> bool {
-    false
+fn detect() -> (bool, bool) {
+    (false, false)
 }
 
 /// A conv's int8 weights laid out for the tiles: `[cout rounded up to 32][kq rounded up to 16]`
@@ -238,6 +255,7 @@ unsafe fn kernel(w: *const i32, kq16: usize, x: *const u32, c: *mut [i32; PIXELS
 /// Outputs are computed over the padded width (the `k − 1` extra columns per row are discarded),
 /// which makes a run of pixels contiguous across rows.
 pub(crate) struct DirectWeights {
+    op: TileOp,
     cout: usize,
     size: usize,
     /// 4-channel words per K step (≤ 16) and steps per tap; quads = chunk_q · chunks.
@@ -245,6 +263,15 @@ pub(crate) struct DirectWeights {
     chunks: usize,
     /// `[cout / 16 rounded up to even][tap][chunk][16 channels][chunk_q words]`.
     w: Vec<i32>,
+}
+
+/// What one tile multiply does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TileOp {
+    /// `tdpbsud`: words of four s8 weights × four u8 activations, i32 sums.
+    Int8,
+    /// `tdpbf16ps`: words of two bf16 weights × two bf16 activations, f32 sums.
+    Bf16,
 }
 
 /// Geometry of one direct call over padded planes.
@@ -270,10 +297,10 @@ impl DirectGeom {
 }
 
 impl DirectWeights {
-    /// From `[cout][size² · cin4 / 4]` words (K order ky, kx, channel quad) of four int8
-    /// weights each.
-    pub fn new(w: &[i32], cout: usize, cin4: usize, size: usize) -> DirectWeights {
-        let cq = cin4 / 4;
+    /// From `[cout][size² · words]` words (K order ky, kx, channel word) of four int8 or two
+    /// bf16 weights each (`op`).
+    pub fn new(op: TileOp, w: &[i32], cout: usize, words: usize, size: usize) -> DirectWeights {
+        let cq = words;
         let chunks = cq.div_ceil(K_STEP).max(1);
         let chunk_q = cq.div_ceil(chunks);
         let taps = size * size;
@@ -291,6 +318,7 @@ impl DirectWeights {
             }
         }
         DirectWeights {
+            op,
             cout,
             size,
             chunk_q,
@@ -367,13 +395,14 @@ impl DirectWeights {
                             // quads·plane + 64 + size ≤ input_words ≤ x.len() (checked above;
                             // 32·blocks ≤ ho·wp + 31 and ho·wp + (size − 1)·wp = plane).
                             unsafe {
-                                step(
-                                    w.as_ptr().add(a),
-                                    w.as_ptr().add(group_len + a),
-                                    self.chunk_q * 4,
-                                    x.as_ptr().add(xb),
-                                    plane * 4,
-                                )
+                                let (a0, a1) = (w.as_ptr().add(a), w.as_ptr().add(group_len + a));
+                                let xp = x.as_ptr().add(xb);
+                                match self.op {
+                                    TileOp::Int8 => step(a0, a1, self.chunk_q * 4, xp, plane * 4),
+                                    TileOp::Bf16 => {
+                                        step_bf16(a0, a1, self.chunk_q * 4, xp, plane * 4)
+                                    }
+                                }
                             };
                             steps += 1;
                         }
@@ -388,6 +417,80 @@ impl DirectWeights {
         // SAFETY: no tile is used past this point on this thread.
         unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
         true
+    }
+
+    /// The whole conv into `dst` (`[cout][ho·wo]`, every output written): padded-width blocks
+    /// split over the rayon pool, and for each run of valid outputs of one channel in a block,
+    /// `emit(channel, sums, out)` turns the tile's sums (i32, or f32 bits for bf16) into the
+    /// outputs. Returns false (nothing written) when `x` is too short.
+    #[cfg(target_arch = "x86_64")]
+    pub fn conv_into(
+        &self,
+        x: &[u32],
+        g: &DirectGeom,
+        wo: usize,
+        dst: &mut [f32],
+        emit: impl Fn(usize, &[i32], &mut [f32]) + Sync,
+    ) -> bool {
+        use rayon::prelude::*;
+        let (ho, wp) = (g.ho, g.wp);
+        let n = ho * wo;
+        if dst.len() < self.cout * n || x.len() < self.input_words(g) {
+            return false;
+        }
+        // Valid outputs before padded pixel P: where a block range's segment of a plane starts.
+        let first_out = |p: usize| ((p / wp) * wo + (p % wp).min(wo)).min(n);
+        let blocks = g.blocks();
+        let parts = rayon::current_num_threads().clamp(1, blocks.max(1));
+        let bounds: Vec<usize> = (0..=parts).map(|t| t * blocks / parts).collect();
+        let mut segs: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::new()).collect();
+        for row in dst[..self.cout * n].chunks_mut(n) {
+            let mut rest = row;
+            for (t, seg) in segs.iter_mut().enumerate() {
+                let len = first_out(bounds[t + 1] * PIXELS) - first_out(bounds[t] * PIXELS);
+                let (mine, tail) = rest.split_at_mut(len);
+                seg.push(mine);
+                rest = tail;
+            }
+        }
+        let run = |(t, mut segs): (usize, Vec<&mut [f32]>)| -> bool {
+            let start = first_out(bounds[t] * PIXELS);
+            // (first pixel in the block, count, first output in the segment) of each run of
+            // valid outputs in the current block.
+            let mut runs = [(0usize, 0usize, 0usize); PIXELS];
+            let mut nruns = 0;
+            self.run(x, g, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
+                if o == 0 {
+                    nruns = 0;
+                    let mut i = 0;
+                    while i < PIXELS {
+                        let p = b * PIXELS + i;
+                        let (y, col) = (p / wp, p % wp);
+                        let len = (PIXELS - i).min(wp - col);
+                        if y < ho && col < wo {
+                            runs[nruns] = (i, len.min(wo - col), y * wo + col - start);
+                            nruns += 1;
+                        }
+                        i += len;
+                    }
+                }
+                for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                    let seg = &mut segs[o + r];
+                    for &(i, len, at) in &runs[..nruns] {
+                        emit(o + r, &acc_r[i..i + len], &mut seg[at..at + len]);
+                    }
+                }
+            })
+        };
+        if parts == 1 {
+            return segs.into_iter().enumerate().all(run);
+        }
+        segs.into_par_iter()
+            .enumerate()
+            .map(run)
+            .collect::<Vec<_>>()
+            .iter()
+            .all(|&ok| ok)
     }
 }
 
@@ -410,6 +513,41 @@ unsafe fn step(a0: *const i32, a1: *const i32, a_stride: usize, x: *const u32, x
             "tdpbsud tmm1, tmm4, tmm7",
             "tdpbsud tmm2, tmm5, tmm6",
             "tdpbsud tmm3, tmm5, tmm7",
+            a0 = in(reg) a0,
+            a1 = in(reg) a1,
+            as_ = in(reg) a_stride,
+            b0 = in(reg) x,
+            b1 = in(reg) x.add(16),
+            xs = in(reg) x_stride,
+            options(nostack, readonly)
+        );
+    }
+}
+
+/// [`step`] for bf16 pairs: `tdpbf16ps`, f32 sums.
+///
+/// # Safety
+/// As [`step`]; the CPU has AMX-BF16.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn step_bf16(
+    a0: *const i32,
+    a1: *const i32,
+    a_stride: usize,
+    x: *const u32,
+    x_stride: usize,
+) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        std::arch::asm!(
+            "tileloadd tmm4, [{a0} + {as_}*1]",
+            "tileloadd tmm5, [{a1} + {as_}*1]",
+            "tileloadd tmm6, [{b0} + {xs}*1]",
+            "tileloadd tmm7, [{b1} + {xs}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
             a0 = in(reg) a0,
             a1 = in(reg) a1,
             as_ = in(reg) a_stride,

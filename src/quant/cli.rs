@@ -25,7 +25,8 @@ pub struct QuantizeArgs {
     /// Time f32 vs reduced per conv on this machine, print the plan (and store it in --out).
     #[arg(long)]
     pub plan: bool,
-    /// Compare f16, q8_0 and q4_0 with f32 on these images: pseudo-AP50 and max |Δ| raw.
+    /// Compare f16, q8_0, q4_0 (and bf16 on CPUs with AMX-BF16) with f32 on these images:
+    /// pseudo-AP50 and max |Δ| raw.
     #[arg(long, num_args = 1..)]
     pub check: Vec<PathBuf>,
 }
@@ -41,7 +42,11 @@ pub fn quantize(args: QuantizeArgs) -> Result<(), QuantError> {
         write_model(&args)?;
     }
     if !args.check.is_empty() {
-        let precisions = [Precision::F16, Precision::Q8, Precision::Q4];
+        let mut precisions = vec![Precision::F16, Precision::Q8, Precision::Q4];
+        if super::amx::bf16_available() {
+            // bf16 runs on this CPU (AMX-BF16): its drift is worth seeing next to q8's.
+            precisions.push(Precision::Bf16);
+        }
         let rows = check(args.cfg.as_deref(), &args.weights, &args.check, &precisions)?;
         print!("{}", format_rows(&rows));
     }

@@ -45,7 +45,7 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    fn apply(&self, channel: usize, v: &mut [f32]) {
+    pub(crate) fn apply(&self, channel: usize, v: &mut [f32]) {
         let b = self.bias[channel];
         v.iter_mut().for_each(|x| *x += b);
         crate::model::layers::activation::apply_slice(self.activation, v);
@@ -114,8 +114,15 @@ impl Int8Conv {
         }
         let amx = super::amx::available()
             .then(|| Box::new(super::amx::AmxWeights::new(&w, cout, k4 / 4)));
-        let direct = super::amx::available()
-            .then(|| Box::new(super::amx::DirectWeights::new(&w, cout, cin4, size)));
+        let direct = super::amx::available().then(|| {
+            Box::new(super::amx::DirectWeights::new(
+                super::amx::TileOp::Int8,
+                &w,
+                cout,
+                cin4 / 4,
+                size,
+            ))
+        });
         Int8Conv {
             cout,
             cin4,
@@ -244,80 +251,32 @@ impl Int8Conv {
         s: &mut Scratch,
         epi: Option<Epilogue>,
     ) -> bool {
-        use super::amx::{DirectGeom, PIXELS};
+        use super::amx::DirectGeom;
         let Some(d) = self.direct.as_deref() else {
             return false;
         };
         let (ho, wo) = g.out_hw();
-        let n = ho * wo;
         let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
         let dg = DirectGeom { hp, wp, ho };
         let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
         quantize_planes(plane, g, 1.0 / xs, &dg, x);
         let x = &*x;
-        // Valid outputs before padded pixel P: where a block range's segment of a plane starts.
-        let first_out = |p: usize| ((p / wp) * wo + (p % wp).min(wo)).min(n);
-        let blocks = dg.blocks();
-        let parts = rayon::current_num_threads().clamp(1, blocks.max(1));
-        let bounds: Vec<usize> = (0..=parts).map(|t| t * blocks / parts).collect();
-        let mut segs: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::new()).collect();
-        for row in dst[..self.cout * n].chunks_mut(n) {
-            let mut rest = row;
-            for (t, seg) in segs.iter_mut().enumerate() {
-                let len = first_out(bounds[t + 1] * PIXELS) - first_out(bounds[t] * PIXELS);
-                let (mine, tail) = rest.split_at_mut(len);
-                seg.push(mine);
-                rest = tail;
-            }
-        }
-        let run = |(t, mut segs): (usize, Vec<&mut [f32]>)| -> bool {
-            let start = first_out(bounds[t] * PIXELS);
-            // (first pixel in the block, count, first output in the segment) of each run of
-            // valid outputs in the current block: a block spans at most 32 / (wp − wo) + 2 rows.
-            let mut runs = [(0usize, 0usize, 0usize); PIXELS];
-            let mut nruns = 0;
-            d.run(x, &dg, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
-                if o == 0 {
-                    nruns = 0;
-                    let mut i = 0;
-                    while i < PIXELS {
-                        let p = b * PIXELS + i;
-                        let (y, col) = (p / wp, p % wp);
-                        let len = (PIXELS - i).min(wp - col);
-                        if y < ho && col < wo {
-                            let valid = len.min(wo - col);
-                            runs[nruns] = (i, valid, y * wo + col - start);
-                            nruns += 1;
-                        }
-                        i += len;
-                    }
+        d.conv_into(
+            x,
+            &dg,
+            wo,
+            &mut dst[..self.cout * ho * wo],
+            |oc, acc, out| {
+                let f = xs * self.scale[oc];
+                let offset = 128 * self.row_sum[oc];
+                for (d, &v) in out.iter_mut().zip(acc) {
+                    *d = (v - offset) as f32 * f;
                 }
-                for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                    let oc = o + r;
-                    let f = xs * self.scale[oc];
-                    let offset = 128 * self.row_sum[oc];
-                    let seg = &mut segs[oc];
-                    for &(i, len, at) in &runs[..nruns] {
-                        let out = &mut seg[at..at + len];
-                        for (d, &v) in out.iter_mut().zip(&acc_r[i..i + len]) {
-                            *d = (v - offset) as f32 * f;
-                        }
-                        if let Some(e) = epi {
-                            e.apply(oc, out);
-                        }
-                    }
+                if let Some(e) = epi {
+                    e.apply(oc, out);
                 }
-            })
-        };
-        if parts == 1 {
-            return segs.into_iter().enumerate().all(run);
-        }
-        segs.into_par_iter()
-            .enumerate()
-            .map(run)
-            .collect::<Vec<_>>()
-            .iter()
-            .all(|&ok| ok)
+            },
+        )
     }
 
     /// Integer sums of channels `o..o + acc.len()` → f32 (offset of the u8 inputs removed).

@@ -184,9 +184,10 @@ pub fn finish(
     if !model.device().is_cpu() {
         return on_gpu(model, precision);
     }
-    if precision == Precision::Bf16 {
+    if precision == Precision::Bf16 && !super::amx::bf16_available() {
         return Err(QuantError::Usage(
-            "bf16 runs on CUDA only (no bf16 matmul gain on this CPU); use --precision f32, f16 or q8"
+            "bf16 runs on CUDA, or on a CPU with AMX-BF16 (Sapphire Rapids or later), not on this \
+             one; use --precision f32, f16 or q8"
                 .into(),
         ));
     }
@@ -202,7 +203,8 @@ pub fn finish(
     let mut plan = Vec::new();
     for ((layer, geom, groups), w) in geoms.into_iter().zip(&weights.convs) {
         let from_file = stored.as_mut().and_then(|it| it.next());
-        if groups != 1 {
+        // bf16 on the CPU: stride-1 convs only (AMX straight from the padded map).
+        if groups != 1 || (precision == Precision::Bf16 && geom.stride != 1) {
             continue;
         }
         let conv = match from_file {

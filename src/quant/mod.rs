@@ -9,6 +9,7 @@
 
 pub mod accuracy;
 mod amx;
+pub mod bf16;
 pub mod check;
 pub mod cli;
 mod error;
@@ -19,6 +20,11 @@ mod precision;
 pub mod qconv;
 
 pub use error::*;
+
+/// Whether `--precision bf16` runs on this CPU (AMX-BF16 present and granted by the OS).
+pub fn cpu_bf16_available() -> bool {
+    amx::bf16_available()
+}
 pub use loader::{load_any, Loaded, PlanMode};
 pub use precision::Precision;
 pub use qconv::{ConvGeom, QuantConv};

@@ -39,6 +39,8 @@ enum Weights {
     Half(Tensor),
     /// Q8 on x86 CPUs with AVX-512 VNNI: Kestrel's own int8 kernel (see [`super::int8`]).
     Int8(super::int8::Int8Conv),
+    /// bf16 on x86 CPUs with AMX-BF16, stride-1 convs (see [`super::bf16`]).
+    Bf16(super::bf16::Bf16Conv),
 }
 
 /// One conv layer's weights packed for reduced-precision compute (bias and activation are the
@@ -80,7 +82,7 @@ impl QuantConv {
             );
         }
         match precision {
-            Precision::Bf16 => candle_core::bail!("bf16 convs run on CUDA only"),
+            Precision::Bf16 => Self::bf16(geom, kernel),
             Precision::Q8 | Precision::Q4 => {
                 let k_padded = padded_k(k, precision.block());
                 let padded = pad_rows(kernel, geom.cout, k, k_padded);
@@ -101,6 +103,26 @@ impl QuantConv {
         }
     }
 
+    /// The AMX bf16 conv: stride 1 on a CPU with AMX-BF16 only (elsewhere bf16 runs on CUDA).
+    fn bf16(geom: ConvGeom, kernel: &[f32]) -> Result<QuantConv> {
+        if geom.stride != 1 {
+            candle_core::bail!("bf16 convs run on the CPU for stride 1 only");
+        }
+        let conv = super::bf16::Bf16Conv::new(kernel, geom.cout, geom.cin, geom.size).ok_or_else(
+            || {
+                candle_core::Error::Msg(
+                    "bf16 convs need AMX-BF16 on the CPU (Sapphire Rapids or later) or CUDA".into(),
+                )
+            },
+        )?;
+        Ok(QuantConv {
+            geom,
+            k_padded: geom.k(),
+            precision: Precision::Bf16,
+            weights: Weights::Bf16(conv),
+        })
+    }
+
     /// Wraps weights already in GGML form (`[cout, Kpad]`), e.g. read from a model file.
     pub fn from_qtensor(geom: ConvGeom, q: QTensor) -> Result<QuantConv> {
         let (rows, k_padded) = q.shape().dims2()?;
@@ -113,6 +135,15 @@ impl QuantConv {
             );
         }
         let precision = match q.dtype() {
+            candle_core::quantized::GgmlDType::BF16 => {
+                let rows: Vec<f32> = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+                let k = geom.k();
+                let kernel: Vec<f32> = rows
+                    .chunks(k_padded)
+                    .flat_map(|r| r[..k].iter().copied())
+                    .collect();
+                return Self::bf16(geom, &kernel);
+            }
             candle_core::quantized::GgmlDType::Q4_0 => Precision::Q4,
             candle_core::quantized::GgmlDType::F16 => Precision::F16,
             candle_core::quantized::GgmlDType::F32 => Precision::F32,
@@ -219,6 +250,22 @@ impl QuantConv {
                     };
                     c.forward_fused(plane, g, dst, epilogue);
                 }
+                Weights::Bf16(c) => {
+                    let g = super::int8::Int8Geom {
+                        cin,
+                        h,
+                        w,
+                        size: self.geom.size,
+                        stride: self.geom.stride,
+                        pad: self.geom.pad,
+                    };
+                    if !c.forward_fused(plane, g, dst, epilogue) {
+                        candle_core::bail!(
+                            "the bf16 conv cannot run {cin}x{h}x{w} (stride {})",
+                            g.stride
+                        );
+                    }
+                }
                 Weights::Half(wt) => {
                     let cols = im2col(plane, &self.geom, h, w);
                     let cols = Tensor::from_vec(cols, (self.geom.k(), n), &Device::Cpu)?
@@ -228,7 +275,7 @@ impl QuantConv {
                 }
             }
         }
-        Ok(epilogue.is_some() && matches!(self.weights, Weights::Int8(_)))
+        Ok(epilogue.is_some() && matches!(self.weights, Weights::Int8(_) | Weights::Bf16(_)))
     }
 }
 

@@ -1,0 +1,243 @@
+//! bf16 convolution on AMX (opt-in: `--precision bf16` on a CPU with AMX-BF16): weights and
+//! activations rounded to bf16 (8 significant bits), products summed in f32 by `tdpbf16ps`,
+//! 16 × 16 × 32 multiply-adds per instruction. Stride-1 convs only, read straight from padded
+//! planes of channel pairs as the int8 kernel reads quads (`amx::DirectWeights`); every other
+//! conv stays f32. Approximate by construction (≈ 3 significant digits per operand), so never
+//! the default.
+
+use super::amx::{bf16_available, DirectGeom, DirectWeights, TileOp};
+use super::int8::{Epilogue, Int8Geom};
+#[cfg(target_arch = "x86_64")]
+use crate::model::layers::sgemm::grown;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Padded planes of bf16 pairs, reused call after call.
+    static PLANES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// f32 → bf16, rounding to nearest even (NaN stays NaN).
+pub fn to_bf16(v: f32) -> u16 {
+    let b = v.to_bits();
+    if v.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// A stride-1 conv's weights as bf16 pairs for the tiles.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub struct Bf16Conv {
+    cout: usize,
+    cin: usize,
+    direct: DirectWeights,
+}
+
+impl Bf16Conv {
+    /// From a BN-folded OIHW kernel (`[cout][cin·size²]`); `None` where this CPU has no
+    /// AMX-BF16 (or the kernel is not `cout·cin·size²` long).
+    pub fn new(kernel: &[f32], cout: usize, cin: usize, size: usize) -> Option<Bf16Conv> {
+        let taps = size * size;
+        if !bf16_available() || kernel.len() != cout * cin * taps {
+            return None;
+        }
+        let words = cin.div_ceil(2);
+        let mut w = vec![0i32; cout * taps * words];
+        for o in 0..cout {
+            for c in 0..cin {
+                for t in 0..taps {
+                    let v = to_bf16(kernel[(o * cin + c) * taps + t]) as u32;
+                    w[(o * taps + t) * words + c / 2] |= (v << (16 * (c % 2))) as i32;
+                }
+            }
+        }
+        Some(Bf16Conv {
+            cout,
+            cin,
+            direct: DirectWeights::new(TileOp::Bf16, &w, cout, words, size),
+        })
+    }
+
+    /// Conv of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`, then `epilogue`. Only
+    /// stride 1; returns false (nothing written) for anything else.
+    pub fn forward_fused(
+        &self,
+        plane: &[f32],
+        g: Int8Geom,
+        dst: &mut [f32],
+        epilogue: Option<Epilogue>,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if g.stride != 1 || g.cin != self.cin || plane.len() < g.cin * g.h * g.w {
+                return false;
+            }
+            let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+            let (ho, wo) = (hp + 1 - g.size, wp + 1 - g.size);
+            let dg = DirectGeom { hp, wp, ho };
+            let mut planes = PLANES.take();
+            let x = grown(&mut planes, self.direct.input_words(&dg), 0);
+            bf16_planes(plane, g, &dg, x);
+            let done = self.direct.conv_into(
+                x,
+                &dg,
+                wo,
+                &mut dst[..self.cout * ho * wo],
+                |oc, acc, out| {
+                    for (d, &v) in out.iter_mut().zip(acc) {
+                        *d = f32::from_bits(v as u32);
+                    }
+                    if let Some(e) = epilogue {
+                        e.apply(oc, out);
+                    }
+                },
+            );
+            PLANES.set(planes);
+            done
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (plane, g, dst, epilogue);
+            false
+        }
+    }
+}
+
+/// The input as zero-padded planes of channel pairs `[pair][hp][wp]` (every word of `x`
+/// written: padding, and channels past `cin`, as bf16 zeros).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn bf16_planes(plane: &[f32], g: Int8Geom, dg: &DirectGeom, x: &mut [u32]) {
+    let (hw, p, len) = (g.h * g.w, g.pad, dg.plane());
+    let real = g.cin.div_ceil(2);
+    let (used, rest) = x.split_at_mut(real * len);
+    rest.fill(0);
+    used.par_chunks_mut(len).enumerate().for_each(|(q, out)| {
+        let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
+        let (lo, hi) = (channel(2 * q), channel(2 * q + 1));
+        out[..p * dg.wp].fill(0);
+        out[(p + g.h) * dg.wp..].fill(0);
+        for y in 0..g.h {
+            let row = &mut out[(y + p) * dg.wp..(y + p + 1) * dg.wp];
+            row[..p].fill(0);
+            row[p + g.w..].fill(0);
+            let at = y * g.w..(y + 1) * g.w;
+            pair_row(
+                lo.map(|c| &c[at.clone()]),
+                hi.map(|c| &c[at]),
+                &mut row[p..p + g.w],
+            );
+        }
+    });
+}
+
+/// One row of bf16 pair words (a missing channel is zero).
+fn pair_row(lo: Option<&[f32]>, hi: Option<&[f32]>, dst: &mut [u32]) {
+    dst.fill(0);
+    for (shift, src) in [(0, lo), (16, hi)] {
+        if let Some(src) = src {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d |= (to_bf16(v) as u32) << shift;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::random::SplitMix64;
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3F80);
+        // 1 + 2^-8 is halfway between two bf16 values: ties to the even one (1.0).
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3F80);
+        // Just above halfway rounds up.
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0 + 1.0 / 65536.0), 0x3F81);
+        assert_eq!(to_bf16(-2.5), 0xC020);
+        assert!(f32::from_bits((to_bf16(f32::NAN) as u32) << 16).is_nan());
+    }
+
+    /// The AMX bf16 conv against the f32 conv of the bf16-rounded operands (the same products,
+    /// summed in another order): within 1e-4 of the output scale; and against plain f32 within
+    /// bf16's own error.
+    #[test]
+    fn amx_bf16_conv_matches_f32_on_rounded_operands() {
+        if !bf16_available() {
+            println!("AMX-BF16 not available on this CPU: the bf16 conv is refused (checked)");
+            assert!(Bf16Conv::new(&[0.0; 9], 1, 1, 3).is_none());
+            return;
+        }
+        let mut rng = SplitMix64::new(21);
+        for (cin, cout, h, w, size) in [(3, 16, 13, 11, 3), (70, 40, 9, 10, 3), (33, 50, 6, 7, 1)] {
+            let g = Int8Geom {
+                cin,
+                h,
+                w,
+                size,
+                stride: 1,
+                pad: size / 2,
+            };
+            let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let k: Vec<f32> = (0..cout * cin * size * size)
+                .map(|_| rng.uniform(-0.5, 0.5))
+                .collect();
+            let round = |v: &[f32]| -> Vec<f32> {
+                v.iter()
+                    .map(|&v| f32::from_bits((to_bf16(v) as u32) << 16))
+                    .collect()
+            };
+            let conv = Bf16Conv::new(&k, cout, cin, size).expect("AMX-BF16 is available");
+            let mut got = vec![f32::NAN; cout * h * w];
+            assert!(conv.forward_fused(&x, g, &mut got, None));
+            for (reference, what, tol) in [
+                (
+                    naive(&round(&x), &round(&k), cout, g),
+                    "rounded operands",
+                    1e-4,
+                ),
+                (naive(&x, &k, cout, g), "f32", 2e-2),
+            ] {
+                let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let err = got
+                    .iter()
+                    .zip(&reference)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    err <= tol * scale,
+                    "{cin}->{cout} k{size} vs {what}: {err} of {scale}"
+                );
+            }
+            // Stride 2 is refused, not computed wrong.
+            assert!(!conv.forward_fused(&x, Int8Geom { stride: 2, ..g }, &mut got, None));
+        }
+    }
+
+    fn naive(x: &[f32], k: &[f32], cout: usize, g: Int8Geom) -> Vec<f32> {
+        let (s, p) = (g.size, g.pad as isize);
+        let mut out = vec![0f32; cout * g.h * g.w];
+        for o in 0..cout {
+            for y in 0..g.h {
+                for xx in 0..g.w {
+                    let mut acc = 0f32;
+                    for c in 0..g.cin {
+                        for ky in 0..s {
+                            for kx in 0..s {
+                                let (iy, ix) =
+                                    (y as isize + ky as isize - p, xx as isize + kx as isize - p);
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
+                                {
+                                    acc += x[(c * g.h + iy as usize) * g.w + ix as usize]
+                                        * k[((o * g.cin + c) * s + ky) * s + kx];
+                                }
+                            }
+                        }
+                    }
+                    out[(o * g.h + y) * g.w + xx] = acc;
+                }
+            }
+        }
+        out
+    }
+}
