@@ -125,8 +125,9 @@ for m in $MODELS; do
     "$SIZE" "$ROOT/assets/bus.jpg" "$ITERS" "$THREADS")
   kes=$(kestrel_forward_json "$cfg" "$w")
   kq8=$(kestrel_forward_json "$cfg" "$w" q8)
+  kbf=$(kestrel_forward_json "$cfg" "$w" bf16)
   "$VENV/bin/python" -c 'import json,sys; a={}; [a.update(json.loads(x)) for x in sys.argv[1:]]; print(json.dumps(a))' \
-    "$peers" "$kes" "$kq8" >> "$RESULTS"
+    "$peers" "$kes" "$kq8" "$kbf" >> "$RESULTS"
 done
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
