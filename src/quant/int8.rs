@@ -46,9 +46,7 @@ pub struct Epilogue<'a> {
 
 impl Epilogue<'_> {
     pub(crate) fn apply(&self, channel: usize, v: &mut [f32]) {
-        let b = self.bias[channel];
-        v.iter_mut().for_each(|x| *x += b);
-        crate::model::layers::activation::apply_slice(self.activation, v);
+        crate::model::layers::activation::bias_act(self.activation, v, None, self.bias[channel]);
     }
 }
 

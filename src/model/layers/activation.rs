@@ -32,6 +32,27 @@ pub(crate) fn apply_slice(act: Activation, v: &mut [f32]) {
     }
 }
 
+/// `dst = act(src + bias)` (`src` = `dst` itself when `None`) in one pass for linear and leaky,
+/// the activations of YOLO convs: the epilogues otherwise walk each output twice.
+pub(crate) fn bias_act(act: Activation, dst: &mut [f32], src: Option<&[f32]>, bias: f32) {
+    let leaky = |v: f32| if v > 0.0 { v } else { 0.1 * v };
+    match (act, src) {
+        (Activation::Leaky, Some(s)) => dst
+            .iter_mut()
+            .zip(s)
+            .for_each(|(d, &v)| *d = leaky(v + bias)),
+        (Activation::Leaky, None) => dst.iter_mut().for_each(|d| *d = leaky(*d + bias)),
+        (_, Some(s)) => {
+            dst.iter_mut().zip(s).for_each(|(d, &v)| *d = v + bias);
+            apply_slice(act, dst);
+        }
+        (_, None) => {
+            dst.iter_mut().for_each(|d| *d += bias);
+            apply_slice(act, dst);
+        }
+    }
+}
+
 /// Applies `act` with tensor ops.
 pub(crate) fn apply_tensor(act: Activation, x: &Tensor) -> Result<Tensor> {
     match act {
@@ -44,6 +65,31 @@ pub(crate) fn apply_tensor(act: Activation, x: &Tensor) -> Result<Tensor> {
             // softplus = max(x,0) + ln(1 + e^{-|x|}), stable for any x
             let sp = (x.relu()? + ((x.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
             x * sp.tanh()?
+        }
+    }
+}
+
+#[cfg(test)]
+mod bias_tests {
+    use super::*;
+
+    #[test]
+    fn fused_bias_activation_equals_the_two_passes() {
+        let src: Vec<f32> = (0..40).map(|i| i as f32 * 0.37 - 7.0).collect();
+        for act in [
+            Activation::Linear,
+            Activation::Leaky,
+            Activation::Mish,
+            Activation::Relu,
+        ] {
+            let mut want: Vec<f32> = src.iter().map(|v| v + 0.25).collect();
+            apply_slice(act, &mut want);
+            let mut a = vec![f32::NAN; src.len()];
+            bias_act(act, &mut a, Some(&src), 0.25);
+            let mut b = src.clone();
+            bias_act(act, &mut b, None, 0.25);
+            assert_eq!(a, want, "{act:?}");
+            assert_eq!(b, want, "{act:?}");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Convolution with BN folded at load (Darknet: scale = γ/(sqrt(var)+1e-6)).
 
-use super::activation::{apply_slice, apply_tensor};
+use super::activation::{apply_tensor, bias_act};
 use super::sgemm::{grown, row_block, sgemm, with_f32};
 use super::ConvBackend;
 use crate::model::{ConvCfg, ConvWeights};
@@ -277,9 +277,12 @@ impl ConvLayer {
                 let span = (y - oy0) * g.wo..(y1 - oy0) * g.wo;
                 for (o, (seg, tile)) in segs.iter_mut().zip(out.chunks(nt)).enumerate() {
                     let bias = self.bias[o_first + o];
-                    let d = &mut seg[span.clone()];
-                    d.iter_mut().zip(tile).for_each(|(d, &v)| *d = v + bias);
-                    apply_slice(self.cfg.activation, d);
+                    bias_act(
+                        self.cfg.activation,
+                        &mut seg[span.clone()],
+                        Some(tile),
+                        bias,
+                    );
                 }
                 y = y1;
             }
@@ -307,9 +310,7 @@ impl ConvLayer {
             sgemm((d.len() / n, n, k), a, b, d, false, 1)?;
             let r0 = o_first + i * rows;
             for (r, plane) in d.chunks_mut(n).enumerate() {
-                let bias = self.bias[r0 + r];
-                plane.iter_mut().for_each(|v| *v += bias);
-                apply_slice(self.cfg.activation, plane);
+                bias_act(self.cfg.activation, plane, None, self.bias[r0 + r]);
             }
             Ok(())
         };
@@ -329,9 +330,12 @@ impl ConvLayer {
             .enumerate()
             .with_min_len((1 << 14) / n.max(1) + 1)
             .for_each(|(o_abs, chunk)| {
-                let bias = self.bias[o_abs % self.cfg.filters];
-                chunk.iter_mut().for_each(|v| *v += bias);
-                apply_slice(self.cfg.activation, chunk);
+                bias_act(
+                    self.cfg.activation,
+                    chunk,
+                    None,
+                    self.bias[o_abs % self.cfg.filters],
+                );
             });
     }
 }
