@@ -364,7 +364,11 @@ impl Darknet {
             && self.device.is_cpu()
             && degrade.is_empty()
         {
-            return self.forward_planned(&x, (x.dim(0)?, h, w));
+            let key = (x.dim(0)?, h, w);
+            // Run on a pool worker: every parallel loop inside is then a work-stealing join
+            // between the pool's threads, instead of each one parking this (outside) thread and
+            // waking the workers through the pool's injector (≈ 150 such hand-offs per frame).
+            return rayon::scope(|_| self.forward_planned(&x, key));
         }
         let mut outs: Vec<Option<Tensor>> = vec![None; self.layers.len()];
         let mut heads = Vec::new();
