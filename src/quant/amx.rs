@@ -249,11 +249,12 @@ unsafe fn kernel(w: *const i32, kq16: usize, x: *const u32, c: *mut [i32; PIXELS
     }
 }
 
-/// A stride-1 int8 conv on AMX without im2col ("implicit GEMM"): the input is quantized into
-/// zero-padded planes of 4-channel words (`[quads][hp][wp]`), where the 16 pixels one tile row
-/// needs for a kernel tap are 64 contiguous bytes, so every tap is read straight from the planes.
-/// Outputs are computed over the padded width (the `k − 1` extra columns per row are discarded),
-/// which makes a run of pixels contiguous across rows.
+/// A stride-1 or -2 conv on AMX without im2col ("implicit GEMM"): the input is quantized into
+/// zero-padded planes of channel words (four int8 or two bf16 channels each; see
+/// [`DirectGeom`]), where the 16 pixels one tile row needs for a kernel tap are 64 contiguous
+/// bytes, so every tap is read straight from the planes. Outputs are computed over the planes'
+/// width (the extra columns per row are discarded), which makes a run of pixels contiguous
+/// across rows.
 pub(crate) struct DirectWeights {
     op: TileOp,
     cout: usize,
@@ -275,24 +276,54 @@ pub(crate) enum TileOp {
 }
 
 /// Geometry of one direct call over padded planes.
+///
+/// Stride 1: one plane per channel word, `hp × wp`; output pixel (y, x) at tap (ky, kx) reads
+/// plane position (y + ky, x + kx), so over the padded width a run of outputs reads a run of
+/// words. Stride 2: each channel word's padded map is split in four phase planes (even/odd rows
+/// × even/odd columns, `⌈hp/2⌉ × ⌈wp/2⌉` each); output (y, x) at tap (ky, kx) reads phase
+/// (ky mod 2, kx mod 2) at (y + ⌊ky/2⌋, x + ⌊kx/2⌋): again a run of words per run of outputs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DirectGeom {
-    /// Padded plane height and width.
+    /// Padded map height and width.
     pub hp: usize,
     pub wp: usize,
-    /// Output height (stride 1; the output width is `wp − size + 1`).
+    /// Output height.
     pub ho: usize,
+    /// 1 or 2.
+    pub stride: usize,
 }
 
 impl DirectGeom {
-    /// Words of one padded plane.
-    pub fn plane(&self) -> usize {
-        self.hp * self.wp
+    /// Width of the planes, which is also the padded output width computed.
+    pub fn out_w(&self) -> usize {
+        self.wp.div_ceil(self.stride)
     }
 
-    /// Padded-width pixels computed: `ho · wp`, in blocks of 32.
+    /// Words of one (phase) plane.
+    pub fn plane(&self) -> usize {
+        self.hp.div_ceil(self.stride) * self.out_w()
+    }
+
+    /// Words between one channel word's planes and the next's.
+    pub fn word_stride(&self) -> usize {
+        self.plane() * self.stride * self.stride
+    }
+
+    /// Offset of tap (ky, kx) from an output pixel's index.
+    pub fn tap(&self, ky: usize, kx: usize) -> usize {
+        let s = self.stride;
+        ((ky % s) * s + kx % s) * self.plane() + (ky / s) * self.out_w() + kx / s
+    }
+
+    /// Where padded-map position (r, c) of channel word 0 lives.
+    pub fn position(&self, r: usize, c: usize) -> usize {
+        let s = self.stride;
+        ((r % s) * s + c % s) * self.plane() + (r / s) * self.out_w() + c / s
+    }
+
+    /// Padded-width pixels computed: `ho · out_w`, in blocks of 32.
     pub fn blocks(&self) -> usize {
-        (self.ho * self.wp).div_ceil(PIXELS)
+        (self.ho * self.out_w()).div_ceil(PIXELS)
     }
 }
 
@@ -335,7 +366,7 @@ impl DirectWeights {
     /// Words the planes buffer must hold: the planes, then what the discarded outputs of the
     /// last block read past the last plane.
     pub fn input_words(&self, g: &DirectGeom) -> usize {
-        self.quads() * g.plane() + 2 * PIXELS + self.size * (g.wp + 1)
+        self.quads() * g.word_stride() + 2 * PIXELS + self.size * (g.out_w() + 1)
     }
 
     /// Integer sums of blocks `b0..b1` (32 padded-width pixels each) for every output channel,
@@ -359,7 +390,7 @@ impl DirectWeights {
         for t in 6..8 {
             config.rows[t] = self.chunk_q as u8;
         }
-        let plane = g.plane();
+        let stride = g.word_stride();
         let taps = self.size * self.size;
         let group_len = taps * self.chunks * 16 * self.chunk_q;
         let mut acc = [[0i32; PIXELS]; COUT_GROUP];
@@ -385,22 +416,23 @@ impl DirectWeights {
                 };
                 for ky in 0..self.size {
                     for kx in 0..self.size {
-                        let shift = p0 + ky * g.wp + kx;
+                        let shift = p0 + g.tap(ky, kx);
                         for j in 0..self.chunks {
                             let a = steps * 16 * self.chunk_q;
-                            let xb = j * self.chunk_q * plane + shift;
+                            let xb = j * self.chunk_q * stride + shift;
                             // SAFETY: weight rows a.. + 16·chunk_q (and the second group at
-                            // + group_len) lie in `w`; activation rows xb + r·plane for
+                            // + group_len) lie in `w`; activation rows xb + r·word_stride for
                             // r < chunk_q, 32 words each, end before
-                            // quads·plane + 64 + size ≤ input_words ≤ x.len() (checked above;
-                            // 32·blocks ≤ ho·wp + 31 and ho·wp + (size − 1)·wp = plane).
+                            // quads·word_stride + 64 ≤ input_words ≤ x.len() (checked above):
+                            // 32·blocks ≤ ho·out_w + 31, and the last word's planes end at
+                            // quads·word_stride, past every tap's reach of valid outputs.
                             unsafe {
                                 let (a0, a1) = (w.as_ptr().add(a), w.as_ptr().add(group_len + a));
                                 let xp = x.as_ptr().add(xb);
                                 match self.op {
-                                    TileOp::Int8 => step(a0, a1, self.chunk_q * 4, xp, plane * 4),
+                                    TileOp::Int8 => step(a0, a1, self.chunk_q * 4, xp, stride * 4),
                                     TileOp::Bf16 => {
-                                        step_bf16(a0, a1, self.chunk_q * 4, xp, plane * 4)
+                                        step_bf16(a0, a1, self.chunk_q * 4, xp, stride * 4)
                                     }
                                 }
                             };
@@ -433,7 +465,7 @@ impl DirectWeights {
         emit: impl Fn(usize, &[i32], &mut [f32]) + Sync,
     ) -> bool {
         use rayon::prelude::*;
-        let (ho, wp) = (g.ho, g.wp);
+        let (ho, wp) = (g.ho, g.out_w());
         let n = ho * wo;
         if dst.len() < self.cout * n || x.len() < self.input_words(g) {
             return false;
@@ -492,6 +524,44 @@ impl DirectWeights {
             .iter()
             .all(|&ok| ok)
     }
+}
+
+/// Fills the planes of `words` channel words (of `x`, laid out as `g` says): every word
+/// written, `zero` for the padding (`pad` around an `h × w` map) and for the words past
+/// `real`; `row(word, y, out)` writes input row `y` of channel word `word` (w words).
+pub(crate) fn fill_planes(
+    g: &DirectGeom,
+    (h, w, pad): (usize, usize, usize),
+    real: usize,
+    zero: u32,
+    x: &mut [u32],
+    row: impl Fn(usize, usize, &mut [u32]) + Sync,
+) {
+    use rayon::prelude::*;
+    let ws = g.word_stride();
+    let (used, rest) = x.split_at_mut(real * ws);
+    rest.fill(zero);
+    used.par_chunks_mut(ws).enumerate().for_each_init(
+        || vec![0u32; w],
+        |tmp, (q, out)| {
+            out.fill(zero);
+            for y in 0..h {
+                let r = y + pad;
+                if g.stride == 1 {
+                    let at = g.position(r, pad);
+                    row(q, y, &mut out[at..at + w]);
+                    continue;
+                }
+                // Even and odd columns of the padded row go to two phase planes.
+                row(q, y, tmp);
+                let (even, odd) = (g.position(r, 0), g.position(r, 1));
+                for (x, &v) in tmp.iter().enumerate() {
+                    let c = x + pad;
+                    out[if c % 2 == 0 { even } else { odd } + c / 2] = v;
+                }
+            }
+        },
+    );
 }
 
 /// One K step of the 2×2 tile block: weights `a0`, `a1` (16 rows of `a_stride` bytes), activations

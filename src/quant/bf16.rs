@@ -1,15 +1,14 @@
 //! bf16 convolution on AMX (opt-in: `--precision bf16` on a CPU with AMX-BF16): weights and
 //! activations rounded to bf16 (8 significant bits), products summed in f32 by `tdpbf16ps`,
-//! 16 × 16 × 32 multiply-adds per instruction. Stride-1 convs only, read straight from padded
-//! planes of channel pairs as the int8 kernel reads quads (`amx::DirectWeights`); every other
-//! conv stays f32. Approximate by construction (≈ 3 significant digits per operand), so never
+//! 16 × 16 × 32 multiply-adds per instruction. Stride-1 and -2 convs, read straight from
+//! padded planes of channel pairs as the int8 kernel reads quads (`amx::DirectWeights`); every
+//! other conv stays f32. Approximate by construction (≈ 3 significant digits per operand), so never
 //! the default.
 
 use super::amx::{bf16_available, DirectGeom, DirectWeights, TileOp};
 use super::int8::{Epilogue, Int8Geom};
 #[cfg(target_arch = "x86_64")]
 use crate::model::layers::sgemm::grown;
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
@@ -26,7 +25,7 @@ pub fn to_bf16(v: f32) -> u16 {
     ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
-/// A stride-1 conv's weights as bf16 pairs for the tiles.
+/// A conv's weights as bf16 pairs for the tiles.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct Bf16Conv {
     cout: usize,
@@ -59,8 +58,8 @@ impl Bf16Conv {
         })
     }
 
-    /// Conv of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`, then `epilogue`. Only
-    /// stride 1; returns false (nothing written) for anything else.
+    /// Conv of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`, then `epilogue`. Stride 1
+    /// or 2; returns false (nothing written) for anything else.
     pub fn forward_fused(
         &self,
         plane: &[f32],
@@ -70,12 +69,18 @@ impl Bf16Conv {
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if g.stride != 1 || g.cin != self.cin || plane.len() < g.cin * g.h * g.w {
+            if !(1..=2).contains(&g.stride) || g.cin != self.cin || plane.len() < g.cin * g.h * g.w
+            {
                 return false;
             }
             let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
-            let (ho, wo) = (hp + 1 - g.size, wp + 1 - g.size);
-            let dg = DirectGeom { hp, wp, ho };
+            let (ho, wo) = ((hp - g.size) / g.stride + 1, (wp - g.size) / g.stride + 1);
+            let dg = DirectGeom {
+                hp,
+                wp,
+                ho,
+                stride: g.stride,
+            };
             let mut planes = PLANES.take();
             let x = grown(&mut planes, self.direct.input_words(&dg), 0);
             bf16_planes(plane, g, &dg, x);
@@ -104,30 +109,17 @@ impl Bf16Conv {
     }
 }
 
-/// The input as zero-padded planes of channel pairs `[pair][hp][wp]` (every word of `x`
+/// The input as zero-padded planes of channel pairs (see `amx::DirectGeom`; every word of `x`
 /// written: padding, and channels past `cin`, as bf16 zeros).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn bf16_planes(plane: &[f32], g: Int8Geom, dg: &DirectGeom, x: &mut [u32]) {
-    let (hw, p, len) = (g.h * g.w, g.pad, dg.plane());
-    let real = g.cin.div_ceil(2);
-    let (used, rest) = x.split_at_mut(real * len);
-    rest.fill(0);
-    used.par_chunks_mut(len).enumerate().for_each(|(q, out)| {
-        let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
+    let hw = g.h * g.w;
+    let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
+    let dims = (g.h, g.w, g.pad);
+    super::amx::fill_planes(dg, dims, g.cin.div_ceil(2), 0, x, |q, y, out| {
+        let at = y * g.w..(y + 1) * g.w;
         let (lo, hi) = (channel(2 * q), channel(2 * q + 1));
-        out[..p * dg.wp].fill(0);
-        out[(p + g.h) * dg.wp..].fill(0);
-        for y in 0..g.h {
-            let row = &mut out[(y + p) * dg.wp..(y + p + 1) * dg.wp];
-            row[..p].fill(0);
-            row[p + g.w..].fill(0);
-            let at = y * g.w..(y + 1) * g.w;
-            pair_row(
-                lo.map(|c| &c[at.clone()]),
-                hi.map(|c| &c[at]),
-                &mut row[p..p + g.w],
-            );
-        }
+        pair_row(lo.map(|c| &c[at.clone()]), hi.map(|c| &c[at]), out);
     });
 }
 
@@ -170,15 +162,25 @@ mod tests {
             return;
         }
         let mut rng = SplitMix64::new(21);
-        for (cin, cout, h, w, size) in [(3, 16, 13, 11, 3), (70, 40, 9, 10, 3), (33, 50, 6, 7, 1)] {
+        for (cin, cout, h, w, size, stride) in [
+            (3, 16, 13, 11, 3, 1),
+            (70, 40, 9, 10, 3, 1),
+            (33, 50, 6, 7, 1, 1),
+            (16, 31, 14, 13, 3, 2),
+            (40, 20, 9, 8, 3, 2),
+        ] {
             let g = Int8Geom {
                 cin,
                 h,
                 w,
                 size,
-                stride: 1,
+                stride,
                 pad: size / 2,
             };
+            let (ho, wo) = (
+                (h + 2 * g.pad - size) / stride + 1,
+                (w + 2 * g.pad - size) / stride + 1,
+            );
             let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
             let k: Vec<f32> = (0..cout * cin * size * size)
                 .map(|_| rng.uniform(-0.5, 0.5))
@@ -189,7 +191,7 @@ mod tests {
                     .collect()
             };
             let conv = Bf16Conv::new(&k, cout, cin, size).expect("AMX-BF16 is available");
-            let mut got = vec![f32::NAN; cout * h * w];
+            let mut got = vec![f32::NAN; cout * ho * wo];
             assert!(conv.forward_fused(&x, g, &mut got, None));
             for (reference, what, tol) in [
                 (
@@ -209,23 +211,25 @@ mod tests {
                     "{cin}->{cout} k{size} vs {what}: {err} of {scale}"
                 );
             }
-            // Stride 2 is refused, not computed wrong.
-            assert!(!conv.forward_fused(&x, Int8Geom { stride: 2, ..g }, &mut got, None));
+            // Stride 3 is refused, not computed wrong.
+            assert!(!conv.forward_fused(&x, Int8Geom { stride: 3, ..g }, &mut got, None));
         }
     }
 
     fn naive(x: &[f32], k: &[f32], cout: usize, g: Int8Geom) -> Vec<f32> {
         let (s, p) = (g.size, g.pad as isize);
-        let mut out = vec![0f32; cout * g.h * g.w];
+        let ho = (g.h + 2 * g.pad - s) / g.stride + 1;
+        let wo = (g.w + 2 * g.pad - s) / g.stride + 1;
+        let mut out = vec![0f32; cout * ho * wo];
         for o in 0..cout {
-            for y in 0..g.h {
-                for xx in 0..g.w {
+            for y in 0..ho {
+                for xx in 0..wo {
                     let mut acc = 0f32;
                     for c in 0..g.cin {
                         for ky in 0..s {
                             for kx in 0..s {
-                                let (iy, ix) =
-                                    (y as isize + ky as isize - p, xx as isize + kx as isize - p);
+                                let iy = (y * g.stride + ky) as isize - p;
+                                let ix = (xx * g.stride + kx) as isize - p;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
                                 {
                                     acc += x[(c * g.h + iy as usize) * g.w + ix as usize]
@@ -234,7 +238,7 @@ mod tests {
                             }
                         }
                     }
-                    out[(o * g.h + y) * g.w + xx] = acc;
+                    out[(o * ho + y) * wo + xx] = acc;
                 }
             }
         }

@@ -32,7 +32,7 @@ pub struct Int8Conv {
     row_sum: Vec<i32>,
     /// The same weights laid out for AMX tiles, where the CPU has them (see `amx`).
     amx: Option<Box<super::amx::AmxWeights>>,
-    /// Stride-1 convs on AMX without im2col (see `amx::DirectWeights`).
+    /// Stride-1 and -2 convs on AMX without im2col (see `amx::DirectWeights`).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     direct: Option<Box<super::amx::DirectWeights>>,
 }
@@ -168,7 +168,7 @@ impl Int8Conv {
         let max = max_abs(plane);
         let xs = if max > 0.0 { max / 127.0 } else { 1.0 };
         #[cfg(target_arch = "x86_64")]
-        if g.stride == 1 && self.forward_direct(plane, g, xs, dst, s, epi) {
+        if g.stride <= 2 && self.forward_direct(plane, g, xs, dst, s, epi) {
             return;
         }
         let use_vnni = vnni_available();
@@ -237,7 +237,7 @@ impl Int8Conv {
         }
     }
 
-    /// The stride-1 conv on AMX straight from padded planes of channel quads (no im2col).
+    /// The stride-1 or -2 conv on AMX straight from padded planes of channel quads (no im2col).
     /// Returns false when the AMX kernel refused the buffers (then nothing was written).
     #[cfg(target_arch = "x86_64")]
     fn forward_direct(
@@ -255,7 +255,12 @@ impl Int8Conv {
         };
         let (ho, wo) = g.out_hw();
         let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
-        let dg = DirectGeom { hp, wp, ho };
+        let dg = DirectGeom {
+            hp,
+            wp,
+            ho,
+            stride: g.stride,
+        };
         let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
         quantize_planes(plane, g, 1.0 / xs, &dg, x);
         let x = &*x;
@@ -349,9 +354,8 @@ fn quantize_into(src: &[f32], inv: f32, dst: &mut [u8]) {
     }
 }
 
-/// The input quantized into zero-padded planes of 4-channel words `[quad][hp][wp]` (see
-/// `amx::DirectWeights`): every word of `x` is written, padding and channels past `cin` as
-/// [`ZERO_WORD`].
+/// The input quantized into zero-padded planes of 4-channel words (see `amx::DirectGeom`):
+/// every word of `x` is written, padding and channels past `cin` as [`ZERO_WORD`].
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn quantize_planes(
     plane: &[f32],
@@ -360,28 +364,13 @@ fn quantize_planes(
     dg: &super::amx::DirectGeom,
     x: &mut [u32],
 ) {
-    let (hw, p) = (g.h * g.w, g.pad);
-    let len = dg.plane();
-    let real = g.cin.div_ceil(4);
-    let (used, rest) = x.split_at_mut(real * len);
-    rest.fill(ZERO_WORD);
-    used.par_chunks_mut(len).enumerate().for_each(|(q, out)| {
-        let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
-        let src = [
-            channel(4 * q),
-            channel(4 * q + 1),
-            channel(4 * q + 2),
-            channel(4 * q + 3),
-        ];
-        out[..p * dg.wp].fill(ZERO_WORD);
-        out[(p + g.h) * dg.wp..].fill(ZERO_WORD);
-        for y in 0..g.h {
-            let row = &mut out[(y + p) * dg.wp..(y + p + 1) * dg.wp];
-            row[..p].fill(ZERO_WORD);
-            row[p + g.w..].fill(ZERO_WORD);
-            let rows = src.map(|c| c.map(|c| &c[y * g.w..(y + 1) * g.w]));
-            quad_row(rows, inv, &mut row[p..p + g.w]);
-        }
+    let hw = g.h * g.w;
+    let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
+    let dims = (g.h, g.w, g.pad);
+    super::amx::fill_planes(dg, dims, g.cin.div_ceil(4), ZERO_WORD, x, |q, y, out| {
+        let rows = [4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3]
+            .map(|c| channel(c).map(|c| &c[y * g.w..(y + 1) * g.w]));
+        quad_row(rows, inv, out);
     });
 }
 
@@ -674,7 +663,7 @@ mod tests {
         assert_eq!(fused, after, "fused epilogue differs");
         // And the direct AMX path did run for stride 1 (it may refuse only malformed buffers).
         #[cfg(target_arch = "x86_64")]
-        if let (Some(_), 1) = (&conv.direct, stride) {
+        if conv.direct.is_some() {
             let max = max_abs(&x);
             let mut direct = vec![f32::NAN; want.len()];
             let ran = conv.forward_direct(
@@ -763,5 +752,6 @@ mod tests {
         case(150, 70, 9, 11, 3, 1);
         case(200, 40, 6, 7, 1, 1);
         case(72, 36, 12, 10, 3, 2);
+        case(16, 31, 14, 13, 3, 2);
     }
 }

@@ -203,8 +203,8 @@ pub fn finish(
     let mut plan = Vec::new();
     for ((layer, geom, groups), w) in geoms.into_iter().zip(&weights.convs) {
         let from_file = stored.as_mut().and_then(|it| it.next());
-        // bf16 on the CPU: stride-1 convs only (AMX straight from the padded map).
-        if groups != 1 || (precision == Precision::Bf16 && geom.stride != 1) {
+        // bf16 on the CPU: stride 1 and 2 only (AMX straight from the padded map).
+        if groups != 1 || (precision == Precision::Bf16 && geom.stride > 2) {
             continue;
         }
         let conv = match from_file {

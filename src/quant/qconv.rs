@@ -39,7 +39,7 @@ enum Weights {
     Half(Tensor),
     /// Q8 on x86 CPUs with AVX-512 VNNI: Kestrel's own int8 kernel (see [`super::int8`]).
     Int8(super::int8::Int8Conv),
-    /// bf16 on x86 CPUs with AMX-BF16, stride-1 convs (see [`super::bf16`]).
+    /// bf16 on x86 CPUs with AMX-BF16, stride-1 and -2 convs (see [`super::bf16`]).
     Bf16(super::bf16::Bf16Conv),
 }
 
@@ -105,8 +105,8 @@ impl QuantConv {
 
     /// The AMX bf16 conv: stride 1 on a CPU with AMX-BF16 only (elsewhere bf16 runs on CUDA).
     fn bf16(geom: ConvGeom, kernel: &[f32]) -> Result<QuantConv> {
-        if geom.stride != 1 {
-            candle_core::bail!("bf16 convs run on the CPU for stride 1 only");
+        if !(1..=2).contains(&geom.stride) {
+            candle_core::bail!("bf16 convs run on the CPU for stride 1 and 2 only");
         }
         let conv = super::bf16::Bf16Conv::new(kernel, geom.cout, geom.cin, geom.size).ok_or_else(
             || {
