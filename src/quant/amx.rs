@@ -197,55 +197,23 @@ impl TileConfig {
 /// words, `c` writable for 32·32 i32; kq16 a multiple of 16.
 #[cfg(target_arch = "x86_64")]
 unsafe fn kernel(w: *const i32, kq16: usize, x: *const u32, c: *mut [i32; PIXELS]) {
-    use std::arch::asm;
-    let w_stride = kq16 * 4;
-    let x_stride = PIXELS * 4;
-    let c_stride = PIXELS * 4;
-    // SAFETY (every block below): addresses are inside the ranges of the function's contract:
-    // a tile row r of weights is w + r·kq16 + q (q + 16 ≤ kq16), of activations x + (q + r)·32
-    // (+16 for the second half), of sums c + r·32 (+16).
+    // SAFETY (every call): addresses are inside the ranges of the function's contract: a tile
+    // row r of weights is w + r·kq16 + q (q + 16 ≤ kq16), of activations x + (q + r)·32 (+16 for
+    // the second half), of sums c + r·32 (+16).
     unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
+        zero_sums();
         let mut q = 0;
         while q < kq16 {
-            asm!(
-                "tileloadd tmm4, [{a0} + {ws}*1]",
-                "tileloadd tmm5, [{a1} + {ws}*1]",
-                "tileloadd tmm6, [{b0} + {xs}*1]",
-                "tileloadd tmm7, [{b1} + {xs}*1]",
-                "tdpbsud tmm0, tmm4, tmm6",
-                "tdpbsud tmm1, tmm4, tmm7",
-                "tdpbsud tmm2, tmm5, tmm6",
-                "tdpbsud tmm3, tmm5, tmm7",
-                a0 = in(reg) w.add(q),
-                a1 = in(reg) w.add(16 * kq16 + q),
-                b0 = in(reg) x.add(q * PIXELS),
-                b1 = in(reg) x.add(q * PIXELS + 16),
-                ws = in(reg) w_stride,
-                xs = in(reg) x_stride,
-                options(nostack, readonly)
+            step(
+                w.add(q),
+                w.add(16 * kq16 + q),
+                kq16 * 4,
+                x.add(q * PIXELS),
+                PIXELS * 4,
             );
             q += K_STEP;
         }
-        let c = c as *mut i32;
-        asm!(
-            "tilestored [{c0} + {cs}*1], tmm0",
-            "tilestored [{c1} + {cs}*1], tmm1",
-            "tilestored [{c2} + {cs}*1], tmm2",
-            "tilestored [{c3} + {cs}*1], tmm3",
-            c0 = in(reg) c,
-            c1 = in(reg) c.add(16),
-            c2 = in(reg) c.add(16 * PIXELS),
-            c3 = in(reg) c.add(16 * PIXELS + 16),
-            cs = in(reg) c_stride,
-            options(nostack)
-        );
+        store(c);
     }
 }
 
@@ -404,16 +372,8 @@ impl DirectWeights {
             while o < self.cout {
                 let w = &self.w[(o / 16) * group_len..(o / 16 + 2) * group_len];
                 let mut steps = 0;
-                // SAFETY: tilezero touches tile registers only.
-                unsafe {
-                    std::arch::asm!(
-                        "tilezero tmm0",
-                        "tilezero tmm1",
-                        "tilezero tmm2",
-                        "tilezero tmm3",
-                        options(nostack, nomem)
-                    )
-                };
+                // SAFETY: tiles configured above.
+                unsafe { zero_sums() };
                 for ky in 0..self.size {
                     for kx in 0..self.size {
                         let shift = p0 + g.tap(ky, kx);
@@ -564,69 +524,77 @@ pub(crate) fn fill_planes(
     );
 }
 
-/// One K step of the 2×2 tile block: weights `a0`, `a1` (16 rows of `a_stride` bytes), activations
-/// at `x` and `x + 16` words (rows `x_stride` bytes apart), summed into tmm0–3.
-///
-/// # Safety
-/// Tiles configured; every row the configuration makes the loads read is readable.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn step(a0: *const i32, a1: *const i32, a_stride: usize, x: *const u32, x_stride: usize) {
-    // SAFETY: per the function's contract.
-    unsafe {
-        std::arch::asm!(
-            "tileloadd tmm4, [{a0} + {as_}*1]",
-            "tileloadd tmm5, [{a1} + {as_}*1]",
-            "tileloadd tmm6, [{b0} + {xs}*1]",
-            "tileloadd tmm7, [{b1} + {xs}*1]",
-            "tdpbsud tmm0, tmm4, tmm6",
-            "tdpbsud tmm1, tmm4, tmm7",
-            "tdpbsud tmm2, tmm5, tmm6",
-            "tdpbsud tmm3, tmm5, tmm7",
-            a0 = in(reg) a0,
-            a1 = in(reg) a1,
-            as_ = in(reg) a_stride,
-            b0 = in(reg) x,
-            b1 = in(reg) x.add(16),
-            xs = in(reg) x_stride,
-            options(nostack, readonly)
-        );
-    }
+/// Defines one K step of the 2×2 tile block with tile multiply `$op`: weights `a0`, `a1` (16
+/// rows of `a_stride` bytes), activations at `x` and `x + 16` words (rows `x_stride` bytes
+/// apart), summed into tmm0–3.
+macro_rules! tile_step {
+    ($(#[$doc:meta])* $name:ident, $op:literal) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Tiles configured; every row the configuration makes the loads read is readable; the
+        /// CPU has the instruction's AMX extension.
+        #[cfg(target_arch = "x86_64")]
+        #[inline(always)]
+        unsafe fn $name(
+            a0: *const i32,
+            a1: *const i32,
+            a_stride: usize,
+            x: *const u32,
+            x_stride: usize,
+        ) {
+            // SAFETY: per the function's contract.
+            unsafe {
+                std::arch::asm!(
+                    "tileloadd tmm4, [{a0} + {as_}*1]",
+                    "tileloadd tmm5, [{a1} + {as_}*1]",
+                    "tileloadd tmm6, [{b0} + {xs}*1]",
+                    "tileloadd tmm7, [{b1} + {xs}*1]",
+                    concat!($op, " tmm0, tmm4, tmm6"),
+                    concat!($op, " tmm1, tmm4, tmm7"),
+                    concat!($op, " tmm2, tmm5, tmm6"),
+                    concat!($op, " tmm3, tmm5, tmm7"),
+                    a0 = in(reg) a0,
+                    a1 = in(reg) a1,
+                    as_ = in(reg) a_stride,
+                    b0 = in(reg) x,
+                    b1 = in(reg) x.add(16),
+                    xs = in(reg) x_stride,
+                    options(nostack, readonly)
+                );
+            }
+        }
+    };
 }
 
-/// [`step`] for bf16 pairs: `tdpbf16ps`, f32 sums.
+tile_step!(
+    /// int8: s8 weights × u8 activations, i32 sums.
+    step,
+    "tdpbsud"
+);
+tile_step!(
+    /// bf16 pairs, f32 sums.
+    step_bf16,
+    "tdpbf16ps"
+);
+
+/// Zeroes the sums tmm0–3.
 ///
 /// # Safety
-/// As [`step`]; the CPU has AMX-BF16.
+/// Tiles configured.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn step_bf16(
-    a0: *const i32,
-    a1: *const i32,
-    a_stride: usize,
-    x: *const u32,
-    x_stride: usize,
-) {
-    // SAFETY: per the function's contract.
+unsafe fn zero_sums() {
+    // SAFETY: tilezero touches tile registers only.
     unsafe {
         std::arch::asm!(
-            "tileloadd tmm4, [{a0} + {as_}*1]",
-            "tileloadd tmm5, [{a1} + {as_}*1]",
-            "tileloadd tmm6, [{b0} + {xs}*1]",
-            "tileloadd tmm7, [{b1} + {xs}*1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            a0 = in(reg) a0,
-            a1 = in(reg) a1,
-            as_ = in(reg) a_stride,
-            b0 = in(reg) x,
-            b1 = in(reg) x.add(16),
-            xs = in(reg) x_stride,
-            options(nostack, readonly)
-        );
-    }
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        )
+    };
 }
 
 /// Stores tmm0–3 as `c[32][32]` (channels × pixels).

@@ -229,6 +229,14 @@ impl QuantConv {
                 out.len()
             );
         }
+        let g = super::int8::Int8Geom {
+            cin,
+            h,
+            w,
+            size: self.geom.size,
+            stride: self.geom.stride,
+            pad: self.geom.pad,
+        };
         for bi in 0..b {
             let plane = &data[bi * cin * h * w..(bi + 1) * cin * h * w];
             let dst = &mut out[bi * cout * n..(bi + 1) * cout * n];
@@ -239,26 +247,8 @@ impl QuantConv {
                     let y: Vec<f32> = q.forward(&rows)?.flatten_all()?.to_vec1()?;
                     transpose_into(&y, n, cout, dst);
                 }
-                Weights::Int8(c) => {
-                    let g = super::int8::Int8Geom {
-                        cin,
-                        h,
-                        w,
-                        size: self.geom.size,
-                        stride: self.geom.stride,
-                        pad: self.geom.pad,
-                    };
-                    c.forward_fused(plane, g, dst, epilogue);
-                }
+                Weights::Int8(c) => c.forward_fused(plane, g, dst, epilogue),
                 Weights::Bf16(c) => {
-                    let g = super::int8::Int8Geom {
-                        cin,
-                        h,
-                        w,
-                        size: self.geom.size,
-                        stride: self.geom.stride,
-                        pad: self.geom.pad,
-                    };
                     if !c.forward_fused(plane, g, dst, epilogue) {
                         candle_core::bail!(
                             "the bf16 conv cannot run {cin}x{h}x{w} (stride {})",
