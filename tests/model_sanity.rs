@@ -115,3 +115,40 @@ fn concurrent_forwards_equal_a_solo_forward() {
         }
     }
 }
+
+/// One network fed sizes and batches in turn re-plans its buffers each time the shape changes:
+/// every answer equals a fresh network's, and a batch of two equals two single forwards.
+#[test]
+fn changing_input_sizes_and_batches_replan_without_stale_buffers() {
+    let load = || {
+        Darknet::load(
+            &common::asset("yolov3-tiny.cfg"),
+            &common::asset("yolov3-tiny.weights"),
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let raw = |heads: Vec<kestrel::model::YoloOutput>| -> Vec<Vec<f32>> {
+        heads
+            .iter()
+            .map(|h| h.raw.flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    let net = load();
+    let (big, small) = (load_bus(416), load_bus(320));
+    for x in [&big, &small, &big, &small] {
+        assert_eq!(
+            raw(net.forward(x).unwrap()),
+            raw(load().forward(x).unwrap())
+        );
+    }
+    let pair = Tensor::cat(&[&small, &small.affine(0.5, 0.2).unwrap()], 0).unwrap();
+    let both = raw(net.forward(&pair).unwrap());
+    let one = raw(net.forward(&small).unwrap());
+    let other = raw(net.forward(&small.affine(0.5, 0.2).unwrap()).unwrap());
+    for (k, head) in both.iter().enumerate() {
+        let half = head.len() / 2;
+        assert_eq!(&head[..half], one[k].as_slice(), "batch item 0, head {k}");
+        assert_eq!(&head[half..], other[k].as_slice(), "batch item 1, head {k}");
+    }
+}

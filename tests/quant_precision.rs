@@ -156,3 +156,51 @@ fn damaged_model_files_give_clear_errors() {
     std::fs::write(&corrupt_path, &corrupt).unwrap();
     expect_clear_error(&corrupt_path, "not a valid Kestrel model file");
 }
+
+/// The reduced convs (int8 on VNNI or AMX tiles, bf16 on AMX where present) keep per-thread
+/// scratch and tile state: forwards from several threads at once equal a solo forward exactly.
+#[test]
+fn concurrent_reduced_forwards_equal_a_solo_forward() {
+    let (cfg, weights) = (asset("yolov3-tiny.cfg"), asset("yolov3-tiny.weights"));
+    let mut precisions = vec![Precision::Q8];
+    if kestrel::quant::cpu_bf16_available() {
+        precisions.push(Precision::Bf16);
+    }
+    for precision in precisions {
+        let dev = candle_core::Device::Cpu;
+        let loaded = load_any(
+            Some(&cfg),
+            &weights,
+            &dev,
+            Some(precision),
+            PlanMode::AllReduced,
+        )
+        .unwrap();
+        let net = std::sync::Arc::new(loaded.model);
+        let x = candle_core::Tensor::rand(0f32, 1f32, (1, 3, 416, 416), &dev).unwrap();
+        let raw = |net: &kestrel::model::Darknet, x: &candle_core::Tensor| -> Vec<Vec<f32>> {
+            net.forward(x)
+                .unwrap()
+                .iter()
+                .map(|h| h.raw.flatten_all().unwrap().to_vec1().unwrap())
+                .collect()
+        };
+        let solo = raw(&net, &x);
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let (net, x) = (net.clone(), x.clone());
+                std::thread::spawn(move || (0..2).map(|_| raw(&net, &x)).collect::<Vec<_>>())
+            })
+            .collect();
+        for r in runs {
+            for heads in r.join().expect("no forward panics") {
+                assert_eq!(
+                    heads,
+                    solo,
+                    "{}: a concurrent forward differs",
+                    precision.name()
+                );
+            }
+        }
+    }
+}
