@@ -98,7 +98,7 @@ fn pool_2x2_s2(src: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize), ds
             orow[..full]
                 .iter_mut()
                 .zip(r0.chunks_exact(2).zip(r1.chunks_exact(2)))
-                .for_each(|(o, (a, b))| *o = a[0].max(a[1]).max(b[0].max(b[1])));
+                .for_each(|(o, (a, b))| *o = gt_max(gt_max(a[0], a[1]), gt_max(b[0], b[1])));
             for (ox, o) in orow.iter_mut().enumerate().skip(full) {
                 let (lo, hi) = ((2 * ox).min(w), (2 * ox + 2).min(w));
                 *o = r0[lo..hi]
@@ -117,6 +117,17 @@ fn pool_2x2_s2(src: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize), ds
         src.chunks_exact(h * w)
             .zip(dst.chunks_exact_mut(ho * wo))
             .for_each(one);
+    }
+}
+
+/// Darknet's `val > max ? val : max`: also what one `maxps` lane computes, so the 2×2 pool's
+/// loop vectorizes (`f32::max` has NaN rules that need a compare and blend per lane).
+#[inline(always)]
+fn gt_max(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
 
