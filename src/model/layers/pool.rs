@@ -58,7 +58,7 @@ fn pool_rows_stride1(
             d[lo..hi]
                 .iter_mut()
                 .zip(&line[from..from + (hi - lo)])
-                .for_each(|(a, &b)| *a = a.max(b));
+                .for_each(|(a, &b)| *a = gt_max(b, *a));
         }
     }
 }
@@ -73,7 +73,7 @@ fn pool_cols(src: &[f32], planes: usize, h: usize, wo: usize, m: &MaxpoolCfg, ds
             d.fill(f32::MIN);
             let (lo, hi) = window(oy, h, m);
             for row in plane[lo * wo..hi * wo].chunks_exact(wo) {
-                d.iter_mut().zip(row).for_each(|(a, &b)| *a = a.max(b));
+                d.iter_mut().zip(row).for_each(|(a, &b)| *a = gt_max(b, *a));
             }
         }
     }
