@@ -299,6 +299,34 @@ impl Darknet {
         }
     }
 
+    /// Runs conv layer `layer` alone on NCHW values `x` of `dims` into `dst` (the CPU path's
+    /// slice form, as the planned forward runs it: no allocation, so per-layer timings of the
+    /// precision plan compare steady-state costs). Returns the output (height, width).
+    pub fn conv_forward_into(
+        &self,
+        layer: usize,
+        x: &[f32],
+        dims: (usize, usize, usize, usize),
+        dst: &mut Vec<f32>,
+    ) -> Result<(usize, usize), ModelError> {
+        match self.layers.get(layer) {
+            Some(Prepared::Conv(c)) if self.backend == ConvBackend::CpuIm2col => {
+                let (ho, wo) = c.out_hw(dims.2, dims.3);
+                let n = dims.0 * c.filters() * ho * wo;
+                if dst.len() < n {
+                    dst.resize(n, 0.0);
+                }
+                c.forward_into(x, dims, dst)
+                    .map_err(tensor_err(layer, "convolutional"))?;
+                Ok((ho, wo))
+            }
+            Some(Prepared::Conv(_)) => Err(ModelError::Input(
+                "slice-form convs need the CPU backend".into(),
+            )),
+            _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
+        }
+    }
+
     pub fn cfg(&self) -> &Cfg {
         &self.cfg
     }

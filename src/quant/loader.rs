@@ -8,7 +8,7 @@ use crate::model::{
     layer_shapes, Cfg, ConvWeights, Darknet, DarknetWeights, LayerKind, ShortcutWeightsData,
     WeightsHeader,
 };
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use std::path::Path;
 use std::time::Instant;
 
@@ -268,20 +268,22 @@ fn time_layer(model: &mut Darknet, layer: usize, geom: ConvGeom) -> Result<(f64,
     } else {
         (shapes[layer - 1].h, shapes[layer - 1].w)
     };
-    let x = Tensor::ones((1, geom.cin, h, w), candle_core::DType::F32, &Device::Cpu)?
-        .affine(0.5, 0.0)?;
-    let best = |model: &Darknet| -> Result<f64, QuantError> {
+    let x = vec![0.5f32; geom.cin * h * w];
+    let mut out = Vec::new();
+    let best = |model: &Darknet, out: &mut Vec<f32>| -> Result<f64, QuantError> {
         let mut ms = f64::INFINITY;
-        for _ in 0..3 {
+        // Into one reused buffer on a pool worker, as the planned forward runs each layer (a
+        // fresh output tensor per call added page faults that blurred the comparison).
+        for _ in 0..4 {
             let t = Instant::now();
-            model.conv_forward(layer, &x)?;
+            rayon::scope(|_| model.conv_forward_into(layer, &x, (1, geom.cin, h, w), out))?;
             ms = ms.min(t.elapsed().as_secs_f64() * 1e3);
         }
         Ok(ms)
     };
-    let reduced = best(model)?;
+    let reduced = best(model, &mut out)?;
     let reduced_conv = model_take(model, layer)?;
-    let f32_ms = best(model)?;
+    let f32_ms = best(model, &mut out)?;
     model.set_reduced_conv(layer, reduced_conv)?;
     Ok((f32_ms, reduced))
 }

@@ -128,6 +128,11 @@ impl ConvLayer {
         Tensor::from_vec(out, (dims.0, self.cfg.filters, ho, wo), x.device())
     }
 
+    /// Output channels.
+    pub fn filters(&self) -> usize {
+        self.cfg.filters
+    }
+
     /// Output (height, width) for an `h×w` input.
     pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
         let c = &self.cfg;
