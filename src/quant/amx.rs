@@ -1,6 +1,7 @@
-//! Intel AMX (Advanced Matrix Extensions, Sapphire Rapids and later) for the int8 conv: one
-//! `tdpbsud` multiplies a 16×64 int8 weight tile by a 64×16 u8 activation tile into 16×16 i32
-//! sums (16 384 multiply-adds per instruction, 8× what `vpdpbusd` does per cycle on this core).
+//! Intel AMX (Advanced Matrix Extensions, Sapphire Rapids and later) for the int8 and bf16 convs:
+//! one `tdpbsud` multiplies a 16×64 int8 weight tile by a 64×16 u8 activation tile into 16×16
+//! i32 sums (16 384 multiply-adds per instruction, 8× what `vpdpbusd` does per cycle on this
+//! core); `tdpbf16ps` does the same for pairs of bf16 into f32 sums.
 //!
 //! Rust's AMX intrinsics are not stable, so the five instructions used are written in `asm!`.
 //! Linux hands out the 8 KiB tile state only after the process asks (`arch_prctl`), so
@@ -14,7 +15,7 @@ use std::sync::OnceLock;
 
 /// Output channels per kernel call: two 16-row weight tiles.
 pub(crate) const COUT_GROUP: usize = 32;
-/// Pixels per kernel call: two 16-column activation tiles (the packed block of `int8`).
+/// Pixels per kernel call: two 16-column activation tiles.
 pub(crate) const PIXELS: usize = 32;
 /// K words (4 bytes each) per tile step: one 64-byte tile row.
 pub(crate) const K_STEP: usize = 16;
@@ -85,72 +86,6 @@ fn detect() -> (bool, bool) {
     (false, false)
 }
 
-/// A conv's int8 weights laid out for the tiles: `[cout rounded up to 32][kq rounded up to 16]`
-/// words, zero-padded (zero weights make the padded K words and output rows contribute nothing).
-pub(crate) struct AmxWeights {
-    w: Vec<i32>,
-    cout: usize,
-    kq: usize,
-    kq16: usize,
-}
-
-impl AmxWeights {
-    /// From `[cout][kq]` words of four int8 weights each.
-    pub fn new(w: &[i32], cout: usize, kq: usize) -> AmxWeights {
-        let kq16 = kq.div_ceil(K_STEP) * K_STEP;
-        let rows = cout.div_ceil(COUT_GROUP) * COUT_GROUP;
-        let mut padded = vec![0i32; rows * kq16];
-        for (dst, src) in padded.chunks_exact_mut(kq16).zip(w.chunks_exact(kq)) {
-            dst[..kq].copy_from_slice(src);
-        }
-        AmxWeights {
-            w: padded,
-            cout,
-            kq,
-            kq16,
-        }
-    }
-
-    /// Words of one packed pixel block the kernel reads: `kq16` rows of 32 pixels (the rows
-    /// past `kq` meet zero weights; they only have to be readable).
-    pub fn block_words(&self) -> usize {
-        self.kq16 * PIXELS
-    }
-
-    /// For every group of 32 output channels `o`, the sums `acc[r][px] = Σ_k w[o + r][k] ·
-    /// xb[k][px]` of one packed block `xb` (`[kq][32]` words, at least [`block_words`] long),
-    /// handed to `group(o, rows, acc)` with `rows` = the real channels of the group. Returns
-    /// false (and does nothing) when `xb` is too short.
-    #[cfg(target_arch = "x86_64")]
-    pub fn for_each_group(
-        &self,
-        xb: &[u32],
-        mut group: impl FnMut(usize, usize, &[[i32; PIXELS]; COUT_GROUP]),
-    ) -> bool {
-        if xb.len() < self.block_words() || self.kq == 0 {
-            return false;
-        }
-        let config = TileConfig::new();
-        let mut acc = [[0i32; PIXELS]; COUT_GROUP];
-        // SAFETY: `available()` (checked by the caller before building AmxWeights is used)
-        // found AMX-TILE/INT8 and the tile state granted; the config is a valid palette-1
-        // layout (8 tiles of 16 rows × 64 bytes).
-        unsafe { config.load() };
-        let mut o = 0;
-        while o < self.cout {
-            let w = &self.w[o * self.kq16..(o + COUT_GROUP) * self.kq16];
-            // SAFETY: `w` holds 32 rows of kq16 words and `xb` kq16 rows of 32 words (checked
-            // above), `acc` 32 rows of 32 i32: every tile load and store stays inside them.
-            unsafe { kernel(w.as_ptr(), self.kq16, xb.as_ptr(), acc.as_mut_ptr()) };
-            group(o, COUT_GROUP.min(self.cout - o), &acc);
-            o += COUT_GROUP;
-        }
-        // SAFETY: releases this thread's tile state (no tile is in use past this point).
-        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
-        true
-    }
-}
-
 /// `ldtilecfg`'s 64-byte operand.
 #[repr(C, align(64))]
 struct TileConfig {
@@ -187,33 +122,6 @@ impl TileConfig {
         unsafe {
             std::arch::asm!("ldtilecfg [{}]", in(reg) self as *const TileConfig, options(nostack))
         };
-    }
-}
-
-/// `c[32][32] = w[32][kq16 words] · x[kq16][32 words]` (s8 weights × u8 activations, i32 sums).
-///
-/// # Safety
-/// Tiles configured by [`TileConfig::load`]; `w` readable for 32·kq16 words, `x` for kq16·32
-/// words, `c` writable for 32·32 i32; kq16 a multiple of 16.
-#[cfg(target_arch = "x86_64")]
-unsafe fn kernel(w: *const i32, kq16: usize, x: *const u32, c: *mut [i32; PIXELS]) {
-    // SAFETY (every call): addresses are inside the ranges of the function's contract: a tile
-    // row r of weights is w + r·kq16 + q (q + 16 ≤ kq16), of activations x + (q + r)·32 (+16 for
-    // the second half), of sums c + r·32 (+16).
-    unsafe {
-        zero_sums();
-        let mut q = 0;
-        while q < kq16 {
-            step(
-                w.add(q),
-                w.add(16 * kq16 + q),
-                kq16 * 4,
-                x.add(q * PIXELS),
-                PIXELS * 4,
-            );
-            q += K_STEP;
-        }
-        store(c);
     }
 }
 

@@ -30,8 +30,6 @@ pub struct Int8Conv {
     scale: Vec<f32>,
     /// Per output channel: Σ w (int8), to remove the +128 offset of the u8 inputs.
     row_sum: Vec<i32>,
-    /// The same weights laid out for AMX tiles, where the CPU has them (see `amx`).
-    amx: Option<Box<super::amx::AmxWeights>>,
     /// Stride-1 and -2 convs on AMX without im2col (see `amx::DirectWeights`).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     direct: Option<Box<super::amx::DirectWeights>>,
@@ -110,8 +108,6 @@ impl Int8Conv {
             );
             scale.push(s);
         }
-        let amx = super::amx::available()
-            .then(|| Box::new(super::amx::AmxWeights::new(&w, cout, k4 / 4)));
         let direct = super::amx::available().then(|| {
             Box::new(super::amx::DirectWeights::new(
                 super::amx::TileOp::Int8,
@@ -128,7 +124,6 @@ impl Int8Conv {
             w,
             scale,
             row_sum,
-            amx,
             direct,
         }
     }
@@ -177,25 +172,15 @@ impl Int8Conv {
         let kq = self.k4 / 4;
         // Grown, never refilled here: `pack` clears each block itself (in parallel), and every
         // tile value is written by `block`.
-        // AMX reads K in steps of 16 words: the last block's rows past kq must be readable.
-        let read = self.amx.as_ref().map_or(kq * BLOCK, |a| a.block_words());
-        let packed = grown(
-            &mut s.packed,
-            (blocks - 1) * kq * BLOCK + read.max(kq * BLOCK),
-            ZERO_WORD,
-        );
-        pack(&s.hwc, g, self.cin4, &mut packed[..blocks * kq * BLOCK]);
-        let packed = &*packed;
+        let packed = grown(&mut s.packed, blocks * kq * BLOCK, ZERO_WORD);
+        pack(&s.hwc, g, self.cin4, packed);
         // One task per block of pixels: [cout][BLOCK] results, then gathered into dst rows.
         let tile_len = self.cout * BLOCK;
         let tiles = grown(&mut s.tiles, blocks * tile_len, 0.0);
         tiles
             .par_chunks_mut(tile_len)
-            .enumerate()
-            .for_each(|(b, tile)| {
-                let xb = &packed[b * kq * BLOCK..(b * kq * BLOCK + read).min(packed.len())];
-                self.block(xb, xs, use_vnni, tile, epi)
-            });
+            .zip(packed.par_chunks(kq * BLOCK))
+            .for_each(|(tile, xb)| self.block(xb, xs, use_vnni, tile, epi));
         let tiles = &*tiles;
         dst[..self.cout * n]
             .par_chunks_mut(n)
@@ -212,15 +197,6 @@ impl Int8Conv {
     /// All output channels of one pixel block.
     fn block(&self, xb: &[u32], xs: f32, use_vnni: bool, tile: &mut [f32], epi: Option<Epilogue>) {
         let kq = self.k4 / 4;
-        #[cfg(target_arch = "x86_64")]
-        if let Some(amx) = &self.amx {
-            let done = amx.for_each_group(xb, |o, rows, acc| {
-                self.rescale(o, &acc[..rows], xs, tile, epi);
-            });
-            if done {
-                return;
-            }
-        }
         let mut o = 0;
         while o < self.cout {
             let rows = ROWS.min(self.cout - o);
@@ -644,7 +620,7 @@ mod tests {
         conv.forward(&x, g, &mut got);
         // Without AMX (VNNI or portable) the very same numbers: same quantization, same sums.
         let mut plain = Int8Conv::new(&k, cout, cin, size);
-        let had_amx = plain.amx.take().is_some() | plain.direct.take().is_some();
+        let had_amx = plain.direct.take().is_some();
         let mut again = vec![0f32; want.len()];
         plain.forward(&x, g, &mut again);
         assert_eq!(got, again, "AMX ({had_amx}) and VNNI/portable differ");
@@ -712,31 +688,6 @@ mod tests {
             vnni::tile(&packed[..kq * BLOCK], &conv.w, kq, rows, &mut b);
             assert_eq!(a, b);
         }
-        // The AMX tiles give the same integers for every channel (the packed block is followed
-        // by readable words, as in `forward_with`).
-        #[cfg(target_arch = "x86_64")]
-        if super::super::amx::available() {
-            let amx = conv
-                .amx
-                .as_ref()
-                .expect("AMX weights built when AMX is available");
-            packed.resize(packed.len() + 16 * BLOCK, 7);
-            let mut seen = 0;
-            let ran = amx.for_each_group(&packed[..amx.block_words()], |o, rows, acc| {
-                for (r, got) in acc.iter().take(rows).enumerate() {
-                    let mut want = [[0i32; BLOCK]; ROWS];
-                    let w = &conv.w[(o + r) * kq..(o + r + 1) * kq];
-                    portable_tile(&packed[..kq * BLOCK], w, kq, 1, &mut want);
-                    assert_eq!(got, &want[0], "channel {}", o + r);
-                    seen += 1;
-                }
-            });
-            assert!(ran && seen == cout, "AMX covered {seen} of {cout} channels");
-            // Too short a block is refused, not read past.
-            assert!(!amx.for_each_group(&packed[..kq * BLOCK - 1], |_, _, _| {}));
-        } else {
-            println!("AMX not available on this CPU: checked the VNNI and portable kernels only");
-        }
     }
 
     #[test]
@@ -748,7 +699,8 @@ mod tests {
         // Over 1024 pixels: several channels-last chunks and many pixel blocks.
         case(6, 12, 50, 41, 3, 1);
         // Several K steps per tap (150 channels = 38 quads = 3 steps of 13), channel groups
-        // past 32 with a short last one, 1×1 over many channels, stride 2 on the block path.
+        // past 32 with a short last one, 1×1 over many channels, stride 2 (AMX phase planes;
+        // the packed blocks of the VNNI path).
         case(150, 70, 9, 11, 3, 1);
         case(200, 40, 6, 7, 1, 1);
         case(72, 36, 12, 10, 3, 2);
