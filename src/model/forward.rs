@@ -291,14 +291,6 @@ impl Darknet {
         matches!(self.layers.get(layer), Some(Prepared::Conv(c)) if c.is_reduced())
     }
 
-    /// Runs conv layer `layer` alone on `x` (per-layer timing for the precision plan).
-    pub fn conv_forward(&self, layer: usize, x: &Tensor) -> Result<Tensor, ModelError> {
-        match self.layers.get(layer) {
-            Some(Prepared::Conv(c)) => c.forward(x).map_err(tensor_err(layer, "convolutional")),
-            _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
-        }
-    }
-
     /// Runs conv layer `layer` alone on NCHW values `x` of `dims` into `dst` (the CPU path's
     /// slice form, as the planned forward runs it: no allocation, so per-layer timings of the
     /// precision plan compare steady-state costs). Returns the output (height, width).

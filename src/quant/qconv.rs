@@ -103,7 +103,8 @@ impl QuantConv {
         }
     }
 
-    /// The AMX bf16 conv: stride 1 on a CPU with AMX-BF16 only (elsewhere bf16 runs on CUDA).
+    /// The AMX bf16 conv: strides 1 and 2 on a CPU with AMX-BF16 only (elsewhere bf16 runs on
+    /// CUDA).
     fn bf16(geom: ConvGeom, kernel: &[f32]) -> Result<QuantConv> {
         if !(1..=2).contains(&geom.stride) {
             candle_core::bail!("bf16 convs run on the CPU for stride 1 and 2 only");
@@ -136,13 +137,7 @@ impl QuantConv {
         }
         let precision = match q.dtype() {
             candle_core::quantized::GgmlDType::BF16 => {
-                let rows: Vec<f32> = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
-                let k = geom.k();
-                let kernel: Vec<f32> = rows
-                    .chunks(k_padded)
-                    .flat_map(|r| r[..k].iter().copied())
-                    .collect();
-                return Self::bf16(geom, &kernel);
+                return Self::bf16(geom, &unpadded_kernel(&q, geom.k(), k_padded)?);
             }
             candle_core::quantized::GgmlDType::Q4_0 => Precision::Q4,
             candle_core::quantized::GgmlDType::F16 => Precision::F16,
@@ -155,11 +150,7 @@ impl QuantConv {
             }
             Precision::Q8 if super::int8::vnni_available() => {
                 let k = geom.k();
-                let rows: Vec<f32> = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
-                let kernel: Vec<f32> = rows
-                    .chunks(k_padded)
-                    .flat_map(|r| r[..k].iter().copied())
-                    .collect();
+                let kernel = unpadded_kernel(&q, k, k_padded)?;
                 Weights::Int8(super::int8::Int8Conv::new(
                     &kernel, geom.cout, geom.cin, geom.size,
                 ))
@@ -179,36 +170,10 @@ impl QuantConv {
         self.precision
     }
 
-    /// Conv without bias: NCHW values of `[b, cout, ho, wo]` for an f32 NCHW input.
-    pub fn forward_nchw(&self, x: &Tensor) -> Result<(Vec<f32>, [usize; 4])> {
-        let (b, cin, h, w) = x.dims4()?;
-        if cin != self.geom.cin {
-            candle_core::bail!("input has {cin} channels, conv expects {}", self.geom.cin);
-        }
-        let (ho, wo) = self.geom.out_hw(h, w);
-        let cout = self.geom.cout;
-        let shape = [b, cout, ho, wo];
-        let mut out = vec![0.0f32; b * cout * ho * wo];
-        // The input borrowed from the tensor's storage, not copied out.
-        crate::model::layers::sgemm::with_f32(x, |data| {
-            self.forward_into(data, (b, cin, h, w), &mut out)
-        })?;
-        Ok((out, shape))
-    }
-
-    /// Conv without bias of NCHW `data` (`b, cin, h, w`) into `out` (`[b, cout, ho, wo]`): the
-    /// slice form the planned CPU forward runs on its reused buffers.
-    pub(crate) fn forward_into(
-        &self,
-        data: &[f32],
-        dims: (usize, usize, usize, usize),
-        out: &mut [f32],
-    ) -> Result<()> {
-        self.forward_fused(data, dims, out, None).map(|_| ())
-    }
-
-    /// As `forward_into`; the int8 kernel also applies `epilogue` (bias + activation) as it
-    /// writes. Returns whether the epilogue was applied (otherwise the caller applies it).
+    /// Conv without bias of NCHW `data` (`b, cin, h, w`) into `out` (`[b, cout, ho, wo]`), on the
+    /// planned forward's reused buffers; the int8 and bf16 kernels also apply `epilogue` (bias +
+    /// activation) as they write. Returns whether the epilogue was applied (otherwise the caller
+    /// applies it).
     pub(crate) fn forward_fused(
         &self,
         data: &[f32],
@@ -267,6 +232,15 @@ impl QuantConv {
         }
         Ok(epilogue.is_some() && matches!(self.weights, Weights::Int8(_) | Weights::Bf16(_)))
     }
+}
+
+/// A GGML kernel `[cout, k_padded]` back to f32 rows of its `k` real values.
+fn unpadded_kernel(q: &QTensor, k: usize, k_padded: usize) -> Result<Vec<f32>> {
+    let rows: Vec<f32> = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+    Ok(rows
+        .chunks(k_padded)
+        .flat_map(|r| r[..k].iter().copied())
+        .collect())
 }
 
 /// `[n, cout]` → `[cout, n]`.
@@ -345,8 +319,8 @@ mod tests {
     fn rel_err(geom: ConvGeom, p: Precision, h: usize, w: usize) -> f32 {
         let mut s = 7;
         let kernel: Vec<f32> = (0..geom.cout * geom.k()).map(|_| lcg(&mut s)).collect();
-        let x: Vec<f32> = (0..2 * geom.cin * h * w).map(|_| lcg(&mut s)).collect();
-        let x = Tensor::from_vec(x, (2, geom.cin, h, w), &Device::Cpu).unwrap();
+        let xv: Vec<f32> = (0..2 * geom.cin * h * w).map(|_| lcg(&mut s)).collect();
+        let x = Tensor::from_slice(&xv, (2, geom.cin, h, w), &Device::Cpu).unwrap();
         let kt = Tensor::from_slice(
             &kernel,
             (geom.cout, geom.cin, geom.size, geom.size),
@@ -354,12 +328,14 @@ mod tests {
         )
         .unwrap();
         let want = x.conv2d(&kt, geom.pad, geom.stride, 1, 1).unwrap();
-        let (got, shape) = QuantConv::new(geom, &kernel, p)
-            .unwrap()
-            .forward_nchw(&x)
-            .unwrap();
-        assert_eq!(&shape[..], want.dims());
+        let (ho, wo) = geom.out_hw(h, w);
+        assert_eq!(want.dims(), [2, geom.cout, ho, wo]);
         let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+        let mut got = vec![f32::NAN; want.len()];
+        QuantConv::new(geom, &kernel, p)
+            .unwrap()
+            .forward_fused(&xv, (2, geom.cin, h, w), &mut got, None)
+            .unwrap();
         let num: f32 = got.iter().zip(&want).map(|(a, b)| (a - b).powi(2)).sum();
         let den: f32 = want.iter().map(|b| b * b).sum();
         (num / den).sqrt()
