@@ -139,6 +139,7 @@ fn pair_row(lo: Option<&[f32]>, hi: Option<&[f32]>, dst: &mut [u32]) {
 mod tests {
     use super::*;
     use crate::model::random::SplitMix64;
+    use crate::quant::int8::tests::conv_f32;
 
     #[test]
     fn bf16_rounds_to_nearest_even() {
@@ -195,11 +196,11 @@ mod tests {
             assert!(conv.forward_fused(&x, g, &mut got, None));
             for (reference, what, tol) in [
                 (
-                    naive(&round(&x), &round(&k), cout, g),
+                    conv_f32(&round(&x), &round(&k), cout, g),
                     "rounded operands",
                     1e-4,
                 ),
-                (naive(&x, &k, cout, g), "f32", 2e-2),
+                (conv_f32(&x, &k, cout, g), "f32", 2e-2),
             ] {
                 let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let err = got
@@ -214,34 +215,5 @@ mod tests {
             // Stride 3 is refused, not computed wrong.
             assert!(!conv.forward_fused(&x, Int8Geom { stride: 3, ..g }, &mut got, None));
         }
-    }
-
-    fn naive(x: &[f32], k: &[f32], cout: usize, g: Int8Geom) -> Vec<f32> {
-        let (s, p) = (g.size, g.pad as isize);
-        let ho = (g.h + 2 * g.pad - s) / g.stride + 1;
-        let wo = (g.w + 2 * g.pad - s) / g.stride + 1;
-        let mut out = vec![0f32; cout * ho * wo];
-        for o in 0..cout {
-            for y in 0..ho {
-                for xx in 0..wo {
-                    let mut acc = 0f32;
-                    for c in 0..g.cin {
-                        for ky in 0..s {
-                            for kx in 0..s {
-                                let iy = (y * g.stride + ky) as isize - p;
-                                let ix = (xx * g.stride + kx) as isize - p;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
-                                {
-                                    acc += x[(c * g.h + iy as usize) * g.w + ix as usize]
-                                        * k[((o * g.cin + c) * s + ky) * s + kx];
-                                }
-                            }
-                        }
-                    }
-                    out[(o * ho + y) * wo + xx] = acc;
-                }
-            }
-        }
-        out
     }
 }

@@ -561,7 +561,7 @@ mod vnni {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
@@ -571,8 +571,8 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
-    /// Direct f32 conv, the reference.
-    fn conv_f32(x: &[f32], k: &[f32], cout: usize, g: Int8Geom) -> Vec<f32> {
+    /// Direct f32 conv, the reference (also of the bf16 conv's tests).
+    pub(crate) fn conv_f32(x: &[f32], k: &[f32], cout: usize, g: Int8Geom) -> Vec<f32> {
         let (ho, wo) = g.out_hw();
         let mut out = vec![0f32; cout * ho * wo];
         for o in 0..cout {
