@@ -5,6 +5,7 @@ use super::layers::pool::maxpool;
 use super::layers::shortcut::ShortcutLayer;
 use super::layers::yolo::YoloLayer;
 use super::layers::ConvBackend;
+use super::plan::last_uses;
 use super::shapes::layer_shapes;
 use super::{Cfg, DarknetWeights, LayerKind, MaxpoolCfg, ModelError};
 use candle_core::{DType, Device, Tensor};
@@ -147,7 +148,7 @@ impl Darknet {
         let mut shortcuts = weights.shortcuts.iter().peekable();
         let mut layers = Vec::with_capacity(cfg.layers.len());
         let n = cfg.layers.len();
-        let mut last_use: Vec<usize> = (0..n).map(|i| i + 1).collect();
+        let last_use = last_uses(&cfg);
         for l in &cfg.layers {
             let i = l.index;
             let kind = l.kind.name();
@@ -177,9 +178,6 @@ impl Darknet {
                     )
                 }
                 LayerKind::Shortcut(s) => {
-                    s.from
-                        .iter()
-                        .for_each(|&f| last_use[f] = last_use[f].max(i));
                     let w = match shortcuts.peek() {
                         Some(sw) if sw.layer == i => shortcuts.next().map(|s| s.weights.as_slice()),
                         _ => None,
@@ -188,12 +186,6 @@ impl Darknet {
                         ShortcutLayer::new(s.clone(), w, shapes[i].c, device)
                             .map_err(tensor_err(i, kind))?,
                     )
-                }
-                LayerKind::Route(r) => {
-                    r.layers
-                        .iter()
-                        .for_each(|&f| last_use[f] = last_use[f].max(i));
-                    Prepared::Other
                 }
                 LayerKind::Yolo(y) => Prepared::Yolo(YoloLayer::new(y.clone())),
                 _ => Prepared::Other,

@@ -5,6 +5,36 @@
 //! the slots are allocated on the first frame and reused on every later one. A fresh buffer per
 //! layer per frame (tens of MB for a 416² YOLOv3) cost page faults and zeroing on every frame.
 
+use crate::model::{Cfg, LayerKind};
+
+/// Index of the last layer that reads each layer's output (the next layer, or a later route or
+/// shortcut naming it).
+pub(crate) fn last_uses(cfg: &Cfg) -> Vec<usize> {
+    let mut last: Vec<usize> = (1..=cfg.layers.len()).collect();
+    for l in &cfg.layers {
+        let from: &[usize] = match &l.kind {
+            LayerKind::Route(r) => &r.layers,
+            LayerKind::Shortcut(s) => &s.from,
+            _ => &[],
+        };
+        from.iter().for_each(|&f| last[f] = last[f].max(l.index));
+    }
+    last
+}
+
+/// Which layers' outputs are another layer's values unchanged, so that no copy is made: a
+/// one-input route without groups, and a `[yolo]` head (its conv's output).
+pub(crate) fn aliases(cfg: &Cfg) -> Vec<Option<usize>> {
+    cfg.layers
+        .iter()
+        .map(|l| match &l.kind {
+            LayerKind::Route(r) if r.layers.len() == 1 && r.groups <= 1 => Some(r.layers[0]),
+            LayerKind::Yolo(_) => l.index.checked_sub(1),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Where a layer's output lives: the first `len` values of slot `slot`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Loc {
@@ -150,32 +180,13 @@ mod tests {
 
     #[test]
     fn real_cfgs_plan_soundly_in_a_fraction_of_the_activations() {
-        use crate::model::{layer_shapes, Cfg, LayerKind};
+        use crate::model::layer_shapes;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         for name in ["yolov3-spp3.cfg", "yolov3-tiny.cfg", "prune_0.95.cfg"] {
             let cfg = Cfg::parse_file(&root.join("models/cfg").join(name)).unwrap();
             let shapes = layer_shapes(&cfg, 416, 416).unwrap();
             let n = cfg.layers.len();
-            let mut last_use: Vec<usize> = (1..=n).collect();
-            let mut alias = vec![None; n];
-            for l in &cfg.layers {
-                match &l.kind {
-                    LayerKind::Route(r) => {
-                        r.layers
-                            .iter()
-                            .for_each(|&f| last_use[f] = last_use[f].max(l.index));
-                        if r.layers.len() == 1 && r.groups <= 1 {
-                            alias[l.index] = Some(r.layers[0]);
-                        }
-                    }
-                    LayerKind::Shortcut(s) => s
-                        .from
-                        .iter()
-                        .for_each(|&f| last_use[f] = last_use[f].max(l.index)),
-                    LayerKind::Yolo(_) => alias[l.index] = Some(l.index - 1),
-                    _ => {}
-                }
-            }
+            let (last_use, alias) = (last_uses(&cfg), aliases(&cfg));
             let sizes: Vec<usize> = shapes.iter().map(|s| s.c * s.h * s.w).collect();
             let p = plan(&sizes, &alias, &last_use);
             check_sound(&sizes, &alias, &last_use, &p);

@@ -3,7 +3,7 @@
 
 use super::{tensor_err, Darknet, Prepared, YoloOutput};
 use crate::model::layers::pool::{maxpool_into, pooled_hw};
-use crate::model::plan::{plan, Plan};
+use crate::model::plan::{aliases, plan, Plan};
 use crate::model::{layer_shapes, LayerKind, ModelError, Shape};
 use candle_core::Tensor;
 
@@ -28,24 +28,11 @@ fn view<'a>(ws: &'a Workspace, input: &'a [f32], layer: Option<usize>) -> &'a [f
 }
 
 impl Darknet {
-    /// Which layers' outputs are another layer's values unchanged (no copy is made).
-    fn aliases(&self) -> Vec<Option<usize>> {
-        self.cfg
-            .layers
-            .iter()
-            .map(|l| match &l.kind {
-                LayerKind::Route(r) if r.layers.len() == 1 && r.groups <= 1 => Some(r.layers[0]),
-                LayerKind::Yolo(_) => l.index.checked_sub(1),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn new_workspace(&self, key: (usize, usize, usize)) -> Result<Workspace, ModelError> {
         let (b, h, w) = key;
         let shapes = layer_shapes(&self.cfg, w, h)?;
         let sizes: Vec<usize> = shapes.iter().map(|s| b * s.c * s.h * s.w).collect();
-        let plan = plan(&sizes, &self.aliases(), &self.last_use);
+        let plan = plan(&sizes, &aliases(&self.cfg), &self.last_use);
         let slots = plan.slot_lens.iter().map(|&n| vec![0.0f32; n]).collect();
         Ok(Workspace {
             key,
