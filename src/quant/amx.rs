@@ -185,13 +185,8 @@ impl DirectGeom {
         self.plane() * self.stride * self.stride
     }
 
-    /// Offset of tap (ky, kx) from an output pixel's index.
-    pub fn tap(&self, ky: usize, kx: usize) -> usize {
-        let s = self.stride;
-        ((ky % s) * s + kx % s) * self.plane() + (ky / s) * self.out_w() + kx / s
-    }
-
-    /// Where padded-map position (r, c) of channel word 0 lives.
+    /// Where padded-map position (r, c) of channel word 0 lives; also the offset of kernel tap
+    /// (r, c) from an output pixel's index (output (y, x) reads (s·y + r, s·x + c)).
     pub fn position(&self, r: usize, c: usize) -> usize {
         let s = self.stride;
         ((r % s) * s + c % s) * self.plane() + (r / s) * self.out_w() + c / s
@@ -204,10 +199,9 @@ impl DirectGeom {
 }
 
 impl DirectWeights {
-    /// From `[cout][size² · words]` words (K order ky, kx, channel word) of four int8 or two
-    /// bf16 weights each (`op`).
-    pub fn new(op: TileOp, w: &[i32], cout: usize, words: usize, size: usize) -> DirectWeights {
-        let cq = words;
+    /// From `[cout][size² · cq]` words (K order ky, kx, channel word) of four int8 or two bf16
+    /// weights each (`op`).
+    pub fn new(op: TileOp, w: &[i32], cout: usize, cq: usize, size: usize) -> DirectWeights {
         let chunks = cq.div_ceil(K_STEP).max(1);
         let chunk_q = cq.div_ceil(chunks);
         let taps = size * size;
@@ -284,7 +278,7 @@ impl DirectWeights {
                 unsafe { zero_sums() };
                 for ky in 0..self.size {
                     for kx in 0..self.size {
-                        let shift = p0 + g.tap(ky, kx);
+                        let shift = p0 + g.position(ky, kx);
                         for j in 0..self.chunks {
                             let a = steps * 16 * self.chunk_q;
                             let xb = j * self.chunk_q * stride + shift;
