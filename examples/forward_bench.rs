@@ -4,7 +4,7 @@
 //! `1×3×SIZE×SIZE` (the letterboxed image the peers get); without it the input is 0.5 everywhere.
 //! Prints `{"forward": {"median_ms": …, "p90_ms": …, "min_ms": …, "iters": …}}` (the minimum is
 //! the steadiest figure on a VM whose speed drifts).
-//! `PRECISION=q8|f16` (environment) loads the reduced-precision model with its per-layer plan
+//! `PRECISION=q8|bf16|f16` (environment) loads the reduced-precision model with its per-layer plan
 //! measured at load (`PLAN=all`: every conv reduced), as `kestrel bench --precision` does, but
 //! times the forward alone (no decode/NMS between frames to evict the caches).
 //! Also prints the process's minor page faults per forward (`/proc/self/stat`).

@@ -81,11 +81,11 @@ prepare_onnx() {
 }
 
 # ---- KESTREL COLUMN ---------------------------------------------------------------------------
-# Prints {"kestrel": {"median_ms": forward median, "p90_ms": …}} (or "kestrel_q8") from
+# Prints {"kestrel": {"median_ms": forward median, "p90_ms": …}} (or "kestrel_q8", "kestrel_bf16") from
 # examples/forward_bench: the forward pass alone, back to back on the same letterboxed input, as
 # the peers are timed (`kestrel bench` also runs decode + NMS between frames, which on random
 # weights is a 10 000-box NMS that evicts the caches the next forward would find warm).
-# q8 = the per-layer plan measured at load, as `kestrel run --precision q8` loads it.
+# q8 / bf16 = the per-layer plan measured at load, as `kestrel run --precision q8|bf16` loads it.
 forward_bench=""
 build_kestrel() {
   [ "$WITH_KESTREL" = 1 ] || return 0
