@@ -20,7 +20,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Conv precision: f32, f16, q8 (CPU, per-layer plan: reduced only where faster here), bf16
-    /// (CUDA, or CPUs with AMX-BF16). Default: the model file's own, f32 for .weights.
+    /// (CUDA, or CPUs with AMX-BF16 or AVX512-BF16). Default: the model file's own, f32 for .weights.
     #[arg(long, value_enum)]
     pub precision: Option<crate::quant::Precision>,
     /// Run every conv in the reduced precision (skips the start-up timing of the per-layer plan:

@@ -57,7 +57,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// Conv precision: f32, f16, q8, q4 (CPU, per-layer plan), bf16 (CUDA, or CPUs with
-    /// AMX-BF16); default: the model file's own.
+    /// AMX-BF16 or AVX512-BF16); default: the model file's own.
     #[arg(long)]
     pub precision: Option<String>,
     /// JSON Lines output file ("-" = stdout).

@@ -1,12 +1,12 @@
-//! bf16 convolution on AMX (opt-in: `--precision bf16` on a CPU with AMX-BF16): weights and
-//! activations rounded to bf16 (8 significant bits), products summed in f32 by `tdpbf16ps`,
-//! 16 × 16 × 32 multiply-adds per instruction. Stride-1 and -2 convs, read straight from
-//! padded planes of channel pairs as the int8 kernel reads quads (`amx::DirectWeights`); every
-//! other conv stays f32. Approximate by construction (≈ 3 significant digits per operand), so never
+//! bf16 convolution on the CPU (opt-in: `--precision bf16` on a CPU with AMX-BF16 or
+//! AVX512-BF16): weights and activations rounded to bf16 (8 significant bits), products summed
+//! in f32 by AMX `tdpbf16ps` (16 × 16 × 32 multiply-adds per instruction) or AVX-512
+//! `vdpbf16ps` (32). Stride-1 and -2 convs, read straight from padded planes of channel pairs
+//! as the int8 kernel reads quads (`direct::DirectWeights`); every other conv stays f32. Approximate by construction (≈ 3 significant digits per operand), so never
 //! the default.
 
-use super::amx::{bf16_available, DirectGeom, DirectWeights, TileOp};
-use super::int8::{Epilogue, Int8Geom};
+use super::direct::{DirectGeom, DirectWeights, TileOp};
+use super::int8::{finish, Epilogue, Int8Geom};
 #[cfg(target_arch = "x86_64")]
 use crate::model::layers::sgemm::grown;
 use std::cell::RefCell;
@@ -34,11 +34,11 @@ pub struct Bf16Conv {
 }
 
 impl Bf16Conv {
-    /// From a BN-folded OIHW kernel (`[cout][cin·size²]`); `None` where this CPU has no
-    /// AMX-BF16 (or the kernel is not `cout·cin·size²` long).
+    /// From a BN-folded OIHW kernel (`[cout][cin·size²]`); `None` where this CPU has neither
+    /// AMX-BF16 nor AVX512-BF16 (or the kernel is not `cout·cin·size²` long).
     pub fn new(kernel: &[f32], cout: usize, cin: usize, size: usize) -> Option<Bf16Conv> {
         let taps = size * size;
-        if !bf16_available() || kernel.len() != cout * cin * taps {
+        if kernel.len() != cout * cin * taps {
             return None;
         }
         let words = cin.div_ceil(2);
@@ -54,7 +54,7 @@ impl Bf16Conv {
         Some(Bf16Conv {
             cout,
             cin,
-            direct: DirectWeights::new(TileOp::Bf16, &w, cout, words, size),
+            direct: DirectWeights::new(TileOp::Bf16, &w, cout, words, size)?,
         })
     }
 
@@ -89,14 +89,7 @@ impl Bf16Conv {
                 &dg,
                 wo,
                 &mut dst[..self.cout * ho * wo],
-                |oc, acc, out| {
-                    for (d, &v) in out.iter_mut().zip(acc) {
-                        *d = f32::from_bits(v as u32);
-                    }
-                    if let Some(e) = epilogue {
-                        e.apply(oc, out);
-                    }
-                },
+                |oc, acc, out| finish(epilogue, oc, acc, out, |v| f32::from_bits(v as u32)),
             );
             PLANES.set(planes);
             done
@@ -109,14 +102,14 @@ impl Bf16Conv {
     }
 }
 
-/// The input as zero-padded planes of channel pairs (see `amx::DirectGeom`; every word of `x`
+/// The input as zero-padded planes of channel pairs (see `direct::DirectGeom`; every word of `x`
 /// written: padding, and channels past `cin`, as bf16 zeros).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn bf16_planes(plane: &[f32], g: Int8Geom, dg: &DirectGeom, x: &mut [u32]) {
     let hw = g.h * g.w;
     let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
     let dims = (g.h, g.w, g.pad);
-    super::amx::fill_planes(dg, dims, g.cin.div_ceil(2), 0, x, |q, y, out| {
+    super::direct::fill_planes(dg, dims, g.cin.div_ceil(2), 0, x, |q, y, out| {
         let at = y * g.w..(y + 1) * g.w;
         let (lo, hi) = (channel(2 * q), channel(2 * q + 1));
         pair_row(lo.map(|c| &c[at.clone()]), hi.map(|c| &c[at]), out);
@@ -125,6 +118,51 @@ fn bf16_planes(plane: &[f32], g: Int8Geom, dg: &DirectGeom, x: &mut [u32]) {
 
 /// One row of bf16 pair words (a missing channel is zero).
 fn pair_row(lo: Option<&[f32]>, hi: Option<&[f32]>, dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was found at run time.
+        return unsafe { pair_row_avx512(lo, hi, dst) };
+    }
+    pair_row_portable(lo, hi, dst)
+}
+
+/// [`to_bf16`] on 16 lanes at a time (the same rounding, NaN kept quiet), the two channels
+/// shifted into the halves of each word.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn pair_row_avx512(lo: Option<&[f32]>, hi: Option<&[f32]>, dst: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let full = dst.len() / 16 * 16;
+    if [lo, hi].iter().flatten().any(|r| r.len() < full) {
+        return pair_row_portable(lo, hi, dst);
+    }
+    let round = |p: *const f32| {
+        // SAFETY: the caller reads 16 values at p, inside its row.
+        let v = unsafe { _mm512_loadu_ps(p) };
+        let b = _mm512_castps_si512(v);
+        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+        let up = _mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7FFF)), odd);
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(0x40));
+        _mm512_mask_blend_epi32(nan, _mm512_srli_epi32::<16>(up), quiet)
+    };
+    for i in (0..full).step_by(16) {
+        let mut word = _mm512_setzero_si512();
+        if let Some(lo) = lo {
+            word = round(lo[i..].as_ptr());
+        }
+        if let Some(hi) = hi {
+            word = _mm512_or_si512(word, _mm512_slli_epi32::<16>(round(hi[i..].as_ptr())));
+        }
+        // SAFETY: i + 16 ≤ full ≤ dst.len().
+        unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut _, word) };
+    }
+    let lo = lo.map(|r| &r[full.min(r.len())..]);
+    let hi = hi.map(|r| &r[full.min(r.len())..]);
+    pair_row_portable(lo, hi, &mut dst[full..]);
+}
+
+fn pair_row_portable(lo: Option<&[f32]>, hi: Option<&[f32]>, dst: &mut [u32]) {
     dst.fill(0);
     for (shift, src) in [(0, lo), (16, hi)] {
         if let Some(src) = src {
@@ -152,13 +190,38 @@ mod tests {
         assert!(f32::from_bits((to_bf16(f32::NAN) as u32) << 16).is_nan());
     }
 
-    /// The AMX bf16 conv against the f32 conv of the bf16-rounded operands (the same products,
+    /// The vector pair packing gives the portable words: every length (tails), missing
+    /// channels, ties, NaN.
+    #[test]
+    fn pair_rows_match_the_portable_packing() {
+        let mut rng = SplitMix64::new(5);
+        for n in [0, 1, 15, 16, 17, 40, 67] {
+            let mut a: Vec<f32> = (0..n).map(|_| rng.uniform(-3.0, 3.0)).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.uniform(-1e-3, 1e3)).collect();
+            if n > 3 {
+                a[1] = f32::NAN;
+                a[2] = 1.0 + 1.0 / 256.0;
+            }
+            for (lo, hi) in [
+                (Some(&a[..]), Some(&b[..])),
+                (None, Some(&b[..])),
+                (Some(&a[..]), None),
+            ] {
+                let (mut want, mut got) = (vec![7u32; n], vec![9u32; n]);
+                pair_row_portable(lo, hi, &mut want);
+                pair_row(lo, hi, &mut got);
+                assert_eq!(got, want, "n = {n}");
+            }
+        }
+    }
+
+    /// The bf16 conv (AMX or AVX-512) against the f32 conv of the bf16-rounded operands (the same products,
     /// summed in another order): within 1e-4 of the output scale; and against plain f32 within
     /// bf16's own error.
     #[test]
     fn amx_bf16_conv_matches_f32_on_rounded_operands() {
-        if !bf16_available() {
-            println!("AMX-BF16 not available on this CPU: the bf16 conv is refused (checked)");
+        if !crate::quant::cpu_bf16_available() {
+            println!("no AMX-BF16 or AVX512-BF16 on this CPU: the bf16 conv is refused (checked)");
             assert!(Bf16Conv::new(&[0.0; 9], 1, 1, 3).is_none());
             return;
         }
@@ -191,7 +254,7 @@ mod tests {
                     .map(|&v| f32::from_bits((to_bf16(v) as u32) << 16))
                     .collect()
             };
-            let conv = Bf16Conv::new(&k, cout, cin, size).expect("AMX-BF16 is available");
+            let conv = Bf16Conv::new(&k, cout, cin, size).expect("bf16 is available");
             let mut got = vec![f32::NAN; cout * ho * wo];
             assert!(conv.forward_fused(&x, g, &mut got, None));
             for (reference, what, tol) in [

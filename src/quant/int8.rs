@@ -8,6 +8,7 @@
 //! the integers in registers over the whole K. Without VNNI the portable loop gives the same
 //! numbers (tests compare them), just slowly, and the per-layer plan then keeps f32.
 
+use super::direct::{DirectWeights, TileOp};
 use crate::model::layers::sgemm::grown;
 use rayon::prelude::*;
 
@@ -30,9 +31,9 @@ pub struct Int8Conv {
     scale: Vec<f32>,
     /// Per output channel: Σ w (int8), to remove the +128 offset of the u8 inputs.
     row_sum: Vec<i32>,
-    /// Stride-1 and -2 convs on AMX without im2col (see `amx::DirectWeights`).
+    /// Stride-1 and -2 convs without im2col, on AMX or AVX-512 (see `direct::DirectWeights`).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    direct: Option<Box<super::amx::DirectWeights>>,
+    direct: Option<Box<DirectWeights>>,
 }
 
 /// What follows the conv on each output channel: `act(v + bias[channel])`.
@@ -45,6 +46,38 @@ pub struct Epilogue<'a> {
 impl Epilogue<'_> {
     pub(crate) fn apply(&self, channel: usize, v: &mut [f32]) {
         crate::model::layers::activation::bias_act(self.activation, v, None, self.bias[channel]);
+    }
+}
+
+/// `out[i] = act(value(sums[i]) + bias)` of output channel `channel` (just `value(sums[i])`
+/// without an epilogue): one pass for linear and leaky outputs, the kernels' sums turned into
+/// finished outputs while they are in cache.
+#[inline(always)]
+pub(crate) fn finish(
+    epi: Option<Epilogue>,
+    channel: usize,
+    sums: &[i32],
+    out: &mut [f32],
+    value: impl Fn(i32) -> f32,
+) {
+    use crate::model::Activation;
+    let pairs = out.iter_mut().zip(sums);
+    match epi {
+        None => pairs.for_each(|(d, &s)| *d = value(s)),
+        Some(e) => {
+            let b = e.bias[channel];
+            match e.activation {
+                Activation::Linear => pairs.for_each(|(d, &s)| *d = value(s) + b),
+                Activation::Leaky => pairs.for_each(|(d, &s)| {
+                    let v = value(s) + b;
+                    *d = if v > 0.0 { v } else { 0.1 * v };
+                }),
+                _ => {
+                    pairs.for_each(|(d, &s)| *d = value(s));
+                    e.apply(channel, out);
+                }
+            }
+        }
     }
 }
 
@@ -108,15 +141,7 @@ impl Int8Conv {
             );
             scale.push(s);
         }
-        let direct = super::amx::available().then(|| {
-            Box::new(super::amx::DirectWeights::new(
-                super::amx::TileOp::Int8,
-                &w,
-                cout,
-                cin4 / 4,
-                size,
-            ))
-        });
+        let direct = DirectWeights::new(TileOp::Int8, &w, cout, cin4 / 4, size).map(Box::new);
         Int8Conv {
             cout,
             cin4,
@@ -213,8 +238,9 @@ impl Int8Conv {
         }
     }
 
-    /// The stride-1 or -2 conv on AMX straight from padded planes of channel quads (no im2col).
-    /// Returns false when the AMX kernel refused the buffers (then nothing was written).
+    /// The stride-1 or -2 conv straight from padded planes of channel quads (no im2col), on AMX
+    /// tiles or AVX-512 registers. Returns false when the engine refused the buffers (then
+    /// nothing was written).
     #[cfg(target_arch = "x86_64")]
     fn forward_direct(
         &self,
@@ -225,7 +251,7 @@ impl Int8Conv {
         s: &mut Scratch,
         epi: Option<Epilogue>,
     ) -> bool {
-        use super::amx::DirectGeom;
+        use super::direct::DirectGeom;
         let Some(d) = self.direct.as_deref() else {
             return false;
         };
@@ -248,12 +274,7 @@ impl Int8Conv {
             |oc, acc, out| {
                 let f = xs * self.scale[oc];
                 let offset = 128 * self.row_sum[oc];
-                for (d, &v) in out.iter_mut().zip(acc) {
-                    *d = (v - offset) as f32 * f;
-                }
-                if let Some(e) = epi {
-                    e.apply(oc, out);
-                }
+                finish(epi, oc, acc, out, |v| (v - offset) as f32 * f);
             },
         )
     }
@@ -288,7 +309,7 @@ const ZERO_WORD: u32 = 0x8080_8080;
 /// Buffers reused from call to call (no page faults, no allocation per frame in steady state).
 #[derive(Default)]
 struct Scratch {
-    /// The direct AMX path's padded planes of channel quads.
+    /// The direct path's padded planes of channel quads.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     planes: Vec<u32>,
     chw: Vec<u8>,
@@ -330,20 +351,20 @@ fn quantize_into(src: &[f32], inv: f32, dst: &mut [u8]) {
     }
 }
 
-/// The input quantized into zero-padded planes of 4-channel words (see `amx::DirectGeom`):
+/// The input quantized into zero-padded planes of 4-channel words (see `direct::DirectGeom`):
 /// every word of `x` is written, padding and channels past `cin` as [`ZERO_WORD`].
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn quantize_planes(
     plane: &[f32],
     g: Int8Geom,
     inv: f32,
-    dg: &super::amx::DirectGeom,
+    dg: &super::direct::DirectGeom,
     x: &mut [u32],
 ) {
     let hw = g.h * g.w;
     let channel = |c: usize| (c < g.cin).then(|| &plane[c * hw..(c + 1) * hw]);
     let dims = (g.h, g.w, g.pad);
-    super::amx::fill_planes(dg, dims, g.cin.div_ceil(4), ZERO_WORD, x, |q, y, out| {
+    super::direct::fill_planes(dg, dims, g.cin.div_ceil(4), ZERO_WORD, x, |q, y, out| {
         let rows = [4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3]
             .map(|c| channel(c).map(|c| &c[y * g.w..(y + 1) * g.w]));
         quad_row(rows, inv, out);
@@ -361,11 +382,47 @@ fn quad_row(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
     quad_row_portable(rows, inv, dst)
 }
 
+/// 16 pixels per step: each channel scaled, clamped and offset as in [`quantize_into`] (the
+/// truncating conversion of `x + 128.5`, exactly what `as u8` does in range), then the four
+/// channels shifted into their bytes of the word. (Left to the compiler, the saturating
+/// `as u8` of the portable loop became one scalar conversion and byte insert per value.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn quad_row_avx512(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
-    // The same loop, compiled where the clamp and conversions vectorize 16 lanes wide.
-    quad_row_portable(rows, inv, dst)
+    use std::arch::x86_64::*;
+    let n = dst.len();
+    let full = n / 16 * 16;
+    let (scale, lo, hi, half) = (
+        _mm512_set1_ps(inv),
+        _mm512_set1_ps(-127.0),
+        _mm512_set1_ps(127.0),
+        _mm512_set1_ps(128.5),
+    );
+    let zero = _mm512_set1_epi32(128);
+    if rows.iter().flatten().any(|r| r.len() < full) {
+        return quad_row_portable(rows, inv, dst);
+    }
+    for i in (0..full).step_by(16) {
+        let mut word = _mm512_setzero_si512();
+        for (j, r) in rows.iter().enumerate() {
+            let q = match r {
+                // SAFETY: i + 16 ≤ full ≤ r.len() (checked above).
+                Some(r) => unsafe {
+                    let v = _mm512_mul_ps(_mm512_loadu_ps(r.as_ptr().add(i)), scale);
+                    _mm512_cvttps_epi32(_mm512_add_ps(
+                        _mm512_min_ps(_mm512_max_ps(v, lo), hi),
+                        half,
+                    ))
+                },
+                None => zero,
+            };
+            word = _mm512_or_si512(word, _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * j as i32)));
+        }
+        // SAFETY: i + 16 ≤ full ≤ dst.len().
+        unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut _, word) };
+    }
+    let tail = rows.map(|r| r.map(|r| &r[full.min(r.len())..]));
+    quad_row_portable(tail, inv, &mut dst[full..]);
 }
 
 #[inline(always)]
@@ -373,7 +430,7 @@ fn quad_row_avx512(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
 fn quad_row_portable(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
     let q = |v: f32| ((v * inv).clamp(-127.0, 127.0) + 128.5) as u8 as u32;
     // Missing channels' bytes start at 128; each present channel is OR-ed in, one plain loop
-    // per channel (which vectorizes).
+    // per channel.
     let missing = (0..4)
         .filter(|&j| rows[j].is_none())
         .fold(0u32, |w, j| w | 128 << (8 * j));
@@ -687,6 +744,26 @@ pub(crate) mod tests {
             #[cfg(target_arch = "x86_64")]
             vnni::tile(&packed[..kq * BLOCK], &conv.w, kq, rows, &mut b);
             assert_eq!(a, b);
+        }
+    }
+
+    /// The vector quad packing gives the portable words: tails, missing channels, values
+    /// past the clamp, halves.
+    #[test]
+    fn quad_rows_match_the_portable_packing() {
+        let mut seed = 9;
+        for n in [0, 1, 15, 16, 17, 40, 67] {
+            let rows: Vec<Vec<f32>> = (0..4)
+                .map(|j| (0..n).map(|_| lcg(&mut seed) * (j + 1) as f32).collect())
+                .collect();
+            for missing in [None, Some(0), Some(3)] {
+                let r: [Option<&[f32]>; 4] =
+                    std::array::from_fn(|j| (missing != Some(j)).then(|| &rows[j][..]));
+                let (mut want, mut got) = (vec![1u32; n], vec![2u32; n]);
+                quad_row_portable(r, 100.5, &mut want);
+                quad_row(r, 100.5, &mut got);
+                assert_eq!(got, want, "n = {n}, missing {missing:?}");
+            }
         }
     }
 

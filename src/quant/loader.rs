@@ -184,10 +184,11 @@ pub fn finish(
     if !model.device().is_cpu() {
         return on_gpu(model, precision);
     }
-    if precision == Precision::Bf16 && !super::amx::bf16_available() {
+    if precision == Precision::Bf16 && !super::cpu_bf16_available() {
         return Err(QuantError::Usage(
-            "bf16 runs on CUDA, or on a CPU with AMX-BF16 (Sapphire Rapids or later), not on this \
-             one; use --precision f32, f16 or q8"
+            "bf16 runs on CUDA, or on a CPU with AMX-BF16 (Sapphire Rapids or later) or \
+             AVX512-BF16 (Zen 4 or later, Cooper Lake), not on this one; use --precision f32, \
+             f16 or q8"
                 .into(),
         ));
     }
@@ -203,7 +204,7 @@ pub fn finish(
     let mut plan = Vec::new();
     for ((layer, geom, groups), w) in geoms.into_iter().zip(&weights.convs) {
         let from_file = stored.as_mut().and_then(|it| it.next());
-        // bf16 on the CPU: stride 1 and 2 only (AMX straight from the padded map).
+        // bf16 on the CPU: stride 1 and 2 only (straight from the padded map).
         if groups != 1 || (precision == Precision::Bf16 && geom.stride > 2) {
             continue;
         }

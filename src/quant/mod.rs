@@ -9,9 +9,11 @@
 
 pub mod accuracy;
 mod amx;
+mod avx512;
 pub mod bf16;
 pub mod check;
 pub mod cli;
+mod direct;
 mod error;
 pub mod file;
 pub mod int8;
@@ -21,9 +23,9 @@ pub mod qconv;
 
 pub use error::*;
 
-/// Whether `--precision bf16` runs on this CPU (AMX-BF16 present and granted by the OS).
+/// Whether `--precision bf16` runs on this CPU (AMX-BF16 granted by the OS, or AVX512-BF16).
 pub fn cpu_bf16_available() -> bool {
-    amx::bf16_available()
+    direct::Engine::for_op(direct::TileOp::Bf16).is_some()
 }
 pub use loader::{load_any, Loaded, PlanMode};
 pub use precision::Precision;

@@ -11,8 +11,8 @@ pub enum Precision {
     F32,
     /// Weights stored in f16; the matmul runs in f16.
     F16,
-    /// Weights stored in bf16. On CUDA the whole network runs in bf16; on a CPU with AMX-BF16
-    /// the stride-1 and -2 convs do (`quant::bf16`, the rest stays f32); other CPUs refuse it.
+    /// Weights stored in bf16. On CUDA the whole network runs in bf16; on a CPU with AMX-BF16 or
+    /// AVX512-BF16 the stride-1 and -2 convs do (`quant::bf16`, the rest stays f32); other CPUs refuse it.
     Bf16,
     /// GGML Q8_0 blocks of 32 (int8 + one f16 scale), via candle's `QMatMul`.
     #[value(alias = "q8_0")]

@@ -39,7 +39,7 @@ enum Weights {
     Half(Tensor),
     /// Q8 on x86 CPUs with AVX-512 VNNI: Kestrel's own int8 kernel (see [`super::int8`]).
     Int8(super::int8::Int8Conv),
-    /// bf16 on x86 CPUs with AMX-BF16, stride-1 and -2 convs (see [`super::bf16`]).
+    /// bf16 on x86 CPUs with AMX-BF16 or AVX512-BF16, stride-1 and -2 convs (see [`super::bf16`]).
     Bf16(super::bf16::Bf16Conv),
 }
 
@@ -103,8 +103,8 @@ impl QuantConv {
         }
     }
 
-    /// The AMX bf16 conv: strides 1 and 2 on a CPU with AMX-BF16 only (elsewhere bf16 runs on
-    /// CUDA).
+    /// The CPU bf16 conv: strides 1 and 2 on a CPU with AMX-BF16 or AVX512-BF16 only (elsewhere
+    /// bf16 runs on CUDA).
     fn bf16(geom: ConvGeom, kernel: &[f32]) -> Result<QuantConv> {
         if !(1..=2).contains(&geom.stride) {
             candle_core::bail!("bf16 convs run on the CPU for stride 1 and 2 only");
@@ -112,7 +112,7 @@ impl QuantConv {
         let conv = super::bf16::Bf16Conv::new(kernel, geom.cout, geom.cin, geom.size).ok_or_else(
             || {
                 candle_core::Error::Msg(
-                    "bf16 convs need AMX-BF16 on the CPU (Sapphire Rapids or later) or CUDA".into(),
+                    "bf16 convs need AMX-BF16 or AVX512-BF16 on the CPU, or CUDA".into(),
                 )
             },
         )?;

@@ -1,0 +1,305 @@
+//! Stride-1 and -2 convolutions without im2col ("implicit GEMM") for the int8 and bf16 paths:
+//! the input is written once into zero-padded planes of channel words (four int8 or two bf16
+//! channels per 32-bit word; see [`DirectGeom`]), where the 32 pixels a block of outputs needs
+//! for one kernel tap are 32 contiguous words, so every tap is read straight from the planes.
+//!
+//! Two engines compute the same sums from the same planes and weights: Intel AMX tiles
+//! (`super::amx`, Sapphire Rapids and later) and AVX-512 registers (`super::avx512`: VNNI
+//! `vpdpbusd` for int8, AVX512-BF16 `vdpbf16ps` for bf16; Zen 4/5, Ice Lake, Cooper Lake…).
+//! Integer sums are exact, so the int8 engines agree bit for bit.
+
+// Off x86_64 neither engine exists: `DirectWeights::new` answers None there.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
+/// Output channels per block call: two 16-row weight groups.
+pub(crate) const COUT_GROUP: usize = 32;
+/// Pixels per block call: two 16-lane vectors (or 16-column tiles).
+pub(crate) const PIXELS: usize = 32;
+/// K words (4 bytes each) per step: one 64-byte tile row.
+pub(crate) const K_STEP: usize = 16;
+
+/// Which hardware computes the sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Engine {
+    /// AMX tiles: a 2×2 block of 16×16 sums per K step.
+    Amx,
+    /// AVX-512 registers: 8 channels × 32 pixels per pass, one dot-product instruction per
+    /// channel and 16 pixels.
+    Avx512,
+}
+
+impl Engine {
+    /// The fastest engine this CPU runs `op` on, if any.
+    pub fn for_op(op: TileOp) -> Option<Engine> {
+        let (amx_int8, amx_bf16) = (super::amx::available(), super::amx::bf16_available());
+        let amx = match op {
+            TileOp::Int8 => amx_int8,
+            TileOp::Bf16 => amx_bf16,
+        };
+        if amx {
+            Some(Engine::Amx)
+        } else if super::avx512::available(op) {
+            Some(Engine::Avx512)
+        } else {
+            None
+        }
+    }
+}
+
+/// A conv's weights for one engine. Outputs are computed over the planes' width (the extra
+/// columns per row are discarded), which makes a run of pixels contiguous across rows.
+pub(crate) struct DirectWeights {
+    pub(super) op: TileOp,
+    pub(super) engine: Engine,
+    pub(super) cout: usize,
+    pub(super) size: usize,
+    /// Channel words per K step (≤ 16) and steps per tap; words = chunk_q · chunks.
+    pub(super) chunk_q: usize,
+    pub(super) chunks: usize,
+    /// `[cout / 16 rounded up to even][tap][chunk][16 channels][chunk_q words]`.
+    pub(super) w: Vec<i32>,
+}
+
+/// What one tile multiply does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TileOp {
+    /// `tdpbsud`: words of four s8 weights × four u8 activations, i32 sums.
+    Int8,
+    /// `tdpbf16ps`: words of two bf16 weights × two bf16 activations, f32 sums.
+    Bf16,
+}
+
+/// Geometry of one direct call over padded planes.
+///
+/// Stride 1: one plane per channel word, `hp × wp`; output pixel (y, x) at tap (ky, kx) reads
+/// plane position (y + ky, x + kx), so over the padded width a run of outputs reads a run of
+/// words. Stride 2: each channel word's padded map is split in four phase planes (even/odd rows
+/// × even/odd columns, `⌈hp/2⌉ × ⌈wp/2⌉` each); output (y, x) at tap (ky, kx) reads phase
+/// (ky mod 2, kx mod 2) at (y + ⌊ky/2⌋, x + ⌊kx/2⌋): again a run of words per run of outputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DirectGeom {
+    /// Padded map height and width.
+    pub hp: usize,
+    pub wp: usize,
+    /// Output height.
+    pub ho: usize,
+    /// 1 or 2.
+    pub stride: usize,
+}
+
+impl DirectGeom {
+    /// Width of the planes, which is also the padded output width computed.
+    pub fn out_w(&self) -> usize {
+        self.wp.div_ceil(self.stride)
+    }
+
+    /// Words of one (phase) plane.
+    pub fn plane(&self) -> usize {
+        self.hp.div_ceil(self.stride) * self.out_w()
+    }
+
+    /// Words between one channel word's planes and the next's.
+    pub fn word_stride(&self) -> usize {
+        self.plane() * self.stride * self.stride
+    }
+
+    /// Where padded-map position (r, c) of channel word 0 lives; also the offset of kernel tap
+    /// (r, c) from an output pixel's index (output (y, x) reads (s·y + r, s·x + c)).
+    pub fn position(&self, r: usize, c: usize) -> usize {
+        let s = self.stride;
+        ((r % s) * s + c % s) * self.plane() + (r / s) * self.out_w() + c / s
+    }
+
+    /// Padded-width pixels computed: `ho · out_w`, in blocks of 32.
+    pub fn blocks(&self) -> usize {
+        (self.ho * self.out_w()).div_ceil(PIXELS)
+    }
+}
+
+impl DirectWeights {
+    /// From `[cout][size² · cq]` words (K order ky, kx, channel word) of four int8 or two bf16
+    /// weights each (`op`); None where this CPU has no engine for `op`.
+    pub fn new(op: TileOp, w: &[i32], cout: usize, cq: usize, size: usize) -> Option<Self> {
+        let engine = Engine::for_op(op)?;
+        let chunks = cq.div_ceil(K_STEP).max(1);
+        let chunk_q = cq.div_ceil(chunks);
+        let taps = size * size;
+        let groups = cout.div_ceil(COUT_GROUP) * 2;
+        let kq = taps * cq;
+        let mut packed = vec![0i32; groups * taps * chunks * 16 * chunk_q];
+        for o in 0..cout {
+            let (g, r) = (o / 16, o % 16);
+            for t in 0..taps {
+                for q in 0..cq {
+                    let (j, qq) = (q / chunk_q, q % chunk_q);
+                    let at = ((((g * taps + t) * chunks + j) * 16 + r) * chunk_q) + qq;
+                    packed[at] = w[o * kq + t * cq + q];
+                }
+            }
+        }
+        Some(DirectWeights {
+            op,
+            engine,
+            cout,
+            size,
+            chunk_q,
+            chunks,
+            w: packed,
+        })
+    }
+
+    /// Weight words of one 16-channel group: `[tap][chunk][16 channels][chunk_q]`.
+    pub(super) fn group_len(&self) -> usize {
+        self.size * self.size * self.chunks * 16 * self.chunk_q
+    }
+
+    /// Channel words the padded planes must hold (weights past the real channels are zero).
+    pub fn words(&self) -> usize {
+        self.chunk_q * self.chunks
+    }
+
+    /// Words the planes buffer must hold: the planes, then what the discarded outputs of the
+    /// last block read past the last plane.
+    pub fn input_words(&self, g: &DirectGeom) -> usize {
+        self.words() * g.word_stride() + 2 * PIXELS + self.size * (g.out_w() + 1)
+    }
+
+    /// Integer sums of blocks `b0..b1` (32 padded-width pixels each) for every output channel,
+    /// handed to `block(b, o, rows, acc)` per 32 channels: `acc[r][i]` is channel `o + r` at
+    /// padded pixel `32·b + i` (i32, or f32 bits for bf16). Returns false (and does nothing)
+    /// when `x` is too short.
+    #[cfg(target_arch = "x86_64")]
+    pub fn run(
+        &self,
+        x: &[u32],
+        g: &DirectGeom,
+        blocks: (usize, usize),
+        block: impl FnMut(usize, usize, usize, &[[i32; PIXELS]; COUT_GROUP]),
+    ) -> bool {
+        if x.len() < self.input_words(g) || blocks.1 > g.blocks() || self.cout == 0 {
+            return false;
+        }
+        // Both engines read, for block b, tap (ky, kx) and channel word q, the 32 words at
+        // 32·b + position(ky, kx) + q·word_stride: they end before
+        // words·word_stride + 64 ≤ input_words ≤ x.len() (checked above), since
+        // 32·blocks ≤ ho·out_w + 31 and the last word's planes end at words·word_stride, past
+        // every tap's reach of valid outputs.
+        match self.engine {
+            Engine::Amx => super::amx::run_tiles(self, x, g, blocks, block),
+            Engine::Avx512 => super::avx512::run_regs(self, x, g, blocks, block),
+        }
+        true
+    }
+
+    /// The whole conv into `dst` (`[cout][ho·wo]`, every output written): padded-width blocks
+    /// split over the rayon pool, and for each run of valid outputs of one channel in a block,
+    /// `emit(channel, sums, out)` turns the tile's sums (i32, or f32 bits for bf16) into the
+    /// outputs. Returns false (nothing written) when `x` is too short.
+    #[cfg(target_arch = "x86_64")]
+    pub fn conv_into(
+        &self,
+        x: &[u32],
+        g: &DirectGeom,
+        wo: usize,
+        dst: &mut [f32],
+        emit: impl Fn(usize, &[i32], &mut [f32]) + Sync,
+    ) -> bool {
+        use rayon::prelude::*;
+        let (ho, wp) = (g.ho, g.out_w());
+        let n = ho * wo;
+        if dst.len() < self.cout * n || x.len() < self.input_words(g) {
+            return false;
+        }
+        // Valid outputs before padded pixel P: where a block range's segment of a plane starts.
+        let first_out = |p: usize| ((p / wp) * wo + (p % wp).min(wo)).min(n);
+        let blocks = g.blocks();
+        let parts = rayon::current_num_threads().clamp(1, blocks.max(1));
+        let bounds: Vec<usize> = (0..=parts).map(|t| t * blocks / parts).collect();
+        let mut segs: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::new()).collect();
+        for row in dst[..self.cout * n].chunks_mut(n) {
+            let mut rest = row;
+            for (t, seg) in segs.iter_mut().enumerate() {
+                let len = first_out(bounds[t + 1] * PIXELS) - first_out(bounds[t] * PIXELS);
+                let (mine, tail) = rest.split_at_mut(len);
+                seg.push(mine);
+                rest = tail;
+            }
+        }
+        let run = |(t, mut segs): (usize, Vec<&mut [f32]>)| -> bool {
+            let start = first_out(bounds[t] * PIXELS);
+            // (first pixel in the block, count, first output in the segment) of each run of
+            // valid outputs in the current block.
+            let mut runs = [(0usize, 0usize, 0usize); PIXELS];
+            let mut nruns = 0;
+            self.run(x, g, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
+                if o == 0 {
+                    nruns = 0;
+                    let mut i = 0;
+                    while i < PIXELS {
+                        let p = b * PIXELS + i;
+                        let (y, col) = (p / wp, p % wp);
+                        let len = (PIXELS - i).min(wp - col);
+                        if y < ho && col < wo {
+                            runs[nruns] = (i, len.min(wo - col), y * wo + col - start);
+                            nruns += 1;
+                        }
+                        i += len;
+                    }
+                }
+                for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                    let seg = &mut segs[o + r];
+                    for &(i, len, at) in &runs[..nruns] {
+                        emit(o + r, &acc_r[i..i + len], &mut seg[at..at + len]);
+                    }
+                }
+            })
+        };
+        if parts == 1 {
+            return segs.into_iter().enumerate().all(run);
+        }
+        segs.into_par_iter()
+            .enumerate()
+            .map(run)
+            .collect::<Vec<_>>()
+            .iter()
+            .all(|&ok| ok)
+    }
+}
+
+/// Fills the planes of `words` channel words (of `x`, laid out as `g` says): every word
+/// written, `zero` for the padding (`pad` around an `h × w` map) and for the words past
+/// `real`; `row(word, y, out)` writes input row `y` of channel word `word` (w words).
+pub(crate) fn fill_planes(
+    g: &DirectGeom,
+    (h, w, pad): (usize, usize, usize),
+    real: usize,
+    zero: u32,
+    x: &mut [u32],
+    row: impl Fn(usize, usize, &mut [u32]) + Sync,
+) {
+    use rayon::prelude::*;
+    let ws = g.word_stride();
+    let (used, rest) = x.split_at_mut(real * ws);
+    rest.fill(zero);
+    used.par_chunks_mut(ws).enumerate().for_each_init(
+        || vec![0u32; w],
+        |tmp, (q, out)| {
+            out.fill(zero);
+            for y in 0..h {
+                let r = y + pad;
+                if g.stride == 1 {
+                    let at = g.position(r, pad);
+                    row(q, y, &mut out[at..at + w]);
+                    continue;
+                }
+                // Even and odd columns of the padded row go to two phase planes.
+                row(q, y, tmp);
+                let (even, odd) = (g.position(r, 0), g.position(r, 1));
+                for (x, &v) in tmp.iter().enumerate() {
+                    let c = x + pad;
+                    out[if c % 2 == 0 { even } else { odd } + c / 2] = v;
+                }
+            }
+        },
+    );
+}
