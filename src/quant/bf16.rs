@@ -6,7 +6,7 @@
 //! the default.
 
 use super::direct::{DirectGeom, DirectWeights, TileOp};
-use super::int8::{finish, Epilogue, Int8Geom};
+use super::int8::{finish, Epilogue, Int8Geom, Sums};
 #[cfg(target_arch = "x86_64")]
 use crate::model::layers::sgemm::grown;
 use std::cell::RefCell;
@@ -89,7 +89,7 @@ impl Bf16Conv {
                 &dg,
                 wo,
                 &mut dst[..self.cout * ho * wo],
-                |oc, acc, out| finish(epilogue, oc, acc, out, |v| f32::from_bits(v as u32)),
+                |oc, acc, runs, out| finish(epilogue, oc, acc, runs, out, Sums::F32),
             );
             PLANES.set(planes);
             done

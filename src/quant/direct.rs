@@ -60,6 +60,15 @@ pub(crate) struct DirectWeights {
     pub(super) w: Vec<i32>,
 }
 
+/// Valid outputs of one block: lanes `lane..lane + len` of the block's sums are the outputs
+/// `at..at + len` of the caller's segment of a channel.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Run {
+    pub lane: usize,
+    pub len: usize,
+    pub at: usize,
+}
+
 /// What one tile multiply does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TileOp {
@@ -165,7 +174,8 @@ impl DirectWeights {
     }
 
     /// Integer sums of blocks `b0..b1` (32 padded-width pixels each) for every output channel,
-    /// handed to `block(b, o, rows, acc)` per 32 channels: `acc[r][i]` is channel `o + r` at
+    /// handed to `block(b, o, rows, acc)` per 32 channels (all channels of a block, from o = 0,
+    /// before the next block): `acc[r][i]` is channel `o + r` at
     /// padded pixel `32·b + i` (i32, or f32 bits for bf16). Returns false (and does nothing)
     /// when `x` is too short.
     #[cfg(target_arch = "x86_64")]
@@ -192,9 +202,11 @@ impl DirectWeights {
     }
 
     /// The whole conv into `dst` (`[cout][ho·wo]`, every output written): padded-width blocks
-    /// split over the rayon pool, and for each run of valid outputs of one channel in a block,
-    /// `emit(channel, sums, out)` turns the tile's sums (i32, or f32 bits for bf16) into the
-    /// outputs. Returns false (nothing written) when `x` is too short.
+    /// split over the rayon pool, and for each channel of a block, `emit(channel, sums, runs,
+    /// out)` turns the block's sums (i32, or f32 bits for bf16) into the outputs: each
+    /// [`Run`] of valid outputs goes to `out[run.at..run.at + run.len]` from
+    /// `sums[run.lane..run.lane + run.len]`. Returns false (nothing written) when `x` is too
+    /// short.
     #[cfg(target_arch = "x86_64")]
     pub fn conv_into(
         &self,
@@ -202,7 +214,7 @@ impl DirectWeights {
         g: &DirectGeom,
         wo: usize,
         dst: &mut [f32],
-        emit: impl Fn(usize, &[i32], &mut [f32]) + Sync,
+        emit: impl Fn(usize, &[i32; PIXELS], &[Run], &mut [f32]) + Sync,
     ) -> bool {
         use rayon::prelude::*;
         let (ho, wp) = (g.ho, g.out_w());
@@ -227,9 +239,8 @@ impl DirectWeights {
         }
         let run = |(t, mut segs): (usize, Vec<&mut [f32]>)| -> bool {
             let start = first_out(bounds[t] * PIXELS);
-            // (first pixel in the block, count, first output in the segment) of each run of
-            // valid outputs in the current block.
-            let mut runs = [(0usize, 0usize, 0usize); PIXELS];
+            // The runs of valid outputs in the current block.
+            let mut runs = [Run::default(); PIXELS];
             let mut nruns = 0;
             self.run(x, g, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
                 if o == 0 {
@@ -240,17 +251,18 @@ impl DirectWeights {
                         let (y, col) = (p / wp, p % wp);
                         let len = (PIXELS - i).min(wp - col);
                         if y < ho && col < wo {
-                            runs[nruns] = (i, len.min(wo - col), y * wo + col - start);
+                            runs[nruns] = Run {
+                                lane: i,
+                                len: len.min(wo - col),
+                                at: y * wo + col - start,
+                            };
                             nruns += 1;
                         }
                         i += len;
                     }
                 }
                 for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                    let seg = &mut segs[o + r];
-                    for &(i, len, at) in &runs[..nruns] {
-                        emit(o + r, &acc_r[i..i + len], &mut seg[at..at + len]);
-                    }
+                    emit(o + r, acc_r, &runs[..nruns], segs[o + r]);
                 }
             })
         };

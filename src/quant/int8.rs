@@ -8,7 +8,7 @@
 //! the integers in registers over the whole K. Without VNNI the portable loop gives the same
 //! numbers (tests compare them), just slowly, and the per-layer plan then keeps f32.
 
-use super::direct::{DirectWeights, TileOp};
+use super::direct::{DirectWeights, Run, TileOp};
 use crate::model::layers::sgemm::grown;
 use rayon::prelude::*;
 
@@ -49,33 +49,71 @@ impl Epilogue<'_> {
     }
 }
 
-/// `out[i] = act(value(sums[i]) + bias)` of output channel `channel` (just `value(sums[i])`
-/// without an epilogue): one pass for linear and leaky outputs, the kernels' sums turned into
-/// finished outputs while they are in cache.
-#[inline(always)]
+/// What a kernel's 32-bit sums are.
+#[derive(Clone, Copy)]
+pub(crate) enum Sums {
+    /// i32 sums of u8 (offset by 128) × s8 products: the value is `(sum − offset) · scale`.
+    Int8 { offset: i32, scale: f32 },
+    /// f32 sums, as bits.
+    F32,
+}
+
+impl Sums {
+    #[inline(always)]
+    fn value(self, s: i32) -> f32 {
+        match self {
+            Sums::Int8 { offset, scale } => (s - offset) as f32 * scale,
+            Sums::F32 => f32::from_bits(s as u32),
+        }
+    }
+}
+
+/// For each run, `out[at + i] = act(value(sums[lane + i]) + bias)` of output channel `channel`
+/// (just the value without an epilogue): the kernels' sums turned into finished outputs in one
+/// pass while they are in cache.
 pub(crate) fn finish(
     epi: Option<Epilogue>,
     channel: usize,
-    sums: &[i32],
+    sums: &[i32; 32],
+    runs: &[Run],
     out: &mut [f32],
-    value: impl Fn(i32) -> f32,
+    kind: Sums,
 ) {
     use crate::model::Activation;
-    let pairs = out.iter_mut().zip(sums);
-    match epi {
-        None => pairs.for_each(|(d, &s)| *d = value(s)),
-        Some(e) => {
-            let b = e.bias[channel];
-            match e.activation {
-                Activation::Linear => pairs.for_each(|(d, &s)| *d = value(s) + b),
-                Activation::Leaky => pairs.for_each(|(d, &s)| {
-                    let v = value(s) + b;
-                    *d = if v > 0.0 { v } else { 0.1 * v };
-                }),
-                _ => {
-                    pairs.for_each(|(d, &s)| *d = value(s));
-                    e.apply(channel, out);
-                }
+    let act = epi.map(|e| e.activation);
+    #[cfg(target_arch = "x86_64")]
+    if matches!(act, None | Some(Activation::Linear | Activation::Leaky)) && vnni_available() {
+        let bias = epi.map(|e| e.bias[channel]);
+        let leaky = act == Some(Activation::Leaky);
+        // SAFETY: avx512f was found at run time (`vnni_available` includes it).
+        return unsafe { vnni::finish(sums, runs, out, kind, bias, leaky) };
+    }
+    finish_scalar(epi, channel, sums, runs, out, kind)
+}
+
+/// [`finish`] one value at a time, any activation.
+fn finish_scalar(
+    epi: Option<Epilogue>,
+    channel: usize,
+    sums: &[i32; 32],
+    runs: &[Run],
+    out: &mut [f32],
+    kind: Sums,
+) {
+    for r in runs {
+        let out = &mut out[r.at..r.at + r.len];
+        let sums = &sums[r.lane..r.lane + r.len];
+        match epi {
+            None => out
+                .iter_mut()
+                .zip(sums)
+                .for_each(|(d, &s)| *d = kind.value(s)),
+            Some(e) => {
+                let b = e.bias[channel];
+                out.iter_mut()
+                    .zip(sums)
+                    .for_each(|(d, &s)| *d = kind.value(s) + b);
+                crate::model::layers::activation::apply_slice(e.activation, out);
             }
         }
     }
@@ -271,10 +309,10 @@ impl Int8Conv {
             &dg,
             wo,
             &mut dst[..self.cout * ho * wo],
-            |oc, acc, out| {
+            |oc, acc, runs, out| {
                 let f = xs * self.scale[oc];
                 let offset = 128 * self.row_sum[oc];
-                finish(epi, oc, acc, out, |v| (v - offset) as f32 * f);
+                finish(epi, oc, acc, runs, out, Sums::Int8 { offset, scale: f });
             },
         )
     }
@@ -568,6 +606,56 @@ mod vnni {
         super::quantize_into(&src[n..], inv, &mut dst[n..]);
     }
 
+    /// [`super::finish`] for linear and leaky outputs (no bias added without an epilogue, so
+    /// that −0 stays −0), 16 lanes at a time (masked at a run's
+    /// end): the same operations in the same order as the scalar loop (int subtract, convert,
+    /// multiply, add; leaky as max(v, 0.1·v), which equals `v > 0 ? v : 0.1·v` for every
+    /// float including −0 and NaN), so the same bits.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn finish(
+        sums: &[i32; 32],
+        runs: &[super::Run],
+        out: &mut [f32],
+        kind: super::Sums,
+        bias: Option<f32>,
+        leaky: bool,
+    ) {
+        let (b, tenth) = (_mm512_set1_ps(bias.unwrap_or(0.0)), _mm512_set1_ps(0.1));
+        for r in runs {
+            assert!(r.lane + r.len <= 32 && r.at + r.len <= out.len());
+            let mut i = 0;
+            while i < r.len {
+                let m: __mmask16 = if r.len - i >= 16 {
+                    0xFFFF
+                } else {
+                    (1u16 << (r.len - i)) - 1
+                };
+                // SAFETY: lanes lane + i.. under the mask end by lane + len ≤ 32 (asserted);
+                // outputs at + i.. under the mask end by at + len ≤ out.len() (asserted).
+                unsafe {
+                    let s = _mm512_maskz_loadu_epi32(m, sums.as_ptr().add(r.lane + i));
+                    let v = match kind {
+                        super::Sums::Int8 { offset, scale } => _mm512_mul_ps(
+                            _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_set1_epi32(offset))),
+                            _mm512_set1_ps(scale),
+                        ),
+                        super::Sums::F32 => _mm512_castsi512_ps(s),
+                    };
+                    let mut v = if bias.is_some() {
+                        _mm512_add_ps(v, b)
+                    } else {
+                        v
+                    };
+                    if leaky {
+                        v = _mm512_max_ps(v, _mm512_mul_ps(v, tenth));
+                    }
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(r.at + i), m, v);
+                }
+                i += 16;
+            }
+        }
+    }
+
     /// `acc[r][lane] = Σ_k x[k][lane]·w[r][k]` with `vpdpbusd`, two 16-lane vectors per row.
     pub(super) fn tile(
         xb: &[u32],
@@ -744,6 +832,61 @@ pub(crate) mod tests {
             #[cfg(target_arch = "x86_64")]
             vnni::tile(&packed[..kq * BLOCK], &conv.w, kq, rows, &mut b);
             assert_eq!(a, b);
+        }
+    }
+
+    /// The vector epilogue writes the scalar one's bits: linear, leaky and none, int8 and f32
+    /// sums, −0 and NaN among them, runs ending mid-vector.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_epilogue_matches_the_scalar_one() {
+        use crate::model::Activation;
+        if !vnni_available() {
+            println!("no AVX-512 here: only the scalar epilogue runs (nothing to compare)");
+            return;
+        }
+        let mut seed = 3;
+        let mut sums = [0i32; 32];
+        for s in sums.iter_mut() {
+            *s = (lcg(&mut seed) * 1e6) as i32;
+        }
+        let runs = [
+            Run {
+                lane: 0,
+                len: 13,
+                at: 0,
+            },
+            Run {
+                lane: 15,
+                len: 17,
+                at: 13,
+            },
+        ];
+        let bias = [0.25f32, -0.5];
+        for kind in [
+            Sums::Int8 {
+                offset: 1000,
+                scale: 0.003,
+            },
+            Sums::F32,
+        ] {
+            let mut sums = sums;
+            if matches!(kind, Sums::F32) {
+                sums[1] = (-0.0f32).to_bits() as i32;
+                sums[2] = f32::NAN.to_bits() as i32;
+                sums[20] = (-3.5f32).to_bits() as i32;
+            }
+            for act in [None, Some(Activation::Linear), Some(Activation::Leaky)] {
+                let epi = act.map(|activation| Epilogue {
+                    bias: &bias,
+                    activation,
+                });
+                let (mut want, mut got) = (vec![9f32; 30], vec![7f32; 30]);
+                finish_scalar(epi, 1, &sums, &runs, &mut want, kind);
+                finish(epi, 1, &sums, &runs, &mut got, kind);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{act:?}");
+            }
         }
     }
 
