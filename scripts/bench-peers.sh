@@ -131,7 +131,7 @@ for m in $MODELS; do
 done
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
-flags=$(grep -o -w -E 'avx512f|avx512_vnni|amx_int8|amx_bf16|avx2|fma|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ')
+flags=$(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|amx_int8|amx_bf16|avx2|fma|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ')
 machine="Machine: $cpu, $(nproc) cores ($flags), $(date -u '+%Y-%m-%d %H:%M UTC'), load average at end: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)."
 [ -f docs/performance.md ] || printf '# Performance\n\n<!-- BENCH-TABLE:BEGIN -->\n<!-- BENCH-TABLE:END -->\n' > docs/performance.md
 py report.py "$ROOT/$RESULTS" "$ROOT/docs/performance.md" "$machine"

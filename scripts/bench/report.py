@@ -47,8 +47,8 @@ def main():
     with open(results, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     body = (f"{machine}\n\nMedian forward latency, ms (batch 1, 2 threads, same input; Kestrel bf16 "
-            f"needs AMX-BF16, n/a elsewhere; the last column is ORT's own int8 error against its "
-            f"fp32):\n\n{table(rows)}")
+            f"needs AMX-BF16 or AVX512-BF16, n/a elsewhere; the last column is ORT's own int8 "
+            f"error against its fp32):\n\n{table(rows)}")
     print(body)
     text = open(doc, encoding="utf-8").read()
     if BEGIN not in text or END not in text:

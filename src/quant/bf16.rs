@@ -6,7 +6,9 @@
 //! the default.
 
 use super::direct::{DirectGeom, DirectWeights, TileOp};
-use super::int8::{finish, Epilogue, Int8Geom, Sums};
+#[cfg(target_arch = "x86_64")]
+use super::int8::{finish, Sums};
+use super::int8::{Epilogue, Int8Geom};
 #[cfg(target_arch = "x86_64")]
 use crate::model::layers::sgemm::grown;
 use std::cell::RefCell;

@@ -50,6 +50,7 @@ impl Epilogue<'_> {
 }
 
 /// What a kernel's 32-bit sums are.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[derive(Clone, Copy)]
 pub(crate) enum Sums {
     /// i32 sums of u8 (offset by 128) × s8 products: the value is `(sum − offset) · scale`.
@@ -58,6 +59,7 @@ pub(crate) enum Sums {
     F32,
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Sums {
     #[inline(always)]
     fn value(self, s: i32) -> f32 {
@@ -71,6 +73,7 @@ impl Sums {
 /// For each run, `out[at + i] = act(value(sums[lane + i]) + bias)` of output channel `channel`
 /// (just the value without an epilogue): the kernels' sums turned into finished outputs in one
 /// pass while they are in cache.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn finish(
     epi: Option<Epilogue>,
     channel: usize,
@@ -79,19 +82,22 @@ pub(crate) fn finish(
     out: &mut [f32],
     kind: Sums,
 ) {
-    use crate::model::Activation;
-    let act = epi.map(|e| e.activation);
     #[cfg(target_arch = "x86_64")]
-    if matches!(act, None | Some(Activation::Linear | Activation::Leaky)) && vnni_available() {
-        let bias = epi.map(|e| e.bias[channel]);
-        let leaky = act == Some(Activation::Leaky);
-        // SAFETY: avx512f was found at run time (`vnni_available` includes it).
-        return unsafe { vnni::finish(sums, runs, out, kind, bias, leaky) };
+    {
+        use crate::model::Activation;
+        let act = epi.map(|e| e.activation);
+        if matches!(act, None | Some(Activation::Linear | Activation::Leaky)) && vnni_available() {
+            let bias = epi.map(|e| e.bias[channel]);
+            let leaky = act == Some(Activation::Leaky);
+            // SAFETY: avx512f was found at run time (`vnni_available` includes it).
+            return unsafe { vnni::finish(sums, runs, out, kind, bias, leaky) };
+        }
     }
     finish_scalar(epi, channel, sums, runs, out, kind)
 }
 
 /// [`finish`] one value at a time, any activation.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn finish_scalar(
     epi: Option<Epilogue>,
     channel: usize,
