@@ -146,13 +146,16 @@ fn precisions_a_device_cannot_run_are_refused_clearly() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if kestrel::quant::cpu_bf16_available() {
-        // This CPU runs bf16 (AMX-BF16): the bus is still found.
+        // This CPU runs bf16 (AMX-BF16 or AVX512-BF16): the bus is still found.
         assert!(out.status.success(), "{err}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("bus"), "bf16 detections: {text}");
     } else {
         assert!(!out.status.success());
-        assert!(err.contains("AMX-BF16"), "{err}");
+        assert!(
+            err.contains("AMX-BF16") && err.contains("AVX512-BF16"),
+            "{err}"
+        );
     }
     let out = kestrel()
         .args(["run", "--source", "synthetic", "--max-frames", "1"])

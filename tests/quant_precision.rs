@@ -36,13 +36,13 @@ fn q8_and_f16_agree_with_f32_on_real_images() {
     }
 }
 
-/// bf16 on the CPU (AMX-BF16 where present): closer to f32 than q8, the same detections; where
-/// the CPU lacks AMX-BF16 the loader refuses it with a message naming what is missing.
+/// bf16 on the CPU (AMX-BF16 or AVX512-BF16 where present): closer to f32 than q8, the same
+/// detections; where the CPU lacks both the loader refuses it with a message naming them.
 #[test]
-fn cpu_bf16_agrees_with_f32_where_amx_runs_it_and_is_refused_elsewhere() {
+fn cpu_bf16_agrees_with_f32_where_the_cpu_runs_it_and_is_refused_elsewhere() {
     let (cfg, weights) = (asset("yolov3-tiny.cfg"), asset("yolov3-tiny.weights"));
     if !kestrel::quant::cpu_bf16_available() {
-        println!("no AMX-BF16 on this CPU: checking that bf16 is refused clearly");
+        println!("no AMX-BF16 or AVX512-BF16 on this CPU: checking that bf16 is refused clearly");
         let err = load_any(
             Some(&cfg),
             &weights,
@@ -51,8 +51,12 @@ fn cpu_bf16_agrees_with_f32_where_amx_runs_it_and_is_refused_elsewhere() {
             PlanMode::AllReduced,
         )
         .err()
-        .expect("bf16 refused without AMX-BF16");
-        assert!(err.to_string().contains("AMX-BF16"), "{err}");
+        .expect("bf16 refused without AMX-BF16 and AVX512-BF16");
+        let err = err.to_string();
+        assert!(
+            err.contains("AMX-BF16") && err.contains("AVX512-BF16"),
+            "{err}"
+        );
         return;
     }
     let rows = check(
@@ -157,7 +161,7 @@ fn damaged_model_files_give_clear_errors() {
     expect_clear_error(&corrupt_path, "not a valid Kestrel model file");
 }
 
-/// The reduced convs (int8 on VNNI or AMX tiles, bf16 on AMX where present) keep per-thread
+/// The reduced convs (int8 and bf16 on AMX tiles or AVX-512 registers) keep per-thread
 /// scratch and tile state: forwards from several threads at once equal a solo forward exactly.
 #[test]
 fn concurrent_reduced_forwards_equal_a_solo_forward() {

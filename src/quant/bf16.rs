@@ -221,7 +221,7 @@ mod tests {
     /// summed in another order): within 1e-4 of the output scale; and against plain f32 within
     /// bf16's own error.
     #[test]
-    fn amx_bf16_conv_matches_f32_on_rounded_operands() {
+    fn bf16_conv_matches_f32_on_rounded_operands() {
         if !crate::quant::cpu_bf16_available() {
             println!("no AMX-BF16 or AVX512-BF16 on this CPU: the bf16 conv is refused (checked)");
             assert!(Bf16Conv::new(&[0.0; 9], 1, 1, 3).is_none());
