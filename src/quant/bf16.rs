@@ -6,9 +6,9 @@
 //! the default.
 
 use super::direct::{DirectGeom, DirectWeights, TileOp};
-#[cfg(target_arch = "x86_64")]
-use super::int8::{finish, Sums};
 use super::int8::{Epilogue, Int8Geom};
+#[cfg(target_arch = "x86_64")]
+use super::int8::{Finish, Sums};
 #[cfg(target_arch = "x86_64")]
 use crate::model::layers::sgemm::grown;
 use std::cell::RefCell;
@@ -86,12 +86,13 @@ impl Bf16Conv {
             let mut planes = PLANES.take();
             let x = grown(&mut planes, self.direct.input_words(&dg), 0);
             bf16_planes(plane, g, &dg, x);
+            let fin = Finish::new(epilogue);
             let done = self.direct.conv_into(
                 x,
                 &dg,
                 wo,
                 &mut dst[..self.cout * ho * wo],
-                |oc, acc, runs, out| finish(epilogue, oc, acc, runs, out, Sums::F32),
+                |oc, acc, runs, out| fin.row(oc, acc, runs, out, Sums::F32),
             );
             PLANES.set(planes);
             done

@@ -70,33 +70,54 @@ impl Sums {
     }
 }
 
-/// For each run, `out[at + i] = act(value(sums[lane + i]) + bias)` of output channel `channel`
-/// (just the value without an epilogue): the kernels' sums turned into finished outputs in one
-/// pass while they are in cache.
+/// How one conv call turns its kernels' sums into finished outputs: for each run,
+/// `out[at + i] = act(value(sums[lane + i]) + bias)` of a channel (just the value without an
+/// epilogue), in one pass while the sums are in cache. Which loop runs is decided once per call,
+/// not per channel row of every block.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) fn finish(
-    epi: Option<Epilogue>,
-    channel: usize,
-    sums: &[i32; 32],
-    runs: &[Run],
-    out: &mut [f32],
-    kind: Sums,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use crate::model::Activation;
-        let act = epi.map(|e| e.activation);
-        if matches!(act, None | Some(Activation::Linear | Activation::Leaky)) && vnni_available() {
-            let bias = epi.map(|e| e.bias[channel]);
-            let leaky = act == Some(Activation::Leaky);
-            // SAFETY: avx512f was found at run time (`vnni_available` includes it).
-            return unsafe { vnni::finish(sums, runs, out, kind, bias, leaky) };
-        }
-    }
-    finish_scalar(epi, channel, sums, runs, out, kind)
+#[derive(Clone, Copy)]
+pub(crate) struct Finish<'a> {
+    epi: Option<Epilogue<'a>>,
+    /// AVX-512 present and the activation linear or leaky: the 16-lane loop.
+    vector: bool,
+    leaky: bool,
 }
 
-/// [`finish`] one value at a time, any activation.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+impl<'a> Finish<'a> {
+    pub(crate) fn new(epi: Option<Epilogue<'a>>) -> Finish<'a> {
+        use crate::model::Activation;
+        let act = epi.map(|e| e.activation);
+        let vector =
+            matches!(act, None | Some(Activation::Linear | Activation::Leaky)) && vnni_available();
+        Finish {
+            epi,
+            vector,
+            leaky: act == Some(Activation::Leaky),
+        }
+    }
+
+    /// Channel `channel`'s row of a block.
+    #[inline(always)]
+    pub(crate) fn row(
+        &self,
+        channel: usize,
+        sums: &[i32; 32],
+        runs: &[Run],
+        out: &mut [f32],
+        kind: Sums,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.vector {
+            let bias = self.epi.map(|e| e.bias[channel]);
+            // SAFETY: avx512f was found at run time (`vnni_available` includes it).
+            return unsafe { vnni::finish(sums, runs, out, kind, bias, self.leaky) };
+        }
+        finish_scalar(self.epi, channel, sums, runs, out, kind)
+    }
+}
+
+/// [`Finish::row`] one value at a time, any activation.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn finish_scalar(
     epi: Option<Epilogue>,
@@ -310,6 +331,7 @@ impl Int8Conv {
         let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
         quantize_planes(plane, g, 1.0 / xs, &dg, x);
         let x = &*x;
+        let fin = Finish::new(epi);
         d.conv_into(
             x,
             &dg,
@@ -318,7 +340,7 @@ impl Int8Conv {
             |oc, acc, runs, out| {
                 let f = xs * self.scale[oc];
                 let offset = 128 * self.row_sum[oc];
-                finish(epi, oc, acc, runs, out, Sums::Int8 { offset, scale: f });
+                fin.row(oc, acc, runs, out, Sums::Int8 { offset, scale: f });
             },
         )
     }
@@ -612,7 +634,7 @@ mod vnni {
         super::quantize_into(&src[n..], inv, &mut dst[n..]);
     }
 
-    /// [`super::finish`] for linear and leaky outputs (no bias added without an epilogue, so
+    /// [`super::Finish::row`] for linear and leaky outputs (no bias added without an epilogue, so
     /// that −0 stays −0), 16 lanes at a time (masked at a run's
     /// end): the same operations in the same order as the scalar loop (int subtract, convert,
     /// multiply, add; leaky as max(v, 0.1·v), which equals `v > 0 ? v : 0.1·v` for every
@@ -889,7 +911,7 @@ pub(crate) mod tests {
                 });
                 let (mut want, mut got) = (vec![9f32; 30], vec![7f32; 30]);
                 finish_scalar(epi, 1, &sums, &runs, &mut want, kind);
-                finish(epi, 1, &sums, &runs, &mut got, kind);
+                Finish::new(epi).row(1, &sums, &runs, &mut got, kind);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{act:?}");
             }
