@@ -304,12 +304,16 @@ pub(crate) fn fill_planes(
                     row(q, y, &mut out[at..at + w]);
                     continue;
                 }
-                // Even and odd columns of the padded row go to two phase planes.
+                // Even and odd columns of the padded row (c = x + pad) go to two phase planes,
+                // at c / 2: two strided copies instead of a branch and a check per value.
                 row(q, y, tmp);
-                let (even, odd) = (g.position(r, 0), g.position(r, 1));
-                for (x, &v) in tmp.iter().enumerate() {
-                    let c = x + pad;
-                    out[if c % 2 == 0 { even } else { odd } + c / 2] = v;
+                for phase in 0..2 {
+                    let x0 = (phase + pad) % 2; // first x whose column has this parity
+                    let at = g.position(r, phase) + (x0 + pad) / 2;
+                    let src = tmp[x0.min(w)..].iter().step_by(2);
+                    for (d, &v) in out[at..at + src.len()].iter_mut().zip(src) {
+                        *d = v;
+                    }
                 }
             }
         },

@@ -953,5 +953,8 @@ pub(crate) mod tests {
         case(200, 40, 6, 7, 1, 1);
         case(72, 36, 12, 10, 3, 2);
         case(16, 31, 14, 13, 3, 2);
+        // Stride 2 without padding (1×1): the other parity of the phase planes' first column.
+        case(8, 12, 9, 10, 1, 2);
+        case(8, 12, 9, 1, 3, 2);
     }
 }
