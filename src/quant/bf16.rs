@@ -2,7 +2,8 @@
 //! AVX512-BF16): weights and activations rounded to bf16 (8 significant bits), products summed
 //! in f32 by AMX `tdpbf16ps` (16 × 16 × 32 multiply-adds per instruction) or AVX-512
 //! `vdpbf16ps` (32). Stride-1 and -2 convs, read straight from padded planes of channel pairs
-//! as the int8 kernel reads quads (`direct::DirectWeights`); every other conv stays f32. Approximate by construction (≈ 3 significant digits per operand), so never
+//! as the int8 kernel reads quads (`direct::DirectWeights`); every other conv stays f32.
+//! Approximate by construction (≈ 3 significant digits per operand), so never
 //! the default.
 
 use super::direct::{DirectGeom, DirectWeights, TileOp};
@@ -218,9 +219,9 @@ mod tests {
         }
     }
 
-    /// The bf16 conv (AMX or AVX-512) against the f32 conv of the bf16-rounded operands (the same products,
-    /// summed in another order): within 1e-4 of the output scale; and against plain f32 within
-    /// bf16's own error.
+    /// The bf16 conv (AMX or AVX-512) against the f32 conv of the bf16-rounded operands (the
+    /// same products, summed in another order): within 1e-4 of the output scale; and against
+    /// plain f32 within bf16's own error.
     #[test]
     fn bf16_conv_matches_f32_on_rounded_operands() {
         if !crate::quant::cpu_bf16_available() {

@@ -31,10 +31,9 @@ pub(crate) enum Engine {
 impl Engine {
     /// The fastest engine this CPU runs `op` on, if any.
     pub fn for_op(op: TileOp) -> Option<Engine> {
-        let (amx_int8, amx_bf16) = (super::amx::available(), super::amx::bf16_available());
         let amx = match op {
-            TileOp::Int8 => amx_int8,
-            TileOp::Bf16 => amx_bf16,
+            TileOp::Int8 => super::amx::available(),
+            TileOp::Bf16 => super::amx::bf16_available(),
         };
         if amx {
             Some(Engine::Amx)

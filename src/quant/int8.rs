@@ -136,11 +136,10 @@ fn finish_scalar(
                 .zip(sums)
                 .for_each(|(d, &s)| *d = kind.value(s)),
             Some(e) => {
-                let b = e.bias[channel];
                 out.iter_mut()
                     .zip(sums)
-                    .for_each(|(d, &s)| *d = kind.value(s) + b);
-                crate::model::layers::activation::apply_slice(e.activation, out);
+                    .for_each(|(d, &s)| *d = kind.value(s));
+                e.apply(channel, out);
             }
         }
     }
@@ -266,11 +265,12 @@ impl Int8Conv {
         pack(&s.hwc, g, self.cin4, packed);
         // One task per block of pixels: [cout][BLOCK] results, then gathered into dst rows.
         let tile_len = self.cout * BLOCK;
+        let fin = Finish::new(epi);
         let tiles = grown(&mut s.tiles, blocks * tile_len, 0.0);
         tiles
             .par_chunks_mut(tile_len)
             .zip(packed.par_chunks(kq * BLOCK))
-            .for_each(|(tile, xb)| self.block(xb, xs, use_vnni, tile, epi));
+            .for_each(|(tile, xb)| self.block(xb, xs, use_vnni, tile, &fin));
         let tiles = &*tiles;
         dst[..self.cout * n]
             .par_chunks_mut(n)
@@ -285,7 +285,7 @@ impl Int8Conv {
     }
 
     /// All output channels of one pixel block.
-    fn block(&self, xb: &[u32], xs: f32, use_vnni: bool, tile: &mut [f32], epi: Option<Epilogue>) {
+    fn block(&self, xb: &[u32], xs: f32, use_vnni: bool, tile: &mut [f32], fin: &Finish) {
         let kq = self.k4 / 4;
         let mut o = 0;
         while o < self.cout {
@@ -298,7 +298,17 @@ impl Int8Conv {
             } else {
                 portable_tile(xb, w, kq, rows, &mut acc);
             }
-            self.rescale(o, &acc[..rows], xs, tile, epi);
+            // Each channel's row of the block is one run of all BLOCK pixels in the tile.
+            let all = [Run {
+                lane: 0,
+                len: BLOCK,
+                at: 0,
+            }];
+            for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                let oc = o + r;
+                let row = &mut tile[oc * BLOCK..(oc + 1) * BLOCK];
+                fin.row(oc, acc_r, &all, row, self.sums(oc, xs));
+            }
             o += rows;
         }
     }
@@ -337,34 +347,16 @@ impl Int8Conv {
             &dg,
             wo,
             &mut dst[..self.cout * ho * wo],
-            |oc, acc, runs, out| {
-                let f = xs * self.scale[oc];
-                let offset = 128 * self.row_sum[oc];
-                fin.row(oc, acc, runs, out, Sums::Int8 { offset, scale: f });
-            },
+            |oc, acc, runs, out| fin.row(oc, acc, runs, out, self.sums(oc, xs)),
         )
     }
 
-    /// Integer sums of channels `o..o + acc.len()` → f32 (offset of the u8 inputs removed).
-    fn rescale(
-        &self,
-        o: usize,
-        acc: &[[i32; BLOCK]],
-        xs: f32,
-        tile: &mut [f32],
-        epi: Option<Epilogue>,
-    ) {
-        for (r, acc_r) in acc.iter().enumerate() {
-            let oc = o + r;
-            let f = xs * self.scale[oc];
-            let offset = 128 * self.row_sum[oc];
-            let dst = &mut tile[oc * BLOCK..(oc + 1) * BLOCK];
-            for (d, &a) in dst.iter_mut().zip(acc_r) {
-                *d = (a - offset) as f32 * f;
-            }
-            if let Some(e) = epi {
-                e.apply(oc, dst);
-            }
+    /// What output channel `oc`'s integer sums are, for an input quantized with scale `xs`: the
+    /// u8 inputs' +128 offset to remove, and the product of the two scales.
+    fn sums(&self, oc: usize, xs: f32) -> Sums {
+        Sums::Int8 {
+            offset: 128 * self.row_sum[oc],
+            scale: xs * self.scale[oc],
         }
     }
 }
