@@ -208,3 +208,66 @@ fn concurrent_reduced_forwards_equal_a_solo_forward() {
         }
     }
 }
+
+/// Chained int8 convs (`quant::chain`): the first frame of a size runs unchained and calibrates
+/// the chains' scales; later frames pass int8 planes from conv to conv. On real frames their
+/// heads stay as close to f32 as the unchained int8 forward's, frame 1 is the unchained one
+/// bit for bit, and without the direct int8 kernel nothing is chained.
+#[test]
+fn chained_int8_frames_stay_as_close_to_f32_as_unchained_ones() {
+    use kestrel::detect::{load_image, DetectOptions, Detector};
+    let (cfg, weights) = (asset("yolov3-tiny.cfg"), asset("yolov3-tiny.weights"));
+    let dev = candle_core::Device::Cpu;
+    let load = |p| {
+        let loaded = load_any(Some(&cfg), &weights, &dev, Some(p), PlanMode::AllReduced);
+        loaded.unwrap().model
+    };
+    let f32_net = load(Precision::F32);
+    let chained = load(Precision::Q8);
+    let mut plain = load(Precision::Q8);
+    plain.set_int8_chaining(false);
+    let (w, h) = f32_net.input_size();
+    let opts = DetectOptions {
+        width: w as u32,
+        height: h as u32,
+        ..DetectOptions::default()
+    };
+    let det = Detector::new(f32_net, opts).unwrap();
+    let raw = |heads: Vec<kestrel::model::YoloOutput>| -> Vec<f32> {
+        heads
+            .iter()
+            .flat_map(|h| h.raw.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let rel = |a: &[f32], b: &[f32]| {
+        let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+        (d / b.iter().map(|y| y * y).sum::<f32>()).sqrt()
+    };
+    let frames = ["bus.jpg", "zidane.jpg", "bus.jpg", "zidane.jpg"];
+    for (k, name) in frames.iter().enumerate() {
+        let (x, _) = det.preprocess(&load_image(&asset(name)).unwrap()).unwrap();
+        let truth = raw(det.infer(&x).unwrap());
+        let c = raw(chained.forward(&x).unwrap());
+        let p = raw(plain.forward(&x).unwrap());
+        let (ec, ep) = (rel(&c, &truth), rel(&p, &truth));
+        println!("frame {k} ({name}): chained {ec:.4}, unchained {ep:.4} rel. L2 from f32");
+        if k == 0 {
+            assert_eq!(c, p, "the calibrating first frame runs unchained");
+        }
+        assert!(
+            ec <= 1.25 * ep + 0.005,
+            "frame {k}: chained {ec} vs unchained {ep}"
+        );
+    }
+    assert_eq!(plain.int8_chains(), 0, "chaining turned off");
+    let direct = kestrel::quant::cpu_int8_direct_available();
+    println!(
+        "{} int8 chains (direct int8 kernel: {direct})",
+        chained.int8_chains()
+    );
+    if direct {
+        assert!(chained.int8_chains() >= 2, "yolov3-tiny's heads chain");
+    } else {
+        assert_eq!(chained.int8_chains(), 0);
+    }
+}

@@ -57,6 +57,9 @@ pub struct Darknet {
     /// The CPU path's activation buffers for the last input size (see [`planned`]); taken out
     /// while a forward runs (a concurrent one plans its own).
     workspace: Mutex<Option<planned::Workspace>>,
+    /// Whether consecutive int8 convs pass int8 planes (see `quant::chain`); on unless
+    /// `KESTREL_CHAIN=0`.
+    chaining: bool,
 }
 
 /// For a stride-1 max-pool with a centred odd window (`padding = size − 1`) whose input is the
@@ -208,6 +211,7 @@ impl Darknet {
             last_use,
             pool_from,
             workspace: Mutex::new(None),
+            chaining: std::env::var("KESTREL_CHAIN").as_deref() != Ok("0"),
         })
     }
 
@@ -258,6 +262,7 @@ impl Darknet {
                 "reduced-precision convs need the CPU backend".into(),
             ));
         }
+        self.forget_workspace();
         match self.layers.get_mut(layer) {
             Some(Prepared::Conv(c)) => {
                 c.set_reduced(reduced);
@@ -272,9 +277,35 @@ impl Darknet {
         &mut self,
         layer: usize,
     ) -> Result<Option<crate::quant::QuantConv>, ModelError> {
+        self.forget_workspace();
         match self.layers.get_mut(layer) {
             Some(Prepared::Conv(c)) => Ok(c.take_reduced()),
             _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
+        }
+    }
+
+    /// Turns the passing of int8 planes between consecutive int8 convs on or off (see
+    /// `quant::chain`; on by default): off, every int8 conv reads and writes f32 maps and picks
+    /// its input scale per frame.
+    pub fn set_int8_chaining(&mut self, on: bool) {
+        self.chaining = on;
+        self.forget_workspace();
+    }
+
+    /// How many int8 chains the last CPU forward ran with calibrated scales (0 before the
+    /// second frame of an input size, or where nothing can be chained).
+    pub fn int8_chains(&self) -> usize {
+        let ws = self.workspace.lock();
+        ws.ok()
+            .and_then(|w| w.as_ref().map(planned::Workspace::calibrated_chains))
+            .unwrap_or(0)
+    }
+
+    /// Drops the planned buffers: which convs are int8, and so which are chained (and their
+    /// calibrated scales), changed.
+    fn forget_workspace(&mut self) {
+        if let Ok(ws) = self.workspace.get_mut() {
+            *ws = None;
         }
     }
 
@@ -309,6 +340,56 @@ impl Darknet {
             )),
             _ => Err(ModelError::Input(format!("layer {layer} is not a conv"))),
         }
+    }
+
+    /// Whether conv `layer`'s output may go to conv `layer + 1` as int8 planes when both run
+    /// int8 (see `quant::chain`): the next layer is a stride-1 conv and the only reader, and
+    /// this one is a linear or leaky conv of stride 1 or 2 without groups.
+    pub(crate) fn feeds_chain(&self, layer: usize) -> bool {
+        use crate::model::Activation;
+        let conv = |i: usize| match self.cfg.layers.get(i).map(|l| &l.kind) {
+            Some(LayerKind::Conv(c)) if c.groups <= 1 => Some(c),
+            _ => None,
+        };
+        match (conv(layer), conv(layer + 1)) {
+            (Some(a), Some(b)) => {
+                self.last_use[layer] == layer + 1
+                    && a.stride <= 2
+                    && b.stride == 1
+                    && matches!(a.activation, Activation::Linear | Activation::Leaky)
+            }
+            _ => false,
+        }
+    }
+
+    /// Milliseconds of one call of conv `layer` reading an input of `dims` (cin, h, w) as the
+    /// int8 planes the conv before writes when chained (see `quant::chain`), into `dst`; None
+    /// where the conv cannot read planes. `planes` is kept between calls (first call allocates).
+    pub(crate) fn time_chained_conv(
+        &self,
+        layer: usize,
+        dims: (usize, usize, usize),
+        planes: &mut Vec<u32>,
+        dst: &mut Vec<f32>,
+    ) -> Result<Option<f64>, ModelError> {
+        use crate::quant::chain::{ChainIn, ChainOut};
+        let Some(Prepared::Conv(c)) = self.layers.get(layer) else {
+            return Ok(None);
+        };
+        let Some(spec) = c.chain_input(dims) else {
+            return Ok(None);
+        };
+        if planes.len() != spec.len {
+            *planes = spec.new_planes();
+        }
+        let (ho, wo) = c.out_hw(dims.1, dims.2);
+        dst.resize(dst.len().max(c.filters() * ho * wo), 0.0);
+        let t = std::time::Instant::now();
+        rayon::scope(|_| {
+            c.forward_chained(ChainIn::Planes(planes), 0.01, dims, ChainOut::F32(dst))
+        })
+        .map_err(tensor_err(layer, "convolutional"))?;
+        Ok(Some(t.elapsed().as_secs_f64() * 1e3))
     }
 
     pub fn cfg(&self) -> &Cfg {

@@ -215,33 +215,86 @@ impl DirectWeights {
         dst: &mut [f32],
         emit: impl Fn(usize, &[i32; PIXELS], &[Run], &mut [f32]) + Sync,
     ) -> bool {
-        use rayon::prelude::*;
-        let (ho, wp) = (g.ho, g.out_w());
-        let n = ho * wo;
-        if dst.len() < self.cout * n || x.len() < self.input_words(g) {
+        let n = g.ho * wo;
+        let layout = Layout {
+            len: n,
+            row: wo,
+            oy: 0,
+            ox: 0,
+        };
+        if dst.len() < self.cout * n {
             return false;
         }
-        // Valid outputs before padded pixel P: where a block range's segment of a plane starts.
-        let first_out = |p: usize| ((p / wp) * wo + (p % wp).min(wo)).min(n);
+        let rows = &mut dst[..self.cout * n];
+        self.conv_regions(x, g, wo, rows, layout, |o, rows, acc, runs, segs| {
+            for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                emit(o + r, acc_r, runs, segs[o + r]);
+            }
+            0.0
+        })
+        .is_some()
+    }
+
+    /// The whole conv, its outputs going to `dst` split in regions of `layout.len` values (one
+    /// per output channel, or per channel quad of the next conv's planes): padded-width blocks
+    /// split over the rayon pool; for each 32-channel group `o` (`rows` real channels) of a
+    /// block, `emit(o, rows, sums, runs, regions)` writes the block's valid outputs, run by run,
+    /// into this task's segment of every region (run.at is relative to the segment), and
+    /// answers a value whose maximum over the conv is returned. None (nothing written) when `x`
+    /// is too short.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn conv_regions<T: Send>(
+        &self,
+        x: &[u32],
+        g: &DirectGeom,
+        wo: usize,
+        dst: &mut [T],
+        layout: Layout,
+        emit: impl Fn(usize, usize, &[[i32; PIXELS]; COUT_GROUP], &[Run], &mut [&mut [T]]) -> f32 + Sync,
+    ) -> Option<f32> {
+        use rayon::prelude::*;
+        let (ho, wp) = (g.ho, g.out_w());
+        if x.len() < self.input_words(g) || wo > wp || layout.len == 0 {
+            return None;
+        }
+        // Where the segment holding padded pixel P onwards starts in a region: at the first
+        // valid output at or after P.
+        let first = |p: usize| {
+            let (mut y, mut col) = (p / wp, p % wp);
+            if col >= wo {
+                (y, col) = (y + 1, 0);
+            }
+            if y >= ho {
+                layout.len
+            } else {
+                layout.index(y, col)
+            }
+        };
         let blocks = g.blocks();
         let parts = rayon::current_num_threads().clamp(1, blocks.max(1));
         let bounds: Vec<usize> = (0..=parts).map(|t| t * blocks / parts).collect();
-        let mut segs: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::new()).collect();
-        for row in dst[..self.cout * n].chunks_mut(n) {
-            let mut rest = row;
+        let starts: Vec<usize> = (0..=parts)
+            .map(|t| match t {
+                0 => 0,
+                t if t == parts => layout.len,
+                t => first(bounds[t] * PIXELS),
+            })
+            .collect();
+        let mut segs: Vec<Vec<&mut [T]>> = (0..parts).map(|_| Vec::new()).collect();
+        for region in dst.chunks_exact_mut(layout.len) {
+            let mut rest = region;
             for (t, seg) in segs.iter_mut().enumerate() {
-                let len = first_out(bounds[t + 1] * PIXELS) - first_out(bounds[t] * PIXELS);
-                let (mine, tail) = rest.split_at_mut(len);
+                let (mine, tail) = rest.split_at_mut(starts[t + 1] - starts[t]);
                 seg.push(mine);
                 rest = tail;
             }
         }
-        let run = |(t, mut segs): (usize, Vec<&mut [f32]>)| -> bool {
-            let start = first_out(bounds[t] * PIXELS);
+        let run = |(t, mut segs): (usize, Vec<&mut [T]>)| -> Option<f32> {
+            let start = starts[t];
             // The runs of valid outputs in the current block.
             let mut runs = [Run::default(); PIXELS];
-            let mut nruns = 0;
-            self.run(x, g, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
+            let (mut nruns, mut seen) = (0, 0f32);
+            let ran = self.run(x, g, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
                 if o == 0 {
                     nruns = 0;
                     let mut i = 0;
@@ -253,27 +306,41 @@ impl DirectWeights {
                             runs[nruns] = Run {
                                 lane: i,
                                 len: len.min(wo - col),
-                                at: y * wo + col - start,
+                                at: layout.index(y, col) - start,
                             };
                             nruns += 1;
                         }
                         i += len;
                     }
                 }
-                for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                    emit(o + r, acc_r, &runs[..nruns], segs[o + r]);
-                }
-            })
+                seen = seen.max(emit(o, rows, acc, &runs[..nruns], &mut segs));
+            });
+            ran.then_some(seen)
         };
-        if parts == 1 {
-            return segs.into_iter().enumerate().all(run);
-        }
-        segs.into_par_iter()
-            .enumerate()
-            .map(run)
-            .collect::<Vec<_>>()
-            .iter()
-            .all(|&ok| ok)
+        let maxes: Vec<Option<f32>> = if parts == 1 {
+            segs.into_iter().enumerate().map(run).collect()
+        } else {
+            segs.into_par_iter().enumerate().map(run).collect()
+        };
+        maxes.into_iter().try_fold(0f32, |m, v| v.map(|v| m.max(v)))
+    }
+}
+
+/// Where a conv's valid output (y, x) lies in its region: at `(y + oy) · row + x + ox` of a
+/// region of `len` values (an f32 channel map: row = wo, no offsets; a channel quad's padded
+/// plane of the next conv: row = its padded width, offsets = its padding).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub len: usize,
+    pub row: usize,
+    pub oy: usize,
+    pub ox: usize,
+}
+
+impl Layout {
+    #[inline(always)]
+    pub fn index(&self, y: usize, x: usize) -> usize {
+        (y + self.oy) * self.row + x + self.ox
     }
 }
 

@@ -8,6 +8,7 @@
 //! the integers in registers over the whole K. Without VNNI the portable loop gives the same
 //! numbers (tests compare them), just slowly, and the per-layer plan then keeps f32.
 
+use super::chain::{ChainIn, ChainOut, PlanesSpec};
 use super::direct::{DirectWeights, Run, TileOp};
 use crate::model::layers::sgemm::grown;
 use rayon::prelude::*;
@@ -252,7 +253,11 @@ impl Int8Conv {
         let max = max_abs(plane);
         let xs = if max > 0.0 { max / 127.0 } else { 1.0 };
         #[cfg(target_arch = "x86_64")]
-        if g.stride <= 2 && self.forward_direct(plane, g, xs, dst, s, epi) {
+        if g.stride <= 2
+            && self
+                .forward_direct(ChainIn::F32(plane), xs, g, ChainOut::F32(dst), s, epi)
+                .is_some()
+        {
             return;
         }
         let use_vnni = vnni_available();
@@ -314,22 +319,22 @@ impl Int8Conv {
     }
 
     /// The stride-1 or -2 conv straight from padded planes of channel quads (no im2col), on AMX
-    /// tiles or AVX-512 registers. Returns false when the engine refused the buffers (then
-    /// nothing was written).
+    /// tiles or AVX-512 registers: from an f32 map (quantized here with scale `xs`) or from
+    /// planes the conv before wrote with that scale, into an f32 map or into the next conv's
+    /// planes (see `super::chain`). Returns the largest |value| quantized into planes (0 for an
+    /// f32 output), or None when the engine refused the buffers (then nothing was written).
     #[cfg(target_arch = "x86_64")]
     fn forward_direct(
         &self,
-        plane: &[f32],
-        g: Int8Geom,
+        input: ChainIn,
         xs: f32,
-        dst: &mut [f32],
+        g: Int8Geom,
+        output: ChainOut,
         s: &mut Scratch,
         epi: Option<Epilogue>,
-    ) -> bool {
-        use super::direct::DirectGeom;
-        let Some(d) = self.direct.as_deref() else {
-            return false;
-        };
+    ) -> Option<f32> {
+        use super::direct::{DirectGeom, Layout};
+        let d = self.direct.as_deref()?;
         let (ho, wo) = g.out_hw();
         let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
         let dg = DirectGeom {
@@ -338,22 +343,107 @@ impl Int8Conv {
             ho,
             stride: g.stride,
         };
-        let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
-        quantize_planes(plane, g, 1.0 / xs, &dg, x);
-        let x = &*x;
-        let fin = Finish::new(epi);
-        d.conv_into(
-            x,
-            &dg,
-            wo,
-            &mut dst[..self.cout * ho * wo],
-            |oc, acc, runs, out| fin.row(oc, acc, runs, out, self.sums(oc, xs)),
-        )
+        let x: &[u32] = match input {
+            ChainIn::F32(plane) => {
+                let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
+                quantize_planes(plane, g, 1.0 / xs, &dg, x);
+                x
+            }
+            ChainIn::Planes(x) => x,
+        };
+        match output {
+            ChainOut::F32(dst) => {
+                let fin = Finish::new(epi);
+                d.conv_into(
+                    x,
+                    &dg,
+                    wo,
+                    &mut dst[..self.cout * ho * wo],
+                    |oc, acc, runs, out| fin.row(oc, acc, runs, out, self.sums(oc, xs)),
+                )
+                .then_some(0.0)
+            }
+            ChainOut::Planes { x: next, spec, inv } => {
+                let fits = spec.fits(ho, wo, self.cout) && next.len() >= spec.len;
+                let layout = Layout {
+                    len: spec.dg.word_stride(),
+                    row: spec.dg.wp,
+                    oy: spec.pad,
+                    ox: spec.pad,
+                };
+                let quads = &mut next[..self.cout.div_ceil(4) * layout.len];
+                let quant = super::chain::Quantize::new(epi, inv)?;
+                fits.then(|| {
+                    d.conv_regions(x, &dg, wo, quads, layout, |o, rows, acc, runs, segs| {
+                        quant.quads(o, rows, acc, runs, segs, |oc| self.sums(oc, xs))
+                    })
+                })?
+            }
+        }
+    }
+
+    /// The conv from `input` (an f32 map, or planes the conv before wrote with scale `xs`)
+    /// into `output` (an f32 map, or this conv's outputs quantized with `1 / inv` into the next
+    /// conv's planes), bias and activation applied: the chained int8 forward of
+    /// `super::chain`. Returns the largest |output| quantized into planes (0 for an f32
+    /// output); an error where the direct kernel cannot run this conv or the buffers do not fit.
+    pub(crate) fn forward_chained(
+        &self,
+        input: ChainIn,
+        xs: f32,
+        g: Int8Geom,
+        output: ChainOut,
+        epi: Option<Epilogue>,
+    ) -> Result<f32, String> {
+        #[cfg(target_arch = "x86_64")]
+        if g.stride <= 2 {
+            let mut scratch = SCRATCH.take();
+            let done = self.forward_direct(input, xs, g, output, &mut scratch, epi);
+            SCRATCH.set(scratch);
+            return done.ok_or_else(|| {
+                format!(
+                    "int8 conv {}x{}x{} k{} s{}: the direct kernel refused its buffers",
+                    g.cin, g.h, g.w, g.size, g.stride
+                )
+            });
+        }
+        let _ = (input, xs, output, epi);
+        Err(format!(
+            "int8 conv {}x{}x{} k{} s{}: chained int8 needs the direct kernel (AMX or AVX-512, \
+             stride 1 or 2)",
+            g.cin, g.h, g.w, g.size, g.stride
+        ))
+    }
+
+    /// Whether the direct kernel (AMX or AVX-512) runs this conv's stride-1 and -2 calls.
+    pub(crate) fn has_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The planes this conv reads for an input of geometry `g`, when the conv before it may
+    /// write them: stride 1 on the direct kernel.
+    pub(crate) fn planes_spec(&self, g: Int8Geom) -> Option<PlanesSpec> {
+        let d = self.direct.as_deref()?;
+        if g.stride != 1 || g.cin.div_ceil(4) * 4 != self.cin4 {
+            return None;
+        }
+        let (ho, _) = g.out_hw();
+        let dg = super::direct::DirectGeom {
+            hp: g.h + 2 * g.pad,
+            wp: g.w + 2 * g.pad,
+            ho,
+            stride: 1,
+        };
+        Some(PlanesSpec {
+            dg,
+            pad: g.pad,
+            len: d.input_words(&dg),
+        })
     }
 
     /// What output channel `oc`'s integer sums are, for an input quantized with scale `xs`: the
     /// u8 inputs' +128 offset to remove, and the product of the two scales.
-    fn sums(&self, oc: usize, xs: f32) -> Sums {
+    pub(super) fn sums(&self, oc: usize, xs: f32) -> Sums {
         Sums::Int8 {
             offset: 128 * self.row_sum[oc],
             scale: xs * self.scale[oc],
@@ -362,7 +452,7 @@ impl Int8Conv {
 }
 
 /// Four u8 zeros (128 = 0 after the offset): padding and unused channels.
-const ZERO_WORD: u32 = 0x8080_8080;
+pub(crate) const ZERO_WORD: u32 = 0x8080_8080;
 
 /// Buffers reused from call to call (no page faults, no allocation per frame in steady state).
 #[derive(Default)]
@@ -386,7 +476,7 @@ fn refill<T: Copy>(v: &mut Vec<T>, len: usize, value: T) {
 }
 
 /// max |x|, written as a compare-select so that it vectorizes.
-fn max_abs(x: &[f32]) -> f32 {
+pub(crate) fn max_abs(x: &[f32]) -> f32 {
     let mut m = [0f32; 8];
     let chunks = x.chunks_exact(8);
     let tail = chunks.remainder();
@@ -412,7 +502,7 @@ fn quantize_into(src: &[f32], inv: f32, dst: &mut [u8]) {
 /// The input quantized into zero-padded planes of 4-channel words (see `direct::DirectGeom`):
 /// every word of `x` is written, padding and channels past `cin` as [`ZERO_WORD`].
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn quantize_planes(
+pub(super) fn quantize_planes(
     plane: &[f32],
     g: Int8Geom,
     inv: f32,
@@ -808,15 +898,15 @@ pub(crate) mod tests {
             let max = max_abs(&x);
             let mut direct = vec![f32::NAN; want.len()];
             let ran = conv.forward_direct(
-                &x,
-                g,
+                ChainIn::F32(&x),
                 max / 127.0,
-                &mut direct,
+                g,
+                ChainOut::F32(&mut direct),
                 &mut Scratch::default(),
                 None,
             );
             assert!(
-                ran,
+                ran.is_some(),
                 "direct AMX conv refused cin {cin} cout {cout} {h}x{w} k{size}"
             );
             assert_eq!(direct, again, "direct AMX conv differs");

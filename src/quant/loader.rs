@@ -29,6 +29,9 @@ pub struct PlanEntry {
     /// Milliseconds per call at the cfg's input size (None when taken from the file).
     pub f32_ms: Option<f64>,
     pub reduced_ms: Option<f64>,
+    /// The reduced conv reading its input as int8 planes from the conv before (q8 where the
+    /// two can be chained, see `chain`; None elsewhere).
+    pub chained_ms: Option<f64>,
     pub reduced: bool,
 }
 
@@ -202,6 +205,8 @@ pub fn finish(
     let geoms = conv_geoms(model.cfg())?;
     let mut stored = stored.map(|v| v.into_iter());
     let mut plan = Vec::new();
+    // Each reduced conv, out of the model while the others are timed; put back as chosen.
+    let mut convs = Vec::new();
     for ((layer, geom, groups), w) in geoms.into_iter().zip(&weights.convs) {
         let from_file = stored.as_mut().and_then(|it| it.next());
         // bf16 on the CPU: stride 1 and 2 only (straight from the padded map).
@@ -219,6 +224,7 @@ pub fn finish(
             geom,
             f32_ms: None,
             reduced_ms: None,
+            chained_ms: None,
             reduced: true,
         };
         let keep_f32 = mode == PlanMode::Measure;
@@ -228,15 +234,21 @@ pub fn finish(
         {
             entry.reduced = choice.1 != "f32";
         } else if keep_f32 {
-            let (f, r) = time_layer(&mut model, layer, geom)?;
-            entry.f32_ms = Some(f);
-            entry.reduced_ms = Some(r);
-            entry.reduced = r < f;
+            let chained = layer > 0 && model.feeds_chain(layer - 1);
+            let t = time_layer(&mut model, layer, geom, chained)?;
+            entry.f32_ms = Some(t.f32_ms);
+            entry.reduced_ms = Some(t.reduced_ms);
+            entry.chained_ms = t.chained_ms;
+            entry.reduced = t.reduced_ms < t.f32_ms;
         }
-        if !entry.reduced {
-            model.set_reduced_conv(layer, None)?;
-        }
+        convs.push(model_take(&mut model, layer)?);
         plan.push(entry);
+    }
+    choose_chains(&mut plan, |layer| model.feeds_chain(layer));
+    for (entry, conv) in plan.iter().zip(convs) {
+        if entry.reduced {
+            model.set_reduced_conv(entry.layer, conv)?;
+        }
     }
     Ok(Loaded {
         model,
@@ -261,8 +273,78 @@ fn on_gpu(model: Darknet, precision: Precision) -> Result<Loaded, QuantError> {
     })
 }
 
-/// Best of 3 timings (ms) of the layer in f32 and reduced, at the cfg's input size.
-fn time_layer(model: &mut Darknet, layer: usize, geom: ConvGeom) -> Result<(f64, f64), QuantError> {
+/// Where a chain of int8 convs pays, keeps them reduced: over each run of convs that could be
+/// chained (conv i feeding conv i + 1), the choice of f32 or reduced per conv with the least
+/// total time, a reduced conv after a reduced one costing its chained time (no f32 input to
+/// scan and pack). Entries without timings (stored or all-reduced plans) are left as they are.
+fn choose_chains(plan: &mut [PlanEntry], feeds: impl Fn(usize) -> bool) {
+    let timed = |e: &PlanEntry| e.f32_ms.zip(e.reduced_ms);
+    let mut start = 0;
+    while start < plan.len() {
+        // A run: consecutive timed convs, each after the first fed by the one before.
+        let mut end = start + 1;
+        while end < plan.len()
+            && timed(&plan[end]).is_some()
+            && plan[end].chained_ms.is_some()
+            && plan[end].layer == plan[end - 1].layer + 1
+            && feeds(plan[end - 1].layer)
+        {
+            end += 1;
+        }
+        if end - start > 1 && timed(&plan[start]).is_some() {
+            choose_run(&mut plan[start..end]);
+        }
+        start = end;
+    }
+}
+
+/// The least-time choice over one run (see [`choose_chains`]): a two-state dynamic program on
+/// whether the conv before is reduced.
+fn choose_run(run: &mut [PlanEntry]) {
+    let inf = f64::INFINITY;
+    // best[k][s]: least time of convs 0..=k with conv k in f32 (s = 0) or reduced (s = 1);
+    // from[k][s]: conv k − 1's state on that path.
+    let mut best = vec![[inf; 2]; run.len()];
+    let mut from = vec![[0usize; 2]; run.len()];
+    for (k, e) in run.iter().enumerate() {
+        let (f, r) = (e.f32_ms.unwrap_or(inf), e.reduced_ms.unwrap_or(inf));
+        if k == 0 {
+            best[0] = [f, r];
+            continue;
+        }
+        let c = e.chained_ms.unwrap_or(r);
+        let (p0, p1) = (best[k - 1][0], best[k - 1][1]);
+        (best[k][0], from[k][0]) = if p0 <= p1 { (p0 + f, 0) } else { (p1 + f, 1) };
+        (best[k][1], from[k][1]) = if p0 + r <= p1 + c {
+            (p0 + r, 0)
+        } else {
+            (p1 + c, 1)
+        };
+    }
+    let last = run.len() - 1;
+    let mut s = usize::from(best[last][1] < best[last][0]);
+    for k in (0..run.len()).rev() {
+        run[k].reduced = s == 1;
+        s = from[k][s];
+    }
+}
+
+/// One layer's timings (ms, best of 5 each) at the cfg's input size.
+struct LayerTimes {
+    f32_ms: f64,
+    reduced_ms: f64,
+    /// Reading its input as int8 planes (only when asked for and the conv can).
+    chained_ms: Option<f64>,
+}
+
+/// Times the layer in f32 and reduced (and, if `chained`, reduced from int8 planes), at the
+/// cfg's input size.
+fn time_layer(
+    model: &mut Darknet,
+    layer: usize,
+    geom: ConvGeom,
+    chained: bool,
+) -> Result<LayerTimes, QuantError> {
     let shapes = layer_shapes(model.cfg(), model.cfg().net.width, model.cfg().net.height)?;
     let (h, w) = if layer == 0 {
         (model.cfg().net.height, model.cfg().net.width)
@@ -282,13 +364,24 @@ fn time_layer(model: &mut Darknet, layer: usize, geom: ConvGeom) -> Result<(f64,
     // instead of all of one (back-to-back blocks of 4 let it decide the plan), and each call
     // finds the other kernel's weights in cache, not its own, as in a real forward.
     let (mut reduced, mut f32_ms) = (f64::INFINITY, f64::INFINITY);
+    let (mut planes, mut chained_ms) = (Vec::new(), None::<f64>);
     for _ in 0..5 {
         reduced = reduced.min(once(model, &mut out)?);
+        if chained {
+            let dims = (geom.cin, h, w);
+            if let Some(t) = model.time_chained_conv(layer, dims, &mut planes, &mut out)? {
+                chained_ms = Some(chained_ms.map_or(t, |c| c.min(t)));
+            }
+        }
         let reduced_conv = model_take(model, layer)?;
         f32_ms = f32_ms.min(once(model, &mut out)?);
         model.set_reduced_conv(layer, reduced_conv)?;
     }
-    Ok((f32_ms, reduced))
+    Ok(LayerTimes {
+        f32_ms,
+        reduced_ms: reduced,
+        chained_ms,
+    })
 }
 
 /// Temporarily removes a layer's reduced conv (returns it for putting back).
@@ -299,13 +392,13 @@ fn model_take(model: &mut Darknet, layer: usize) -> Result<Option<QuantConv>, Qu
 /// Human-readable plan, one line per conv.
 pub fn format_plan(precision: Precision, plan: &[PlanEntry]) -> String {
     let mut s = format!(
-        "{:>5}  {:>4} {:>5} {:>2} {:>2}  {:>9} {:>9}  uses\n",
-        "layer", "cin", "cout", "k", "s", "f32 ms", "red. ms"
+        "{:>5}  {:>4} {:>5} {:>2} {:>2}  {:>9} {:>9} {:>9}  uses\n",
+        "layer", "cin", "cout", "k", "s", "f32 ms", "red. ms", "chain ms"
     );
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     for e in plan {
         s += &format!(
-            "{:>5}  {:>4} {:>5} {:>2} {:>2}  {:>9} {:>9}  {}\n",
+            "{:>5}  {:>4} {:>5} {:>2} {:>2}  {:>9} {:>9} {:>9}  {}\n",
             e.layer,
             e.geom.cin,
             e.geom.cout,
@@ -313,6 +406,7 @@ pub fn format_plan(precision: Precision, plan: &[PlanEntry]) -> String {
             e.geom.stride,
             ms(e.f32_ms),
             ms(e.reduced_ms),
+            ms(e.chained_ms),
             if e.reduced { precision.name() } else { "f32" }
         );
     }

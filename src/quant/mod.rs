@@ -11,6 +11,7 @@ pub mod accuracy;
 mod amx;
 mod avx512;
 pub mod bf16;
+pub(crate) mod chain;
 pub mod check;
 pub mod cli;
 mod direct;
@@ -26,6 +27,11 @@ pub use error::*;
 /// Whether `--precision bf16` runs on this CPU (AMX-BF16 granted by the OS, or AVX512-BF16).
 pub fn cpu_bf16_available() -> bool {
     direct::Engine::for_op(direct::TileOp::Bf16).is_some()
+}
+/// Whether int8 convs run on the direct kernel here (AMX, or AVX-512 VNNI), which is also what
+/// chains them (see `chain`).
+pub fn cpu_int8_direct_available() -> bool {
+    direct::Engine::for_op(direct::TileOp::Int8).is_some()
 }
 pub use loader::{load_any, Loaded, PlanMode};
 pub use precision::Precision;

@@ -170,6 +170,14 @@ impl QuantConv {
         self.precision
     }
 
+    /// The int8 kernel, where this conv runs Kestrel's own (the chained forward's seam).
+    pub(crate) fn int8(&self) -> Option<&super::int8::Int8Conv> {
+        match &self.weights {
+            Weights::Int8(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Conv without bias of NCHW `data` (`b, cin, h, w`) into `out` (`[b, cout, ho, wo]`), on the
     /// planned forward's reused buffers; the int8 and bf16 kernels also apply `epilogue` (bias +
     /// activation) as they write. Returns whether the epilogue was applied (otherwise the caller

@@ -5,6 +5,8 @@ use super::{tensor_err, Darknet, Prepared, YoloOutput};
 use crate::model::layers::pool::{maxpool_into, pooled_hw};
 use crate::model::plan::{aliases, plan, Plan};
 use crate::model::{layer_shapes, LayerKind, ModelError, Shape};
+use crate::quant::chain::{ChainIn, ChainOut, PlanesSpec};
+use crate::quant::int8::max_abs;
 use candle_core::Tensor;
 
 /// The buffers of one input size, kept between frames.
@@ -14,15 +16,57 @@ pub(super) struct Workspace {
     plan: Plan,
     shapes: Vec<Shape>,
     slots: Vec<Vec<f32>>,
+    /// By layer: the int8 planes it reads, written by the conv before it (see `quant::chain`).
+    chains: Vec<Option<Chain>>,
+}
+
+impl Workspace {
+    /// Chains whose scale is calibrated (they pass planes from the next frame on).
+    pub(super) fn calibrated_chains(&self) -> usize {
+        self.chains
+            .iter()
+            .flatten()
+            .filter(|c| c.max.is_some())
+            .count()
+    }
+}
+
+/// The int8 planes between two chained convs and the scale they are quantized with.
+struct Chain {
+    planes: Vec<u32>,
+    spec: PlanesSpec,
+    /// Largest |value| of the producer's output over the frames before (None until the first
+    /// frame has run unchained); the scale is this / 127.
+    max: Option<f32>,
+    /// The same over the current frame, folded into `max` once the frame has completed.
+    seen: f32,
+}
+
+/// The symmetric int8 scale of values up to `max`, as the unchained conv chooses it.
+fn int8_scale(max: f32) -> f32 {
+    if max > 0.0 {
+        max / 127.0
+    } else {
+        1.0
+    }
 }
 
 /// Layer i's values: the network input for "layer −1", else its slot's first `len` values.
 fn view<'a>(ws: &'a Workspace, input: &'a [f32], layer: Option<usize>) -> &'a [f32] {
+    slot_view(&ws.plan, &ws.slots, input, layer)
+}
+
+fn slot_view<'a>(
+    plan: &Plan,
+    slots: &'a [Vec<f32>],
+    input: &'a [f32],
+    layer: Option<usize>,
+) -> &'a [f32] {
     match layer {
         None => input,
         Some(j) => {
-            let loc = ws.plan.locs[j];
-            &ws.slots[loc.slot][..loc.len]
+            let loc = plan.locs[j];
+            &slots[loc.slot][..loc.len]
         }
     }
 }
@@ -34,12 +78,43 @@ impl Darknet {
         let sizes: Vec<usize> = shapes.iter().map(|s| b * s.c * s.h * s.w).collect();
         let plan = plan(&sizes, &aliases(&self.cfg), &self.last_use);
         let slots = plan.slot_lens.iter().map(|&n| vec![0.0f32; n]).collect();
+        let chains = self.chains(b, &shapes);
         Ok(Workspace {
             key,
             plan,
             shapes,
             slots,
+            chains,
         })
+    }
+
+    /// The int8 chains of a forward of batch `b` (see `quant::chain`): layer i + 1 reads its
+    /// input as planes written by conv i where both run int8 on the direct kernel, i feeds a
+    /// chain (linear or leaky) and i + 1 is the only reader of i's output. Batch 1 only (the
+    /// pipeline's), and only while chaining is on (`Darknet::set_int8_chaining`).
+    fn chains(&self, b: usize, shapes: &[Shape]) -> Vec<Option<Chain>> {
+        let n = self.layers.len();
+        let mut chains: Vec<Option<Chain>> = (0..n).map(|_| None).collect();
+        if b != 1 || !self.chaining {
+            return chains;
+        }
+        for i in 0..n.saturating_sub(1) {
+            let (Prepared::Conv(from), Prepared::Conv(to)) = (&self.layers[i], &self.layers[i + 1])
+            else {
+                continue;
+            };
+            if !self.feeds_chain(i) || !from.can_feed_chain() {
+                continue;
+            }
+            let s = &shapes[i];
+            chains[i + 1] = to.chain_input((s.c, s.h, s.w)).map(|spec| Chain {
+                planes: spec.new_planes(),
+                spec,
+                max: None,
+                seen: 0.0,
+            });
+        }
+        chains
     }
 
     /// `x`: contiguous CPU f32 `[b, C, h, w]`, already checked.
@@ -93,6 +168,9 @@ impl Darknet {
             if !ws.plan.writes[i] {
                 continue;
             }
+            if self.run_chained(i, input, ws)? {
+                continue;
+            }
             let loc = ws.plan.locs[i];
             // Out of the slot list while written: the inputs live in other slots (the plan
             // never gives a layer the slot of a map it reads).
@@ -100,8 +178,74 @@ impl Darknet {
             let done = self.run_layer(i, input, ws, &mut dst[..loc.len]);
             ws.slots[loc.slot] = dst;
             done?;
+            // First frame: the unchained output's maximum is the next conv's int8 scale.
+            if let Some(Some(c)) = ws.chains.get_mut(i + 1) {
+                if c.max.is_none() {
+                    c.seen = max_abs(&ws.slots[loc.slot][..loc.len]);
+                }
+            }
+        }
+        // The frame completed: its maxima widen the chains' scales for the frames after.
+        for c in ws.chains.iter_mut().flatten() {
+            c.max = Some(c.max.unwrap_or(0.0).max(c.seen));
+            c.seen = 0.0;
         }
         Ok(heads)
+    }
+
+    /// Runs conv `i` chained when a calibrated chain reads or writes its planes (returns false,
+    /// having done nothing, otherwise).
+    fn run_chained(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<bool, ModelError> {
+        let Prepared::Conv(conv) = &self.layers[i] else {
+            return Ok(false);
+        };
+        let calibrated = |c: Option<&Option<Chain>>| c.and_then(|c| c.as_ref()?.max);
+        let (in_max, out_max) = (
+            calibrated(ws.chains.get(i)),
+            calibrated(ws.chains.get(i + 1)),
+        );
+        if in_max.is_none() && out_max.is_none() {
+            return Ok(false);
+        }
+        let prev = i.checked_sub(1);
+        let dims = match prev {
+            None => (self.cfg.net.channels, ws.key.1, ws.key.2),
+            Some(j) => (ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
+        };
+        let loc = ws.plan.locs[i];
+        let (before, after) = ws.chains.split_at_mut(i + 1);
+        let next = after.first_mut().and_then(|c| c.as_mut());
+        let to_planes = out_max.is_some() && next.is_some();
+        // Out of the slot list while written (the input never lives in it), as in run_planned.
+        let mut dst = match to_planes {
+            true => Vec::new(),
+            false => std::mem::take(&mut ws.slots[loc.slot]),
+        };
+        let f32_in = slot_view(&ws.plan, &ws.slots, input, prev);
+        let (chained_in, xs) = match (in_max, &before[i]) {
+            (Some(m), Some(c)) => (ChainIn::Planes(&c.planes), int8_scale(m)),
+            _ => (ChainIn::F32(f32_in), int8_scale(max_abs(f32_in))),
+        };
+        let seen = match (out_max, next) {
+            (Some(m), Some(c)) => {
+                let out = ChainOut::Planes {
+                    x: &mut c.planes,
+                    spec: c.spec,
+                    inv: 1.0 / int8_scale(m),
+                };
+                let seen = conv.forward_chained(chained_in, xs, dims, out);
+                c.seen = c.seen.max(*seen.as_ref().unwrap_or(&0.0));
+                seen
+            }
+            _ => {
+                let out = ChainOut::F32(&mut dst[..loc.len]);
+                conv.forward_chained(chained_in, xs, dims, out)
+            }
+        };
+        if !to_planes {
+            ws.slots[loc.slot] = dst;
+        }
+        seen.map(|_| true).map_err(tensor_err(i, "convolutional"))
     }
 
     /// Runs layer `i` (one that writes its own output) into `dst`.

@@ -94,6 +94,67 @@ impl ConvLayer {
         self.reduced.is_some()
     }
 
+    /// The int8 kernel and its bias + activation, where this conv runs int8 (groups 1).
+    fn int8(
+        &self,
+    ) -> Option<(
+        &crate::quant::int8::Int8Conv,
+        crate::quant::int8::Epilogue<'_>,
+    )> {
+        let int8 = self.reduced.as_ref()?.int8()?;
+        let epi = crate::quant::int8::Epilogue {
+            bias: &self.bias,
+            activation: self.cfg.activation,
+        };
+        (self.cfg.groups == 1).then_some((int8, epi))
+    }
+
+    fn int8_geom(&self, (cin, h, w): (usize, usize, usize)) -> crate::quant::int8::Int8Geom {
+        crate::quant::int8::Int8Geom {
+            cin,
+            h,
+            w,
+            size: self.cfg.size,
+            stride: self.cfg.stride,
+            pad: self.cfg.pad,
+        }
+    }
+
+    /// Whether this conv may write its outputs as int8 planes for the next conv: int8 on the
+    /// direct kernel, stride 1 or 2, linear or leaky (see `quant::chain`).
+    pub(crate) fn can_feed_chain(&self) -> bool {
+        use crate::model::Activation;
+        self.int8().is_some_and(|(c, _)| c.has_direct())
+            && self.cfg.stride <= 2
+            && matches!(self.cfg.activation, Activation::Linear | Activation::Leaky)
+    }
+
+    /// The int8 planes this conv reads from the conv before, for an input of `dims` (cin, h,
+    /// w); None where it cannot take them.
+    pub(crate) fn chain_input(
+        &self,
+        dims: (usize, usize, usize),
+    ) -> Option<crate::quant::chain::PlanesSpec> {
+        let (int8, _) = self.int8()?;
+        int8.planes_spec(self.int8_geom(dims))
+    }
+
+    /// The chained int8 conv (see `quant::chain`) of an input of `dims` (cin, h, w), quantized
+    /// with scale `xs`; returns the largest |value| written into planes.
+    pub(crate) fn forward_chained(
+        &self,
+        input: crate::quant::chain::ChainIn,
+        xs: f32,
+        dims: (usize, usize, usize),
+        output: crate::quant::chain::ChainOut,
+    ) -> Result<f32> {
+        let (int8, epi) = self
+            .int8()
+            .ok_or_else(|| candle_core::Error::Msg("chained conv is not int8".into()))?;
+        int8.forward_chained(input, xs, self.int8_geom(dims), output, Some(epi))
+            .map_err(candle_core::Error::Msg)
+    }
+
     /// Casts the Candle backend's kernel and bias to `dtype` (reduced precision on CUDA); the
     /// CPU im2col backend stays f32 and has its own reduced seam.
     pub fn cast(&mut self, dtype: candle_core::DType) -> Result<()> {
