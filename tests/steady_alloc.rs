@@ -1,8 +1,9 @@
 //! A steady-state CPU forward allocates no activation: every layer output lives in buffers
-//! planned on the first frame of an input size and reused on every later one. What a frame still
-//! allocates is the heads it hands back and the `gemm` crate's per-call packing buffers (its API
-//! takes no caller scratch), a fraction of the activations. Counted by dhat's heap profiler on two
-//! real cfgs (random weights).
+//! planned on the first frame of an input size and reused on every later one. What an f32 frame
+//! still allocates is the heads it hands back and the `gemm` crate's per-call packing buffers (its
+//! API takes no caller scratch), a fraction of the activations; an int8 frame on the direct kernel
+//! allocates the heads and nothing else. Counted by dhat's heap profiler on two real cfgs (random
+//! weights).
 
 use candle_core::{Device, Tensor};
 use kestrel::model::{layer_shapes, Cfg, Darknet, DarknetWeights};
@@ -25,6 +26,12 @@ fn allocated(f: impl FnOnce()) -> (u64, u64) {
 fn steady_state_frames_allocate_only_the_returned_heads() {
     // One profiler per process: the cases run one after the other in this one test.
     let _profiler = dhat::Profiler::builder().testing().build();
+    f32_frames();
+    int8_frames();
+}
+
+/// The f32 forward: only the heads and the `gemm` crate's packing.
+fn f32_frames() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for (name, size) in [("yolov3-tiny.cfg", 416), ("prune_0.95.cfg", 320)] {
         let cfg = Cfg::parse_file(&root.join("models/cfg").join(name)).unwrap();
@@ -77,5 +84,63 @@ fn steady_state_frames_allocate_only_the_returned_heads() {
             "{name}: the first frame ({} B) should hold the planned buffers",
             first.1
         );
+    }
+}
+
+/// Every conv int8 on the direct kernel (AMX or AVX-512 VNNI), chained where it can be: a steady
+/// frame allocates the heads it hands back and nothing else (a few bytes of bookkeeping at most).
+fn int8_frames() {
+    use kestrel::quant::loader::finish;
+    use kestrel::quant::{PlanMode, Precision};
+    if !kestrel::quant::cpu_int8_direct_available() {
+        println!("no direct int8 kernel on this CPU (AMX or AVX-512 VNNI): q8 not checked");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, size) in [("yolov3-tiny.cfg", 416), ("prune_0.95.cfg", 320)] {
+        let cfg = Cfg::parse_file(&root.join("models/cfg").join(name)).unwrap();
+        let weights = DarknetWeights::random(&cfg, 7).unwrap();
+        let net = Darknet::from_parts(cfg, &weights, &Device::Cpu).unwrap();
+        let loaded = finish(
+            net,
+            &weights,
+            Precision::Q8,
+            PlanMode::AllReduced,
+            None,
+            None,
+        );
+        let net = loaded.unwrap().model;
+        let x = Tensor::full(0.5f32, (1, 3, size, size), &Device::Cpu).unwrap();
+        // Frame 1 calibrates the chains, frame 2 is the first chained one.
+        for _ in 0..3 {
+            net.forward(&x).unwrap();
+        }
+        let (mut heads, mut head_bytes) = (0, 0u64);
+        let steady = allocated(|| {
+            let out = net.forward(&x).unwrap();
+            heads = out.len();
+            head_bytes = out
+                .iter()
+                .map(|h| 4 * (h.raw.elem_count() + h.decoded.elem_count()) as u64)
+                .sum();
+        });
+        let again = allocated(|| drop(net.forward(&x).unwrap()));
+        println!(
+            "{name}@{size} q8: steady frames {steady:?}, {again:?} (blocks, B); {heads} heads of \
+             {head_bytes} B; {} int8 chains",
+            net.int8_chains()
+        );
+        assert!(net.int8_chains() > 0, "{name}: nothing chained");
+        for (blocks, bytes) in [steady, again] {
+            // Per head: its two value buffers and the tensors' shapes, strides and handles.
+            assert!(
+                bytes >= head_bytes && bytes <= head_bytes + 4096,
+                "{name}: a steady q8 frame allocated {bytes} B for {head_bytes} B of heads"
+            );
+            assert!(
+                blocks as usize <= 12 * heads + 2,
+                "{name}: a steady q8 frame made {blocks} allocations for {heads} heads"
+            );
+        }
     }
 }

@@ -417,6 +417,9 @@ impl Darknet {
     /// Layers whose input gets degraded, with the factor.
     fn degrade_points(&self, opts: &ForwardOptions, h: usize) -> Vec<(usize, f32)> {
         let mut out = Vec::new();
+        if opts.degrade.is_empty() {
+            return out;
+        }
         for l in &self.cfg.layers {
             if matches!(l.kind, LayerKind::Yolo(_)) && l.index > 0 {
                 let Ok(shapes) = layer_shapes(&self.cfg, self.cfg.net.width, h.max(32)) else {
@@ -445,7 +448,6 @@ impl Darknet {
                 self.cfg.net.channels
             )));
         }
-        layer_shapes(&self.cfg, w, h)?;
         let _span = tracing::debug_span!("forward", h, w).entered();
         let x = x
             .to_device(&self.device)?
@@ -461,8 +463,10 @@ impl Darknet {
             // Run on a pool worker: every parallel loop inside is then a work-stealing join
             // between the pool's threads, instead of each one parking this (outside) thread and
             // waking the workers through the pool's injector (≈ 150 such hand-offs per frame).
+            // (The planned forward checks the shapes when it plans a new size.)
             return rayon::scope(|_| self.forward_planned(&x, key));
         }
+        layer_shapes(&self.cfg, w, h)?;
         let mut outs: Vec<Option<Tensor>> = vec![None; self.layers.len()];
         let mut heads = Vec::new();
         let get = |outs: &[Option<Tensor>], j: usize| -> Result<Tensor, ModelError> {

@@ -271,16 +271,19 @@ impl DirectWeights {
             }
         };
         let blocks = g.blocks();
-        let parts = rayon::current_num_threads().clamp(1, blocks.max(1));
-        let bounds: Vec<usize> = (0..=parts).map(|t| t * blocks / parts).collect();
-        let starts: Vec<usize> = (0..=parts)
-            .map(|t| match t {
+        let parts = rayon::current_num_threads().clamp(1, blocks.clamp(1, MAX_PARTS));
+        let (mut bounds, mut starts) = ([0usize; MAX_PARTS + 1], [0usize; MAX_PARTS + 1]);
+        for t in 0..=parts {
+            bounds[t] = t * blocks / parts;
+            starts[t] = match t {
                 0 => 0,
                 t if t == parts => layout.len,
                 t => first(bounds[t] * PIXELS),
-            })
-            .collect();
-        let mut segs: Vec<Vec<&mut [T]>> = (0..parts).map(|_| Vec::new()).collect();
+            };
+        }
+        // Each task's segment of every region, in vectors kept from call to call (no
+        // allocation per frame in steady state).
+        let mut segs = take_segs::<T>(parts);
         for region in dst.chunks_exact_mut(layout.len) {
             let mut rest = region;
             for (t, seg) in segs.iter_mut().enumerate() {
@@ -289,7 +292,7 @@ impl DirectWeights {
                 rest = tail;
             }
         }
-        let run = |(t, mut segs): (usize, Vec<&mut [T]>)| -> Option<f32> {
+        let run = |(t, segs): (usize, &mut Vec<&mut [T]>)| -> Option<f32> {
             let start = starts[t];
             // The runs of valid outputs in the current block.
             let mut runs = [Run::default(); PIXELS];
@@ -313,17 +316,53 @@ impl DirectWeights {
                         i += len;
                     }
                 }
-                seen = seen.max(emit(o, rows, acc, &runs[..nruns], &mut segs));
+                seen = seen.max(emit(o, rows, acc, &runs[..nruns], segs));
             });
             ran.then_some(seen)
         };
-        let maxes: Vec<Option<f32>> = if parts == 1 {
-            segs.into_iter().enumerate().map(run).collect()
+        let both = |a: Option<f32>, b: Option<f32>| a.zip(b).map(|(a, b)| a.max(b));
+        let seen = if parts == 1 {
+            segs.iter_mut().enumerate().map(run).fold(Some(0.0), both)
         } else {
-            segs.into_par_iter().enumerate().map(run).collect()
+            segs.par_iter_mut()
+                .enumerate()
+                .map(run)
+                .reduce(|| Some(0.0), both)
         };
-        maxes.into_iter().try_fold(0f32, |m, v| v.map(|v| m.max(v)))
+        give_segs(segs);
+        seen
     }
+}
+
+/// Most tasks one direct conv is split in (more threads than this share them).
+const MAX_PARTS: usize = 64;
+
+thread_local! {
+    /// Emptied segment vectors of the last direct conv on this thread, for the next one.
+    static SEGS: std::cell::RefCell<Vec<Vec<&'static mut [u8]>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `parts` empty vectors for a conv's segments, reusing the last conv's allocations.
+fn take_segs<'a, T>(parts: usize) -> Vec<Vec<&'a mut [T]>> {
+    let mut kept = SEGS.take();
+    kept.resize_with(parts.max(kept.len()), Vec::new);
+    kept.truncate(parts);
+    // Empty vectors of one fat-pointer type to another: `collect` reuses each allocation in
+    // place (same size and alignment), so nothing is allocated once the vectors have grown.
+    kept.into_iter().map(relabel).collect()
+}
+
+/// Hands a conv's segment vectors back (emptied) for the next conv on this thread.
+fn give_segs<T>(segs: Vec<Vec<&mut [T]>>) {
+    SEGS.set(segs.into_iter().map(relabel).collect());
+}
+
+/// An emptied vector of slices as a vector of slices of another type and lifetime, on the same
+/// allocation.
+fn relabel<'a, 'b, T, U>(mut v: Vec<&'a mut [T]>) -> Vec<&'b mut [U]> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 /// Where a conv's valid output (y, x) lies in its region: at `(y + oy) · row + x + ox` of a
@@ -359,9 +398,9 @@ pub(crate) fn fill_planes(
     let ws = g.word_stride();
     let (used, rest) = x.split_at_mut(real * ws);
     rest.fill(zero);
-    used.par_chunks_mut(ws).enumerate().for_each_init(
-        || vec![0u32; w],
-        |tmp, (q, out)| {
+    used.par_chunks_mut(ws).enumerate().for_each(|(q, out)| {
+        ROW.with_borrow_mut(|tmp| {
+            tmp.resize(w, 0);
             out.fill(zero);
             for y in 0..h {
                 let r = y + pad;
@@ -382,6 +421,11 @@ pub(crate) fn fill_planes(
                     }
                 }
             }
-        },
-    );
+        })
+    });
+}
+
+thread_local! {
+    /// One input row of a stride-2 fill, kept per thread (no allocation per call).
+    static ROW: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }

@@ -270,11 +270,22 @@ impl Darknet {
                 .forward_into(view(ws, input, prev), dims_of(prev), dst)
                 .map_err(tensor_err(i, kind)),
             (LayerKind::Shortcut(s), Prepared::Shortcut(sc)) => {
-                let mut parts = Vec::with_capacity(s.from.len() + 1);
-                parts.push(view(ws, input, prev));
-                parts.extend(s.from.iter().map(|&f| view(ws, input, Some(f))));
-                sc.forward_into(&parts, (b, out.c, out.h * out.w), dst)
-                    .map_err(tensor_err(i, kind))
+                let dims = (b, out.c, out.h * out.w);
+                let done = match s.from[..] {
+                    // The residual add of every YOLOv3 block: no vector of inputs per frame.
+                    [f] => sc.forward_into(
+                        &[view(ws, input, prev), view(ws, input, Some(f))],
+                        dims,
+                        dst,
+                    ),
+                    _ => {
+                        let mut parts = Vec::with_capacity(s.from.len() + 1);
+                        parts.push(view(ws, input, prev));
+                        parts.extend(s.from.iter().map(|&f| view(ws, input, Some(f))));
+                        sc.forward_into(&parts, dims, dst)
+                    }
+                };
+                done.map_err(tensor_err(i, kind))
             }
             (LayerKind::Route(r), _) => {
                 let hw = out.h * out.w;
