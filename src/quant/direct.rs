@@ -360,7 +360,7 @@ fn give_segs<T>(segs: Vec<Vec<&mut [T]>>) {
 
 /// An emptied vector of slices as a vector of slices of another type and lifetime, on the same
 /// allocation.
-fn relabel<'a, 'b, T, U>(mut v: Vec<&'a mut [T]>) -> Vec<&'b mut [U]> {
+fn relabel<'b, T, U>(mut v: Vec<&mut [T]>) -> Vec<&'b mut [U]> {
     v.clear();
     v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
