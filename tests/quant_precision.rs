@@ -271,3 +271,71 @@ fn chained_int8_frames_stay_as_close_to_f32_as_unchained_ones() {
         assert_eq!(chained.int8_chains(), 0);
     }
 }
+
+/// The residual nets: every block's shortcut folded into its conv and the int8 planes passed
+/// through it. With the frame the chains calibrated on repeated, the chained forward is the
+/// unchained one bit for bit (same scales, same sums, the shortcut's exact sums); on another
+/// frame it stays as close to f32 as the unchained one. prune_0.95 (random weights) at 320.
+#[test]
+fn folded_shortcuts_and_chains_match_the_plain_int8_forward() {
+    use kestrel::model::{Cfg, Darknet, DarknetWeights};
+    use kestrel::quant::loader::finish;
+    let cfg = Cfg::parse_file(&common::cfg("prune_0.95.cfg")).unwrap();
+    let weights = DarknetWeights::random(&cfg, 3).unwrap();
+    let dev = candle_core::Device::Cpu;
+    let net = |p| {
+        let n = Darknet::from_parts(cfg.clone(), &weights, &dev).unwrap();
+        finish(n, &weights, p, PlanMode::AllReduced, None, None)
+            .unwrap()
+            .model
+    };
+    let (f32_net, chained, mut plain) =
+        (net(Precision::F32), net(Precision::Q8), net(Precision::Q8));
+    plain.set_int8_chaining(false);
+    let raw = |net: &Darknet, x: &candle_core::Tensor| -> Vec<f32> {
+        let heads = net.forward(x).unwrap();
+        heads
+            .iter()
+            .flat_map(|h| h.raw.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let rel = |a: &[f32], b: &[f32]| {
+        let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+        (d / b.iter().map(|y| y * y).sum::<f32>()).sqrt()
+    };
+    // Two different frames of the same kind (uniform [0, 1), fixed seeds).
+    let frame = |mut seed: u64| {
+        let v: Vec<f32> = (0..3 * 320 * 320)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        candle_core::Tensor::from_vec(v, (1, 3, 320, 320), &dev).unwrap()
+    };
+    let (x1, x2) = (frame(1), frame(2));
+    for (k, x) in [&x1, &x1, &x2, &x2].into_iter().enumerate() {
+        let (c, p) = (raw(&chained, x), raw(&plain, x));
+        if k < 2 {
+            assert_eq!(c, p, "frame {k}: the calibration frame repeated");
+        } else {
+            let truth = raw(&f32_net, x);
+            let (ec, ep) = (rel(&c, &truth), rel(&p, &truth));
+            println!("frame {k}: chained {ec:.4}, unchained {ep:.4} rel. L2 from f32");
+            assert!(
+                ec <= 1.25 * ep + 0.005,
+                "frame {k}: chained {ec} vs unchained {ep}"
+            );
+        }
+    }
+    let n = chained.int8_chains();
+    println!("{n} int8 chains");
+    if kestrel::quant::cpu_int8_direct_available() {
+        // 23 residual blocks, each 1×1 → 3×3 and 3×3 (+ shortcut) → next 1×1, and the heads.
+        assert!(n >= 40, "only {n} chains");
+    } else {
+        assert_eq!(n, 0);
+    }
+}

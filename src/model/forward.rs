@@ -342,23 +342,49 @@ impl Darknet {
         }
     }
 
-    /// Whether conv `layer`'s output may go to conv `layer + 1` as int8 planes when both run
-    /// int8 (see `quant::chain`): the next layer is a stride-1 conv and the only reader, and
-    /// this one is a linear or leaky conv of stride 1 or 2 without groups.
-    pub(crate) fn feeds_chain(&self, layer: usize) -> bool {
-        use crate::model::Activation;
-        let conv = |i: usize| match self.cfg.layers.get(i).map(|l| &l.kind) {
-            Some(LayerKind::Conv(c)) if c.groups <= 1 => Some(c),
-            _ => None,
+    /// Whether conv `layer` may compute the `[shortcut]` after it in its own epilogue (see
+    /// `quant::chain`): that shortcut adds one earlier map, unweighted and linear, and is the
+    /// conv output's only reader.
+    pub(crate) fn fuses_residual(&self, layer: usize) -> bool {
+        let (Some(conv), Some(next)) = (self.conv_cfg(layer), self.cfg.layers.get(layer + 1))
+        else {
+            return false;
         };
-        match (conv(layer), conv(layer + 1)) {
-            (Some(a), Some(b)) => {
-                self.last_use[layer] == layer + 1
-                    && a.stride <= 2
-                    && b.stride == 1
-                    && matches!(a.activation, Activation::Linear | Activation::Leaky)
+        match &next.kind {
+            LayerKind::Shortcut(s) => {
+                conv.groups <= 1
+                    && s.from.len() == 1
+                    && s.activation == crate::model::Activation::Linear
+                    && s.weights_type == crate::model::ShortcutWeights::None
+                    && self.last_use[layer] == layer + 1
             }
             _ => false,
+        }
+    }
+
+    /// The conv whose outputs conv `layer` may read as int8 planes when both run int8 (see
+    /// `quant::chain`): the conv just before it, or the one before a shortcut it folds in. The
+    /// reader is a stride-1 conv; the writer a linear or leaky conv of stride 1 or 2 (no groups).
+    pub(crate) fn chain_source(&self, layer: usize) -> Option<usize> {
+        use crate::model::Activation;
+        let to = self.conv_cfg(layer)?;
+        let from = match layer.checked_sub(1)? {
+            p if self.conv_cfg(p).is_some() => p,
+            p => p.checked_sub(1).filter(|&q| self.fuses_residual(q))?,
+        };
+        let c = self.conv_cfg(from)?;
+        let ok = to.stride == 1
+            && to.groups <= 1
+            && c.groups <= 1
+            && c.stride <= 2
+            && matches!(c.activation, Activation::Linear | Activation::Leaky);
+        ok.then_some(from)
+    }
+
+    fn conv_cfg(&self, layer: usize) -> Option<&crate::model::ConvCfg> {
+        match self.cfg.layers.get(layer).map(|l| &l.kind) {
+            Some(LayerKind::Conv(c)) => Some(c),
+            _ => None,
         }
     }
 
@@ -386,7 +412,7 @@ impl Darknet {
         dst.resize(dst.len().max(c.filters() * ho * wo), 0.0);
         let t = std::time::Instant::now();
         rayon::scope(|_| {
-            c.forward_chained(ChainIn::Planes(planes), 0.01, dims, ChainOut::F32(dst))
+            c.forward_chained(ChainIn::Planes(planes), 0.01, dims, ChainOut::map(dst))
         })
         .map_err(tensor_err(layer, "convolutional"))?;
         Ok(Some(t.elapsed().as_secs_f64() * 1e3))

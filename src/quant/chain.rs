@@ -13,7 +13,7 @@
 // Off x86_64 there is no direct int8 kernel, so nothing is chained (`planes_spec` is None).
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 
-use super::direct::{DirectGeom, Run, COUT_GROUP, PIXELS};
+use super::direct::{Block, DirectGeom, Run, PIXELS};
 use super::int8::{Epilogue, Sums, ZERO_WORD};
 use crate::model::Activation;
 
@@ -51,84 +51,136 @@ pub(crate) enum ChainIn<'a> {
     Planes(&'a [u32]),
 }
 
-/// A chained conv's output.
-pub(crate) enum ChainOut<'a> {
+/// A chained conv's output: an f32 map, the next conv's planes, or both (the map has other
+/// readers), optionally with a residual added (a `[shortcut]` folded into the conv).
+#[derive(Default)]
+pub(crate) struct ChainOut<'a> {
     /// `[cout, ho·wo]` f32.
-    F32(&'a mut [f32]),
-    /// The next conv's planes, values quantized as `round(v · inv)` (clamped to ±127) + 128.
-    Planes {
-        x: &'a mut [u32],
-        spec: PlanesSpec,
-        inv: f32,
-    },
+    pub map: Option<&'a mut [f32]>,
+    pub planes: Option<PlanesOut<'a>>,
+    /// `[cout, ho·wo]` added to each output after the activation (`y = act(conv) + skip`, the
+    /// exact sum a linear unweighted shortcut computes).
+    pub skip: Option<&'a [f32]>,
 }
 
-/// How one conv call turns 32-bit sums into u8 quads of the next conv's planes.
+impl<'a> ChainOut<'a> {
+    /// Just an f32 map.
+    pub fn map(dst: &'a mut [f32]) -> Self {
+        ChainOut {
+            map: Some(dst),
+            ..ChainOut::default()
+        }
+    }
+
+    /// Just the next conv's planes.
+    #[cfg(test)]
+    pub fn planes(x: &'a mut [u32], spec: PlanesSpec, inv: f32) -> Self {
+        ChainOut {
+            planes: Some(PlanesOut { x, spec, inv }),
+            ..ChainOut::default()
+        }
+    }
+}
+
+/// The next conv's planes, values quantized as `round(v · inv)` (clamped to ±127) + 128.
+pub(crate) struct PlanesOut<'a> {
+    pub x: &'a mut [u32],
+    pub spec: PlanesSpec,
+    pub inv: f32,
+}
+
+/// How one conv call turns 32-bit sums into its outputs, four channels at a time: f32 values
+/// (bias, activation, residual) into channel maps and/or u8 quads into the next conv's planes.
 #[derive(Clone, Copy)]
-pub(crate) struct Quantize<'a> {
+pub(crate) struct Emit<'a> {
     epi: Option<Epilogue<'a>>,
     leaky: bool,
-    inv: f32,
+    /// Quantizing into planes with this `1 / scale`.
+    inv: Option<f32>,
+    skip: Option<&'a [f32]>,
+    /// Outputs per channel map (the skip's too).
+    n: usize,
 }
 
-impl<'a> Quantize<'a> {
+impl<'a> Emit<'a> {
     /// None where this CPU lacks AVX-512 or the activation is neither linear nor leaky (then the
     /// conv is not chained).
-    pub fn new(epi: Option<Epilogue<'a>>, inv: f32) -> Option<Quantize<'a>> {
+    pub fn new(
+        epi: Option<Epilogue<'a>>,
+        inv: Option<f32>,
+        skip: Option<&'a [f32]>,
+        n: usize,
+    ) -> Option<Emit<'a>> {
         let act = epi.map(|e| e.activation);
         let ok = matches!(act, None | Some(Activation::Linear | Activation::Leaky));
-        (ok && super::int8::vnni_available()).then_some(Quantize {
+        (ok && super::int8::vnni_available()).then_some(Emit {
             epi,
             leaky: act == Some(Activation::Leaky),
             inv,
+            skip,
+            n,
         })
     }
 
-    /// The quads of channels `o..o + rows` of one block (`acc[r]` = channel o + r, `o` a
-    /// multiple of 32) into this task's segments of the quads' planes (`segs[q]` = quad q);
-    /// returns the largest |value| before clamping. `sums(channel)` says what a channel's
-    /// sums are.
+    /// Channels `b.o..b.o + b.rows` of one block, four at a time, into this task's segments of
+    /// the channel maps (`maps[c]`, none when empty) and of the quads' planes (`quads[q]`, none
+    /// when empty); returns the largest |value| quantized. `sums(channel)` says what a
+    /// channel's sums are.
     #[cfg(target_arch = "x86_64")]
     #[inline]
-    pub fn quads(
+    pub fn block(
         &self,
-        o: usize,
-        rows: usize,
-        acc: &[[i32; PIXELS]; COUT_GROUP],
-        runs: &[Run],
-        segs: &mut [&mut [u32]],
+        b: &Block,
+        maps: &mut [&mut [f32]],
+        quads: &mut [&mut [u32]],
         sums: impl Fn(usize) -> Sums,
     ) -> f32 {
         let mut seen = 0f32;
-        for k in 0..rows.div_ceil(4) {
+        for k in 0..b.rows.div_ceil(4) {
+            let c0 = b.o + 4 * k;
             let chans: [Option<Channel>; 4] = std::array::from_fn(|j| {
                 let r = 4 * k + j;
-                (r < rows).then(|| Channel {
-                    sums: &acc[r],
-                    kind: sums(o + r),
-                    bias: self.epi.map(|e| e.bias[o + r]),
+                (r < b.rows).then(|| Channel {
+                    sums: &b.acc[r],
+                    kind: sums(c0 + j),
+                    bias: self.epi.map(|e| e.bias[c0 + j]),
+                    skip: self.skip.map(|s| &s[(c0 + j) * self.n + b.base..]),
                 })
             });
-            // SAFETY: `Quantize::new` found avx512f and avx512bw (in `vnni_available`).
-            let m = unsafe { quad_runs(&chans, self.leaky, self.inv, runs, segs[o / 4 + k]) };
+            let mut outs: [Option<&mut [f32]>; 4] = [None, None, None, None];
+            if !maps.is_empty() {
+                let four = &mut maps[c0..(c0 + 4).min(b.o + b.rows)];
+                for (o, m) in outs.iter_mut().zip(four.iter_mut()) {
+                    *o = Some(&mut **m);
+                }
+            }
+            let quad = match (self.inv, quads.get_mut(c0 / 4)) {
+                (Some(inv), Some(q)) => Some((inv, &mut **q)),
+                _ => None,
+            };
+            // SAFETY: `Emit::new` found avx512f and avx512bw (in `vnni_available`).
+            let m = unsafe { quad_runs(&chans, self.leaky, b.runs, outs, quad) };
             seen = seen.max(m);
         }
         seen
     }
 }
 
-/// One channel of a quad: its block of sums, what they are, its bias (None without epilogue).
+/// One channel of a quad: its block of sums, what they are, its bias (None without epilogue),
+/// and its residual from the task's segment start on (None without).
 #[derive(Clone, Copy)]
 pub(crate) struct Channel<'a> {
     pub sums: &'a [i32; PIXELS],
     pub kind: Sums,
     pub bias: Option<f32>,
+    pub skip: Option<&'a [f32]>,
 }
 
 /// For each run, 16 lanes at a time (masked at the end): each present channel's value exactly
-/// as the f32 epilogue computes it (`int8::vnni::finish`), quantized exactly as the planes of an
-/// f32 map are (`int8::quad_row_avx512`), the four bytes or-ed into a word (a missing channel
-/// is 128 = 0). Returns the largest |value| (NaN ignored).
+/// as the f32 epilogue computes it (`int8::vnni::finish`), plus its residual, stored into its
+/// map when given; and, when planes are given, quantized exactly as the planes of an f32 map
+/// are (`int8::quad_row_avx512`), the four bytes or-ed into a word (a missing channel is 128 =
+/// 0). Returns the largest |value| quantized (NaN ignored; 0 without planes).
 ///
 /// # Safety
 /// The CPU has avx512f and avx512bw.
@@ -137,13 +189,13 @@ pub(crate) struct Channel<'a> {
 pub(crate) fn quad_runs(
     chans: &[Option<Channel>; 4],
     leaky: bool,
-    inv: f32,
     runs: &[Run],
-    out: &mut [u32],
+    mut maps: [Option<&mut [f32]>; 4],
+    mut quad: Option<(f32, &mut [u32])>,
 ) -> f32 {
     use std::arch::x86_64::*;
     let (scale, lo, hi, half, tenth) = (
-        _mm512_set1_ps(inv),
+        _mm512_set1_ps(quad.as_ref().map_or(1.0, |q| q.0)),
         _mm512_set1_ps(-127.0),
         _mm512_set1_ps(127.0),
         _mm512_set1_ps(128.5),
@@ -152,7 +204,16 @@ pub(crate) fn quad_runs(
     let abs_mask = _mm512_set1_epi32(0x7fff_ffff);
     let mut seen = _mm512_setzero_ps();
     for r in runs {
-        assert!(r.lane + r.len <= PIXELS && r.at + r.len <= out.len());
+        assert!(r.lane + r.len <= PIXELS);
+        for (c, m) in chans.iter().zip(&maps) {
+            let skip_ok = c
+                .and_then(|c| c.skip)
+                .is_none_or(|s| r.at + r.len <= s.len());
+            assert!(skip_ok && m.as_ref().is_none_or(|m| r.at + r.len <= m.len()));
+        }
+        if let Some((_, q)) = &quad {
+            assert!(r.at2 + r.len <= q.len());
+        }
         let mut i = 0;
         while i < r.len {
             let m: __mmask16 = if r.len - i >= 16 {
@@ -162,40 +223,55 @@ pub(crate) fn quad_runs(
             };
             let mut word = _mm512_setzero_si512();
             for (j, c) in chans.iter().enumerate() {
-                let q = match c {
-                    // SAFETY: lanes lane + i.. under the mask end by lane + len ≤ 32 (asserted).
-                    Some(c) => unsafe {
-                        let s = _mm512_maskz_loadu_epi32(m, c.sums.as_ptr().add(r.lane + i));
-                        let v = match c.kind {
-                            Sums::Int8 { offset, scale } => _mm512_mul_ps(
-                                _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_set1_epi32(offset))),
-                                _mm512_set1_ps(scale),
-                            ),
-                            Sums::F32 => _mm512_castsi512_ps(s),
-                        };
-                        let mut v = match c.bias {
-                            Some(b) => _mm512_add_ps(v, _mm512_set1_ps(b)),
-                            None => v,
-                        };
-                        if leaky {
-                            v = _mm512_max_ps(v, _mm512_mul_ps(v, tenth));
-                        }
-                        let a =
-                            _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
-                        // Lanes under the mask only; max(a, seen) answers `seen` where a is NaN.
-                        seen = _mm512_mask_max_ps(seen, m, a, seen);
-                        let v = _mm512_mul_ps(v, scale);
-                        _mm512_cvttps_epi32(_mm512_add_ps(
-                            _mm512_min_ps(_mm512_max_ps(v, lo), hi),
-                            half,
-                        ))
-                    },
-                    None => _mm512_set1_epi32(128),
+                let Some(c) = c else {
+                    word = _mm512_or_si512(word, _mm512_set1_epi32(128 << (8 * j)));
+                    continue;
                 };
-                word = _mm512_or_si512(word, _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * j as i32)));
+                // SAFETY (every masked load and store below): lanes lane + i.. under the mask
+                // end by lane + len ≤ 32, and outputs at + i.. (at2 + i..) by at + len
+                // (at2 + len) ≤ the length of the skip, map (planes) they index (asserted).
+                let s = unsafe { _mm512_maskz_loadu_epi32(m, c.sums.as_ptr().add(r.lane + i)) };
+                let v = match c.kind {
+                    Sums::Int8 { offset, scale } => _mm512_mul_ps(
+                        _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_set1_epi32(offset))),
+                        _mm512_set1_ps(scale),
+                    ),
+                    Sums::F32 => _mm512_castsi512_ps(s),
+                };
+                let mut v = match c.bias {
+                    Some(b) => _mm512_add_ps(v, _mm512_set1_ps(b)),
+                    None => v,
+                };
+                if leaky {
+                    v = _mm512_max_ps(v, _mm512_mul_ps(v, tenth));
+                }
+                if let Some(skip) = c.skip {
+                    let x = unsafe { _mm512_maskz_loadu_ps(m, skip.as_ptr().add(r.at + i)) };
+                    v = _mm512_add_ps(v, x);
+                }
+                if let Some(map) = maps[j].as_deref_mut() {
+                    unsafe { _mm512_mask_storeu_ps(map.as_mut_ptr().add(r.at + i), m, v) };
+                }
+                if quad.is_some() {
+                    let a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
+                    // Lanes under the mask only; max(a, seen) answers `seen` where a is NaN.
+                    seen = _mm512_mask_max_ps(seen, m, a, seen);
+                    let v = _mm512_mul_ps(v, scale);
+                    let q = _mm512_cvttps_epi32(_mm512_add_ps(
+                        _mm512_min_ps(_mm512_max_ps(v, lo), hi),
+                        half,
+                    ));
+                    word = _mm512_or_si512(
+                        word,
+                        _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * j as i32)),
+                    );
+                }
             }
-            // SAFETY: outputs at + i.. under the mask end by at + len ≤ out.len() (asserted).
-            unsafe { _mm512_mask_storeu_epi32(out.as_mut_ptr().add(r.at + i) as *mut _, m, word) };
+            if let Some((_, q)) = quad.as_mut() {
+                unsafe {
+                    _mm512_mask_storeu_epi32(q.as_mut_ptr().add(r.at2 + i) as *mut _, m, word)
+                };
+            }
             i += 16;
         }
     }
@@ -234,7 +310,7 @@ mod tests {
     /// f32 map, the reported maximum is the map's, and the last conv's outputs are the same
     /// bits — also when the scale is too small and values clamp.
     fn chain_case(c: [usize; 4], (h, w): (usize, usize), sizes: [usize; 3], stride_a: usize) {
-        if Quantize::new(None, 1.0).is_none()
+        if Emit::new(None, None, None, 0).is_none()
             || crate::quant::direct::Engine::for_op(crate::quant::direct::TileOp::Int8).is_none()
         {
             println!("no AVX-512 VNNI here: int8 convs are not chained (nothing to compare)");
@@ -283,11 +359,7 @@ mod tests {
             let (xa, xb) = (squeeze * ma / 127.0, squeeze * mb / 127.0);
             let mut pb = sb.new_planes();
             let xs0 = max_abs(&x) / 127.0;
-            let out = ChainOut::Planes {
-                x: &mut pb,
-                spec: sb,
-                inv: 1.0 / xa,
-            };
+            let out = ChainOut::planes(&mut pb, sb, 1.0 / xa);
             let seen = convs[0]
                 .forward_chained(ChainIn::F32(&x), xs0, ga, out, epi(0))
                 .unwrap();
@@ -296,18 +368,14 @@ mod tests {
             quantize_planes(&a, gb, 1.0 / xa, &sb.dg, &mut packed);
             assert_eq!(pb, packed, "A's planes (squeeze {squeeze})");
             let mut pc = sc.new_planes();
-            let out = ChainOut::Planes {
-                x: &mut pc,
-                spec: sc,
-                inv: 1.0 / xb,
-            };
+            let out = ChainOut::planes(&mut pc, sc, 1.0 / xb);
             let seen = convs[1]
                 .forward_chained(ChainIn::Planes(&pb), xa, gb, out, epi(1))
                 .unwrap();
             // With a squeezed input scale B's values differ from the unchained ones: compare
             // against B run unchained on A's map but with that same input scale.
             let mut b_same = vec![f32::NAN; c[2] * n];
-            let out = ChainOut::F32(&mut b_same);
+            let out = ChainOut::map(&mut b_same);
             convs[1]
                 .forward_chained(ChainIn::F32(&a), xa, gb, out, epi(1))
                 .unwrap();
@@ -316,7 +384,7 @@ mod tests {
             quantize_planes(&b_same, gc, 1.0 / xb, &sc.dg, &mut packed);
             assert_eq!(pc, packed, "B's planes (squeeze {squeeze})");
             let mut got = vec![f32::NAN; c[3] * n];
-            let out = ChainOut::F32(&mut got);
+            let out = ChainOut::map(&mut got);
             convs[2]
                 .forward_chained(ChainIn::Planes(&pc), xb, gc, out, epi(2))
                 .unwrap();
@@ -324,7 +392,7 @@ mod tests {
                 assert_eq!(got, want, "C's outputs");
             } else {
                 let mut c_same = vec![f32::NAN; c[3] * n];
-                let out = ChainOut::F32(&mut c_same);
+                let out = ChainOut::map(&mut c_same);
                 convs[2]
                     .forward_chained(ChainIn::F32(&b_same), xb, gc, out, epi(2))
                     .unwrap();
@@ -339,6 +407,80 @@ mod tests {
         chain_case([8, 19, 37, 5], (13, 11), [1, 3, 1], 1);
         chain_case([3, 40, 64, 33], (17, 20), [3, 3, 1], 2);
         chain_case([16, 32, 64, 32], (9, 9), [3, 1, 3], 1);
+    }
+
+    /// A conv with a shortcut folded in writes `act(conv) + skip`, the exact sum the shortcut
+    /// layer computes, to its map, and those values quantized to the next conv's planes when
+    /// both are asked for (a map with other readers).
+    fn residual_case(cin: usize, cout: usize, (h, w): (usize, usize), size: usize, stride: usize) {
+        if Emit::new(None, None, None, 0).is_none() || !crate::quant::cpu_int8_direct_available() {
+            return println!("no direct int8 kernel here: nothing folded (nothing to compare)");
+        }
+        let mut seed = (cin * 7 + cout * 13 + h) as u64;
+        let conv = Int8Conv::new(
+            &values(cout * cin * size * size, &mut seed),
+            cout,
+            cin,
+            size,
+        );
+        let next = Int8Conv::new(&values(8 * cout * 9, &mut seed), 8, cout, 3);
+        let bias = values(cout, &mut seed);
+        let epi = Some(Epilogue {
+            bias: &bias,
+            activation: Activation::Leaky,
+        });
+        let g = geom(cin, h, w, size, stride);
+        let (ho, wo) = (
+            (h + 2 * g.pad - size) / stride + 1,
+            (w + 2 * g.pad - size) / stride + 1,
+        );
+        let x = values(cin * h * w, &mut seed);
+        let skip = values(cout * ho * wo, &mut seed);
+        let mut plain = vec![f32::NAN; cout * ho * wo];
+        conv.forward_fused(&x, g, &mut plain, epi);
+        let want: Vec<f32> = plain
+            .iter()
+            .zip(&skip)
+            .map(|(a, b)| 1.0 * a + 1.0 * b)
+            .collect();
+        let xs = max_abs(&x) / 127.0;
+        let gn = geom(cout, ho, wo, 3, 1);
+        let spec = next.planes_spec(gn).unwrap();
+        let inv = 127.0 / max_abs(&want);
+        let (mut map, mut planes) = (vec![f32::NAN; want.len()], spec.new_planes());
+        let out = ChainOut {
+            map: Some(&mut map),
+            planes: Some(PlanesOut {
+                x: &mut planes,
+                spec,
+                inv,
+            }),
+            skip: Some(&skip),
+        };
+        let seen = conv
+            .forward_chained(ChainIn::F32(&x), xs, g, out, epi)
+            .unwrap();
+        assert_eq!(map, want, "map with the residual");
+        assert_eq!(seen, max_abs(&want));
+        let mut packed = spec.new_planes();
+        quantize_planes(&want, gn, inv, &spec.dg, &mut packed);
+        assert_eq!(planes, packed, "planes of the residual sums");
+        let mut alone = vec![f32::NAN; want.len()];
+        let out = ChainOut {
+            map: Some(&mut alone),
+            skip: Some(&skip),
+            ..ChainOut::default()
+        };
+        conv.forward_chained(ChainIn::F32(&x), xs, g, out, epi)
+            .unwrap();
+        assert_eq!(alone, want, "map alone");
+    }
+
+    #[test]
+    fn a_folded_shortcut_adds_exactly_what_the_shortcut_layer_adds() {
+        residual_case(12, 40, (13, 11), 3, 1);
+        residual_case(16, 19, (20, 18), 3, 2);
+        residual_case(64, 32, (9, 9), 1, 1);
     }
 
     #[test]
@@ -357,11 +499,7 @@ mod tests {
         // A producer whose outputs do not fit the planes is an error, not a write past them.
         let producer = Int8Conv::new(&[0.1f32; 4 * 4], 4, 4, 1);
         let mut planes = spec.new_planes();
-        let out = ChainOut::Planes {
-            x: &mut planes,
-            spec,
-            inv: 1.0,
-        };
+        let out = ChainOut::planes(&mut planes, spec, 1.0);
         let x = vec![0.5f32; 4 * 9 * 9];
         let err = producer.forward_chained(ChainIn::F32(&x), 0.01, geom(4, 9, 9, 1, 1), out, None);
         assert!(err.is_err());

@@ -66,6 +66,8 @@ pub(crate) struct Run {
     pub lane: usize,
     pub len: usize,
     pub at: usize,
+    /// The same outputs' place in the second output's segment (see `conv_regions`).
+    pub at2: usize,
 }
 
 /// What one tile multiply does.
@@ -216,84 +218,72 @@ impl DirectWeights {
         emit: impl Fn(usize, &[i32; PIXELS], &[Run], &mut [f32]) + Sync,
     ) -> bool {
         let n = g.ho * wo;
-        let layout = Layout {
-            len: n,
-            row: wo,
-            oy: 0,
-            ox: 0,
-        };
         if dst.len() < self.cout * n {
             return false;
         }
-        let rows = &mut dst[..self.cout * n];
-        self.conv_regions(x, g, wo, rows, layout, |o, rows, acc, runs, segs| {
-            for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                emit(o + r, acc_r, runs, segs[o + r]);
+        let rows = Regions::new(&mut dst[..self.cout * n], Layout::map(n, wo));
+        self.conv_regions(x, g, wo, (rows, Regions::<u32>::none()), |b, segs, _| {
+            for (r, acc_r) in b.acc.iter().enumerate().take(b.rows) {
+                emit(b.o + r, acc_r, b.runs, segs[b.o + r]);
             }
             0.0
         })
         .is_some()
     }
 
-    /// The whole conv, its outputs going to `dst` split in regions of `layout.len` values (one
-    /// per output channel, or per channel quad of the next conv's planes): padded-width blocks
-    /// split over the rayon pool; for each 32-channel group `o` (`rows` real channels) of a
-    /// block, `emit(o, rows, sums, runs, regions)` writes the block's valid outputs, run by run,
-    /// into this task's segment of every region (run.at is relative to the segment), and
-    /// answers a value whose maximum over the conv is returned. None (nothing written) when `x`
-    /// is too short.
+    /// The whole conv, its outputs going to up to two destinations, each split in regions of
+    /// its layout's `len` values (one per output channel, or per channel quad of the next conv's
+    /// planes): padded-width blocks split over the rayon pool; for each 32-channel group of a
+    /// block, `emit(block, first, second)` writes the block's valid outputs run by run into
+    /// this task's segment of every region of each destination (`run.at` and `run.at2` are
+    /// relative to the segments), and answers a value whose maximum over the conv is returned.
+    /// None (nothing written) when `x` is too short.
     #[cfg(target_arch = "x86_64")]
-    pub(crate) fn conv_regions<T: Send>(
+    pub(crate) fn conv_regions<A: Send, B: Send>(
         &self,
         x: &[u32],
         g: &DirectGeom,
         wo: usize,
-        dst: &mut [T],
-        layout: Layout,
-        emit: impl Fn(usize, usize, &[[i32; PIXELS]; COUT_GROUP], &[Run], &mut [&mut [T]]) -> f32 + Sync,
+        (first, second): (Regions<A>, Regions<B>),
+        emit: impl Fn(&Block, &mut [&mut [A]], &mut [&mut [B]]) -> f32 + Sync,
     ) -> Option<f32> {
         use rayon::prelude::*;
         let (ho, wp) = (g.ho, g.out_w());
-        if x.len() < self.input_words(g) || wo > wp || layout.len == 0 {
+        if x.len() < self.input_words(g) || wo > wp {
             return None;
         }
-        // Where the segment holding padded pixel P onwards starts in a region: at the first
-        // valid output at or after P.
-        let first = |p: usize| {
-            let (mut y, mut col) = (p / wp, p % wp);
-            if col >= wo {
-                (y, col) = (y + 1, 0);
-            }
-            if y >= ho {
-                layout.len
-            } else {
-                layout.index(y, col)
-            }
-        };
         let blocks = g.blocks();
         let parts = rayon::current_num_threads().clamp(1, blocks.clamp(1, MAX_PARTS));
-        let (mut bounds, mut starts) = ([0usize; MAX_PARTS + 1], [0usize; MAX_PARTS + 1]);
-        for t in 0..=parts {
-            bounds[t] = t * blocks / parts;
-            starts[t] = match t {
-                0 => 0,
-                t if t == parts => layout.len,
-                t => first(bounds[t] * PIXELS),
-            };
+        let mut bounds = [0usize; MAX_PARTS + 1];
+        for (t, b) in bounds.iter_mut().enumerate().take(parts + 1) {
+            *b = t * blocks / parts;
         }
-        // Each task's segment of every region, in vectors kept from call to call (no
-        // allocation per frame in steady state).
-        let mut segs = take_segs::<T>(parts);
-        for region in dst.chunks_exact_mut(layout.len) {
-            let mut rest = region;
-            for (t, seg) in segs.iter_mut().enumerate() {
-                let (mine, tail) = rest.split_at_mut(starts[t + 1] - starts[t]);
-                seg.push(mine);
-                rest = tail;
+        // Where each task's segment starts in a region: at the first valid output at or after
+        // its first padded pixel.
+        let starts = |layout: &Layout| {
+            let mut at = [0usize; MAX_PARTS + 1];
+            for t in 1..=parts {
+                let p = bounds[t] * PIXELS;
+                let (mut y, mut col) = (p / wp, p % wp);
+                if col >= wo {
+                    (y, col) = (y + 1, 0);
+                }
+                at[t] = if t == parts || y >= ho {
+                    layout.len
+                } else {
+                    layout.index(y, col)
+                };
             }
-        }
-        let run = |(t, segs): (usize, &mut Vec<&mut [T]>)| -> Option<f32> {
-            let start = starts[t];
+            at
+        };
+        let (starts_a, starts_b) = (starts(&first.layout), starts(&second.layout));
+        // Each task's segments, in vectors kept from call to call (no allocation per frame in
+        // steady state).
+        let (la, lb) = (first.layout, second.layout);
+        let mut segs_a = first.split(&starts_a[..=parts], 0);
+        let mut segs_b = second.split(&starts_b[..=parts], 1);
+        let run = |(t, (sa, sb)): (usize, (&mut Segments<A>, &mut Segments<B>))| {
+            let (base_a, base_b) = (starts_a[t], starts_b[t]);
             // The runs of valid outputs in the current block.
             let mut runs = [Run::default(); PIXELS];
             let (mut nruns, mut seen) = (0, 0f32);
@@ -309,43 +299,108 @@ impl DirectWeights {
                             runs[nruns] = Run {
                                 lane: i,
                                 len: len.min(wo - col),
-                                at: layout.index(y, col) - start,
+                                at: la.index(y, col).wrapping_sub(base_a),
+                                at2: lb.index(y, col).wrapping_sub(base_b),
                             };
                             nruns += 1;
                         }
                         i += len;
                     }
                 }
-                seen = seen.max(emit(o, rows, acc, &runs[..nruns], segs));
+                let block = Block {
+                    o,
+                    rows,
+                    acc,
+                    runs: &runs[..nruns],
+                    base: base_a,
+                };
+                seen = seen.max(emit(&block, sa, sb));
             });
             ran.then_some(seen)
         };
         let both = |a: Option<f32>, b: Option<f32>| a.zip(b).map(|(a, b)| a.max(b));
         let seen = if parts == 1 {
-            segs.iter_mut().enumerate().map(run).fold(Some(0.0), both)
+            (segs_a.iter_mut().zip(segs_b.iter_mut()))
+                .enumerate()
+                .map(run)
+                .fold(Some(0.0), both)
         } else {
-            segs.par_iter_mut()
+            (segs_a.par_iter_mut().zip(segs_b.par_iter_mut()))
                 .enumerate()
                 .map(run)
                 .reduce(|| Some(0.0), both)
         };
-        give_segs(segs);
+        give_segs(segs_a, 0);
+        give_segs(segs_b, 1);
         seen
     }
 }
+
+/// One 32-channel group of a block handed to `conv_regions`'s emit: channels `o..o + rows`,
+/// `acc[r]` = channel o + r's sums; `base` = where the task's segments of the first output
+/// start in their regions (`base + run.at` is a run's index in a whole region).
+pub(crate) struct Block<'a> {
+    pub o: usize,
+    pub rows: usize,
+    pub acc: &'a [[i32; PIXELS]; COUT_GROUP],
+    pub runs: &'a [Run],
+    pub base: usize,
+}
+
+/// One destination of a conv: regions of `layout.len` values back to back (none when empty).
+pub(crate) struct Regions<'a, T> {
+    pub dst: &'a mut [T],
+    pub layout: Layout,
+}
+
+impl<'a, T> Regions<'a, T> {
+    pub fn new(dst: &'a mut [T], layout: Layout) -> Self {
+        Regions { dst, layout }
+    }
+
+    /// No destination.
+    pub fn none() -> Self {
+        Regions {
+            dst: &mut [],
+            layout: Layout::map(0, 0),
+        }
+    }
+
+    /// Every region cut at `starts` (task t: `starts[t]..starts[t + 1]`), one vector of
+    /// segments per task, from this thread's kept vectors of bank `bank`.
+    fn split(self, starts: &[usize], bank: usize) -> Vec<Vec<&'a mut [T]>> {
+        let parts = starts.len() - 1;
+        let mut segs = take_segs::<T>(parts, bank);
+        if self.layout.len > 0 {
+            for region in self.dst.chunks_exact_mut(self.layout.len) {
+                let mut rest = region;
+                for (t, seg) in segs.iter_mut().enumerate() {
+                    let (mine, tail) = rest.split_at_mut(starts[t + 1] - starts[t]);
+                    seg.push(mine);
+                    rest = tail;
+                }
+            }
+        }
+        segs
+    }
+}
+
+/// One task's segments of every region of one destination.
+type Segments<'a, T> = Vec<&'a mut [T]>;
 
 /// Most tasks one direct conv is split in (more threads than this share them).
 const MAX_PARTS: usize = 64;
 
 thread_local! {
-    /// Emptied segment vectors of the last direct conv on this thread, for the next one.
-    static SEGS: std::cell::RefCell<Vec<Vec<&'static mut [u8]>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// Emptied segment vectors of the last direct conv on this thread (one bank per output),
+    /// for the next one.
+    static SEGS: std::cell::RefCell<[Vec<Vec<&'static mut [u8]>>; 2]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
 }
 
 /// `parts` empty vectors for a conv's segments, reusing the last conv's allocations.
-fn take_segs<'a, T>(parts: usize) -> Vec<Vec<&'a mut [T]>> {
-    let mut kept = SEGS.take();
+fn take_segs<'a, T>(parts: usize, bank: usize) -> Vec<Vec<&'a mut [T]>> {
+    let mut kept = SEGS.with_borrow_mut(|banks| std::mem::take(&mut banks[bank]));
     kept.resize_with(parts.max(kept.len()), Vec::new);
     kept.truncate(parts);
     // Empty vectors of one fat-pointer type to another: `collect` reuses each allocation in
@@ -354,8 +409,9 @@ fn take_segs<'a, T>(parts: usize) -> Vec<Vec<&'a mut [T]>> {
 }
 
 /// Hands a conv's segment vectors back (emptied) for the next conv on this thread.
-fn give_segs<T>(segs: Vec<Vec<&mut [T]>>) {
-    SEGS.set(segs.into_iter().map(relabel).collect());
+fn give_segs<T>(segs: Vec<Vec<&mut [T]>>, bank: usize) {
+    let segs = segs.into_iter().map(relabel).collect();
+    SEGS.with_borrow_mut(|banks| banks[bank] = segs);
 }
 
 /// An emptied vector of slices as a vector of slices of another type and lifetime, on the same
@@ -377,6 +433,16 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// An f32 channel map of `n` outputs, `wo` per row.
+    pub fn map(n: usize, wo: usize) -> Layout {
+        Layout {
+            len: n,
+            row: wo,
+            oy: 0,
+            ox: 0,
+        }
+    }
+
     #[inline(always)]
     pub fn index(&self, y: usize, x: usize) -> usize {
         (y + self.oy) * self.row + x + self.ox

@@ -255,7 +255,7 @@ impl Int8Conv {
         #[cfg(target_arch = "x86_64")]
         if g.stride <= 2
             && self
-                .forward_direct(ChainIn::F32(plane), xs, g, ChainOut::F32(dst), s, epi)
+                .forward_direct(ChainIn::F32(plane), xs, g, ChainOut::map(dst), s, epi)
                 .is_some()
         {
             return;
@@ -308,6 +308,7 @@ impl Int8Conv {
                 lane: 0,
                 len: BLOCK,
                 at: 0,
+                at2: 0,
             }];
             for (r, acc_r) in acc.iter().enumerate().take(rows) {
                 let oc = o + r;
@@ -333,7 +334,7 @@ impl Int8Conv {
         s: &mut Scratch,
         epi: Option<Epilogue>,
     ) -> Option<f32> {
-        use super::direct::{DirectGeom, Layout};
+        use super::direct::{DirectGeom, Layout, Regions};
         let d = self.direct.as_deref()?;
         let (ho, wo) = g.out_hw();
         let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
@@ -351,35 +352,52 @@ impl Int8Conv {
             }
             ChainIn::Planes(x) => x,
         };
-        match output {
-            ChainOut::F32(dst) => {
-                let fin = Finish::new(epi);
-                d.conv_into(
-                    x,
-                    &dg,
-                    wo,
-                    &mut dst[..self.cout * ho * wo],
-                    |oc, acc, runs, out| fin.row(oc, acc, runs, out, self.sums(oc, xs)),
-                )
-                .then_some(0.0)
-            }
-            ChainOut::Planes { x: next, spec, inv } => {
-                let fits = spec.fits(ho, wo, self.cout) && next.len() >= spec.len;
-                let layout = Layout {
-                    len: spec.dg.word_stride(),
-                    row: spec.dg.wp,
-                    oy: spec.pad,
-                    ox: spec.pad,
-                };
-                let quads = &mut next[..self.cout.div_ceil(4) * layout.len];
-                let quant = super::chain::Quantize::new(epi, inv)?;
-                fits.then(|| {
-                    d.conv_regions(x, &dg, wo, quads, layout, |o, rows, acc, runs, segs| {
-                        quant.quads(o, rows, acc, runs, segs, |oc| self.sums(oc, xs))
-                    })
-                })?
-            }
+        let n = ho * wo;
+        let cout = self.cout;
+        if let ChainOut {
+            map: Some(dst),
+            planes: None,
+            skip: None,
+        } = output
+        {
+            // The plain f32 output: channel by channel.
+            let fin = Finish::new(epi);
+            return d
+                .conv_into(x, &dg, wo, dst, |oc, acc, runs, out| {
+                    fin.row(oc, acc, runs, out, self.sums(oc, xs))
+                })
+                .then_some(0.0);
         }
+        let ChainOut { map, planes, skip } = output;
+        if skip.is_some_and(|s| s.len() < cout * n)
+            || map.as_ref().is_some_and(|m| m.len() < cout * n)
+        {
+            return None;
+        }
+        let maps = Regions::new(
+            map.map_or(&mut [][..], |m| &mut m[..cout * n]),
+            Layout::map(n, wo),
+        );
+        let (quads, inv) = match planes {
+            Some(p) => {
+                if !p.spec.fits(ho, wo, cout) || p.x.len() < p.spec.len {
+                    return None;
+                }
+                let layout = Layout {
+                    len: p.spec.dg.word_stride(),
+                    row: p.spec.dg.wp,
+                    oy: p.spec.pad,
+                    ox: p.spec.pad,
+                };
+                let words = &mut p.x[..cout.div_ceil(4) * layout.len];
+                (Regions::new(words, layout), Some(p.inv))
+            }
+            None => (Regions::none(), None),
+        };
+        let emit = super::chain::Emit::new(epi, inv, skip, n)?;
+        d.conv_regions(x, &dg, wo, (maps, quads), |b, maps, quads| {
+            emit.block(b, maps, quads, |oc| self.sums(oc, xs))
+        })
     }
 
     /// The conv from `input` (an f32 map, or planes the conv before wrote with scale `xs`)
@@ -901,7 +919,7 @@ pub(crate) mod tests {
                 ChainIn::F32(&x),
                 max / 127.0,
                 g,
-                ChainOut::F32(&mut direct),
+                ChainOut::map(&mut direct),
                 &mut Scratch::default(),
                 None,
             );
@@ -965,11 +983,13 @@ pub(crate) mod tests {
                 lane: 0,
                 len: 13,
                 at: 0,
+                ..Run::default()
             },
             Run {
                 lane: 15,
                 len: 17,
                 at: 13,
+                ..Run::default()
             },
         ];
         let bias = [0.25f32, -0.5];

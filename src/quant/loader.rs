@@ -234,7 +234,7 @@ pub fn finish(
         {
             entry.reduced = choice.1 != "f32";
         } else if keep_f32 {
-            let chained = layer > 0 && model.feeds_chain(layer - 1);
+            let chained = model.chain_source(layer).is_some();
             let t = time_layer(&mut model, layer, geom, chained)?;
             entry.f32_ms = Some(t.f32_ms);
             entry.reduced_ms = Some(t.reduced_ms);
@@ -244,7 +244,7 @@ pub fn finish(
         convs.push(model_take(&mut model, layer)?);
         plan.push(entry);
     }
-    choose_chains(&mut plan, |layer| model.feeds_chain(layer));
+    choose_chains(&mut plan, |from, to| model.chain_source(to) == Some(from));
     for (entry, conv) in plan.iter().zip(convs) {
         if entry.reduced {
             model.set_reduced_conv(entry.layer, conv)?;
@@ -274,10 +274,10 @@ fn on_gpu(model: Darknet, precision: Precision) -> Result<Loaded, QuantError> {
 }
 
 /// Where a chain of int8 convs pays, keeps them reduced: over each run of convs that could be
-/// chained (conv i feeding conv i + 1), the choice of f32 or reduced per conv with the least
+/// chained (`feeds(a, b)`: conv a may feed conv b), the choice of f32 or reduced per conv with the least
 /// total time, a reduced conv after a reduced one costing its chained time (no f32 input to
 /// scan and pack). Entries without timings (stored or all-reduced plans) are left as they are.
-fn choose_chains(plan: &mut [PlanEntry], feeds: impl Fn(usize) -> bool) {
+fn choose_chains(plan: &mut [PlanEntry], feeds: impl Fn(usize, usize) -> bool) {
     let timed = |e: &PlanEntry| e.f32_ms.zip(e.reduced_ms);
     let mut start = 0;
     while start < plan.len() {
@@ -286,8 +286,7 @@ fn choose_chains(plan: &mut [PlanEntry], feeds: impl Fn(usize) -> bool) {
         while end < plan.len()
             && timed(&plan[end]).is_some()
             && plan[end].chained_ms.is_some()
-            && plan[end].layer == plan[end - 1].layer + 1
-            && feeds(plan[end - 1].layer)
+            && feeds(plan[end - 1].layer, plan[end].layer)
         {
             end += 1;
         }

@@ -5,7 +5,7 @@ use super::{tensor_err, Darknet, Prepared, YoloOutput};
 use crate::model::layers::pool::{maxpool_into, pooled_hw};
 use crate::model::plan::{aliases, plan, Plan};
 use crate::model::{layer_shapes, LayerKind, ModelError, Shape};
-use crate::quant::chain::{ChainIn, ChainOut, PlanesSpec};
+use crate::quant::chain::{ChainIn, ChainOut, PlanesOut, PlanesSpec};
 use crate::quant::int8::max_abs;
 use candle_core::Tensor;
 
@@ -18,6 +18,9 @@ pub(super) struct Workspace {
     slots: Vec<Vec<f32>>,
     /// By layer: the int8 planes it reads, written by the conv before it (see `quant::chain`).
     chains: Vec<Option<Chain>>,
+    /// By layer: whether this int8 conv also computes the shortcut after it (which then does
+    /// not run).
+    fused: Vec<bool>,
 }
 
 impl Workspace {
@@ -76,38 +79,69 @@ impl Darknet {
         let (b, h, w) = key;
         let shapes = layer_shapes(&self.cfg, w, h)?;
         let sizes: Vec<usize> = shapes.iter().map(|s| b * s.c * s.h * s.w).collect();
-        let plan = plan(&sizes, &aliases(&self.cfg), &self.last_use);
+        let fused = self.fused_residuals(b, &shapes);
+        // A fused conv writes its shortcut's output while still reading its own input: that
+        // input must outlive the shortcut, not just the conv.
+        let mut last_use = self.last_use.clone();
+        for j in (1..fused.len()).filter(|&j| fused[j]) {
+            last_use[j - 1] = last_use[j - 1].max(j + 1);
+        }
+        let plan = plan(&sizes, &aliases(&self.cfg), &last_use);
         let slots = plan.slot_lens.iter().map(|&n| vec![0.0f32; n]).collect();
-        let chains = self.chains(b, &shapes);
+        let chains = self.chains(b, &shapes, &fused);
         Ok(Workspace {
             key,
             plan,
             shapes,
             slots,
             chains,
+            fused,
         })
     }
 
-    /// The int8 chains of a forward of batch `b` (see `quant::chain`): layer i + 1 reads its
-    /// input as planes written by conv i where both run int8 on the direct kernel, i feeds a
-    /// chain (linear or leaky) and i + 1 is the only reader of i's output. Batch 1 only (the
-    /// pipeline's), and only while chaining is on (`Darknet::set_int8_chaining`).
-    fn chains(&self, b: usize, shapes: &[Shape]) -> Vec<Option<Chain>> {
+    /// Which int8 convs fold the shortcut after them into their epilogue (see
+    /// [`Darknet::fuses_residual`]): on the direct kernel, linear or leaky, all three maps the
+    /// same shape; batch 1 and only while chaining is on.
+    fn fused_residuals(&self, b: usize, shapes: &[Shape]) -> Vec<bool> {
+        (0..self.layers.len())
+            .map(|j| {
+                let (Prepared::Conv(conv), Some(LayerKind::Shortcut(s))) =
+                    (&self.layers[j], self.cfg.layers.get(j + 1).map(|l| &l.kind))
+                else {
+                    return false;
+                };
+                b == 1
+                    && self.chaining
+                    && self.fuses_residual(j)
+                    && conv.can_feed_chain()
+                    && shapes[j] == shapes[j + 1]
+                    && shapes[s.from[0]] == shapes[j + 1]
+            })
+            .collect()
+    }
+
+    /// The int8 chains of a forward of batch `b` (see `quant::chain`): layer t reads its input
+    /// as planes written by conv [`Darknet::chain_source`]`(t)` where both run int8 on the direct
+    /// kernel (the writer through the shortcut it folds in, if it is not just before t). Batch 1
+    /// only (the pipeline's), and only while chaining is on (`Darknet::set_int8_chaining`).
+    fn chains(&self, b: usize, shapes: &[Shape], fused: &[bool]) -> Vec<Option<Chain>> {
         let n = self.layers.len();
         let mut chains: Vec<Option<Chain>> = (0..n).map(|_| None).collect();
         if b != 1 || !self.chaining {
             return chains;
         }
-        for i in 0..n.saturating_sub(1) {
-            let (Prepared::Conv(from), Prepared::Conv(to)) = (&self.layers[i], &self.layers[i + 1])
-            else {
+        for t in 1..n {
+            let (Some(p), Prepared::Conv(to)) = (self.chain_source(t), &self.layers[t]) else {
                 continue;
             };
-            if !self.feeds_chain(i) || !from.can_feed_chain() {
+            let Prepared::Conv(from) = &self.layers[p] else {
+                continue;
+            };
+            if !from.can_feed_chain() || (p + 1 != t && !fused[p]) {
                 continue;
             }
-            let s = &shapes[i];
-            chains[i + 1] = to.chain_input((s.c, s.h, s.w)).map(|spec| Chain {
+            let s = &shapes[t - 1];
+            chains[t] = to.chain_input((s.c, s.h, s.w)).map(|spec| Chain {
                 planes: spec.new_planes(),
                 spec,
                 max: None,
@@ -165,22 +199,24 @@ impl Darknet {
                 });
                 continue;
             }
-            if !ws.plan.writes[i] {
+            // Not run: another layer's values, or a shortcut its conv computed.
+            if !ws.plan.writes[i] || (i > 0 && ws.fused[i - 1]) {
                 continue;
             }
-            if self.run_chained(i, input, ws)? {
-                continue;
+            if !self.run_int8(i, input, ws)? {
+                let loc = ws.plan.locs[i];
+                // Out of the slot list while written: the inputs live in other slots (the plan
+                // never gives a layer the slot of a map it reads).
+                let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
+                let done = self.run_layer(i, input, ws, &mut dst[..loc.len]);
+                ws.slots[loc.slot] = dst;
+                done?;
             }
-            let loc = ws.plan.locs[i];
-            // Out of the slot list while written: the inputs live in other slots (the plan
-            // never gives a layer the slot of a map it reads).
-            let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
-            let done = self.run_layer(i, input, ws, &mut dst[..loc.len]);
-            ws.slots[loc.slot] = dst;
-            done?;
             // First frame: the unchained output's maximum is the next conv's int8 scale.
-            if let Some(Some(c)) = ws.chains.get_mut(i + 1) {
+            let out = if ws.fused[i] { i + 1 } else { i };
+            if let Some(Some(c)) = ws.chains.get_mut(out + 1) {
                 if c.max.is_none() {
+                    let loc = ws.plan.locs[out];
                     c.seen = max_abs(&ws.slots[loc.slot][..loc.len]);
                 }
             }
@@ -193,18 +229,21 @@ impl Darknet {
         Ok(heads)
     }
 
-    /// Runs conv `i` chained when a calibrated chain reads or writes its planes (returns false,
-    /// having done nothing, otherwise).
-    fn run_chained(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<bool, ModelError> {
+    /// Runs conv `i` on the int8 chain path where it folds in the shortcut after it or a
+    /// calibrated chain reads or writes its planes (returns false, having done nothing,
+    /// otherwise). Its output ("layer `out`": the conv's, or the folded shortcut's) goes to the
+    /// next conv's planes when that chain is calibrated, and to its f32 slot unless the next
+    /// conv is its only reader.
+    fn run_int8(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<bool, ModelError> {
         let Prepared::Conv(conv) = &self.layers[i] else {
             return Ok(false);
         };
+        let fused = ws.fused[i];
+        let out = if fused { i + 1 } else { i };
         let calibrated = |c: Option<&Option<Chain>>| c.and_then(|c| c.as_ref()?.max);
-        let (in_max, out_max) = (
-            calibrated(ws.chains.get(i)),
-            calibrated(ws.chains.get(i + 1)),
-        );
-        if in_max.is_none() && out_max.is_none() {
+        let in_max = calibrated(ws.chains.get(i));
+        let out_max = calibrated(ws.chains.get(out + 1));
+        if !fused && in_max.is_none() && out_max.is_none() {
             return Ok(false);
         }
         let prev = i.checked_sub(1);
@@ -212,37 +251,57 @@ impl Darknet {
             None => (self.cfg.net.channels, ws.key.1, ws.key.2),
             Some(j) => (ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
         };
-        let loc = ws.plan.locs[i];
+        let loc = ws.plan.locs[out];
         let (before, after) = ws.chains.split_at_mut(i + 1);
-        let next = after.first_mut().and_then(|c| c.as_mut());
-        let to_planes = out_max.is_some() && next.is_some();
-        // Out of the slot list while written (the input never lives in it), as in run_planned.
-        let mut dst = match to_planes {
-            true => Vec::new(),
-            false => std::mem::take(&mut ws.slots[loc.slot]),
+        let next = match out_max {
+            Some(_) => after.get_mut(out - i).and_then(|c| c.as_mut()),
+            None => None,
+        };
+        let keep_map = next.is_none() || self.last_use[out] != out + 1;
+        // Out of the slot list while written (the inputs never live in it), as in run_planned.
+        let mut dst = match keep_map {
+            true => std::mem::take(&mut ws.slots[loc.slot]),
+            false => Vec::new(),
         };
         let f32_in = slot_view(&ws.plan, &ws.slots, input, prev);
         let (chained_in, xs) = match (in_max, &before[i]) {
             (Some(m), Some(c)) => (ChainIn::Planes(&c.planes), int8_scale(m)),
             _ => (ChainIn::F32(f32_in), int8_scale(max_abs(f32_in))),
         };
-        let seen = match (out_max, next) {
-            (Some(m), Some(c)) => {
-                let out = ChainOut::Planes {
-                    x: &mut c.planes,
-                    spec: c.spec,
-                    inv: 1.0 / int8_scale(m),
-                };
-                let seen = conv.forward_chained(chained_in, xs, dims, out);
-                c.seen = c.seen.max(*seen.as_ref().unwrap_or(&0.0));
-                seen
+        let skip = match (fused, &self.cfg.layers[out].kind) {
+            (true, LayerKind::Shortcut(s)) => {
+                Some(slot_view(&ws.plan, &ws.slots, input, Some(s.from[0])))
             }
-            _ => {
-                let out = ChainOut::F32(&mut dst[..loc.len]);
-                conv.forward_chained(chained_in, xs, dims, out)
-            }
+            _ => None,
         };
-        if !to_planes {
+        let (planes, seen_in) = match next {
+            Some(c) => {
+                let inv = 1.0 / int8_scale(c.max.unwrap_or(0.0));
+                (
+                    Some(PlanesOut {
+                        x: &mut c.planes,
+                        spec: c.spec,
+                        inv,
+                    }),
+                    Some(&mut c.seen),
+                )
+            }
+            None => (None, None),
+        };
+        let output = ChainOut {
+            map: if keep_map {
+                Some(&mut dst[..loc.len])
+            } else {
+                None
+            },
+            planes,
+            skip,
+        };
+        let seen = conv.forward_chained(chained_in, xs, dims, output);
+        if let (Some(s), Ok(v)) = (seen_in, &seen) {
+            *s = s.max(*v);
+        }
+        if keep_map {
             ws.slots[loc.slot] = dst;
         }
         seen.map(|_| true).map_err(tensor_err(i, "convolutional"))
