@@ -412,7 +412,9 @@ impl Darknet {
         dst.resize(dst.len().max(c.filters() * ho * wo), 0.0);
         let t = std::time::Instant::now();
         rayon::scope(|_| {
-            c.forward_chained(ChainIn::Planes(planes), 0.01, dims, ChainOut::map(dst))
+            let mut scratch = crate::quant::int8::Scratch::default();
+            let out = ChainOut::map(dst);
+            c.forward_chained(ChainIn::Planes(planes), 0.01, dims, out, &mut scratch)
         })
         .map_err(tensor_err(layer, "convolutional"))?;
         Ok(Some(t.elapsed().as_secs_f64() * 1e3))

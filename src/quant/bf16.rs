@@ -88,13 +88,16 @@ impl Bf16Conv {
             let x = grown(&mut planes, self.direct.input_words(&dg), 0);
             bf16_planes(plane, g, &dg, x);
             let fin = Finish::new(epilogue);
-            let done = self.direct.conv_into(
-                x,
-                &dg,
-                wo,
-                &mut dst[..self.cout * ho * wo],
-                |oc, acc, runs, out| fin.row(oc, acc, runs, out, Sums::F32),
-            );
+            let done = super::direct::with_banks(|banks| {
+                self.direct.conv_into(
+                    x,
+                    &dg,
+                    wo,
+                    &mut dst[..self.cout * ho * wo],
+                    banks,
+                    |oc, acc, runs, out| fin.row(oc, acc, runs, out, Sums::F32),
+                )
+            });
             PLANES.set(planes);
             done
         }

@@ -281,7 +281,7 @@ pub(crate) fn quad_runs(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::quant::int8::{max_abs, quantize_planes, Int8Conv, Int8Geom};
+    use crate::quant::int8::{max_abs, quantize_planes, Int8Conv, Int8Geom, Scratch};
 
     fn values(n: usize, seed: &mut u64) -> Vec<f32> {
         (0..n)
@@ -361,7 +361,14 @@ mod tests {
             let xs0 = max_abs(&x) / 127.0;
             let out = ChainOut::planes(&mut pb, sb, 1.0 / xa);
             let seen = convs[0]
-                .forward_chained(ChainIn::F32(&x), xs0, ga, out, epi(0))
+                .forward_chained(
+                    ChainIn::F32(&x),
+                    xs0,
+                    ga,
+                    out,
+                    epi(0),
+                    &mut Scratch::default(),
+                )
                 .unwrap();
             assert_eq!(seen, ma, "A's reported maximum");
             let mut packed = sb.new_planes();
@@ -370,14 +377,28 @@ mod tests {
             let mut pc = sc.new_planes();
             let out = ChainOut::planes(&mut pc, sc, 1.0 / xb);
             let seen = convs[1]
-                .forward_chained(ChainIn::Planes(&pb), xa, gb, out, epi(1))
+                .forward_chained(
+                    ChainIn::Planes(&pb),
+                    xa,
+                    gb,
+                    out,
+                    epi(1),
+                    &mut Scratch::default(),
+                )
                 .unwrap();
             // With a squeezed input scale B's values differ from the unchained ones: compare
             // against B run unchained on A's map but with that same input scale.
             let mut b_same = vec![f32::NAN; c[2] * n];
             let out = ChainOut::map(&mut b_same);
             convs[1]
-                .forward_chained(ChainIn::F32(&a), xa, gb, out, epi(1))
+                .forward_chained(
+                    ChainIn::F32(&a),
+                    xa,
+                    gb,
+                    out,
+                    epi(1),
+                    &mut Scratch::default(),
+                )
                 .unwrap();
             assert_eq!(seen, max_abs(&b_same), "B's reported maximum");
             let mut packed = sc.new_planes();
@@ -386,7 +407,14 @@ mod tests {
             let mut got = vec![f32::NAN; c[3] * n];
             let out = ChainOut::map(&mut got);
             convs[2]
-                .forward_chained(ChainIn::Planes(&pc), xb, gc, out, epi(2))
+                .forward_chained(
+                    ChainIn::Planes(&pc),
+                    xb,
+                    gc,
+                    out,
+                    epi(2),
+                    &mut Scratch::default(),
+                )
                 .unwrap();
             if squeeze == 1.0 {
                 assert_eq!(got, want, "C's outputs");
@@ -394,7 +422,14 @@ mod tests {
                 let mut c_same = vec![f32::NAN; c[3] * n];
                 let out = ChainOut::map(&mut c_same);
                 convs[2]
-                    .forward_chained(ChainIn::F32(&b_same), xb, gc, out, epi(2))
+                    .forward_chained(
+                        ChainIn::F32(&b_same),
+                        xb,
+                        gc,
+                        out,
+                        epi(2),
+                        &mut Scratch::default(),
+                    )
                     .unwrap();
                 assert_eq!(got, c_same, "C's outputs, clamped inputs");
             }
@@ -458,7 +493,7 @@ mod tests {
             skip: Some(&skip),
         };
         let seen = conv
-            .forward_chained(ChainIn::F32(&x), xs, g, out, epi)
+            .forward_chained(ChainIn::F32(&x), xs, g, out, epi, &mut Scratch::default())
             .unwrap();
         assert_eq!(map, want, "map with the residual");
         assert_eq!(seen, max_abs(&want));
@@ -471,7 +506,7 @@ mod tests {
             skip: Some(&skip),
             ..ChainOut::default()
         };
-        conv.forward_chained(ChainIn::F32(&x), xs, g, out, epi)
+        conv.forward_chained(ChainIn::F32(&x), xs, g, out, epi, &mut Scratch::default())
             .unwrap();
         assert_eq!(alone, want, "map alone");
     }
@@ -501,7 +536,14 @@ mod tests {
         let mut planes = spec.new_planes();
         let out = ChainOut::planes(&mut planes, spec, 1.0);
         let x = vec![0.5f32; 4 * 9 * 9];
-        let err = producer.forward_chained(ChainIn::F32(&x), 0.01, geom(4, 9, 9, 1, 1), out, None);
+        let err = producer.forward_chained(
+            ChainIn::F32(&x),
+            0.01,
+            geom(4, 9, 9, 1, 1),
+            out,
+            None,
+            &mut Scratch::default(),
+        );
         assert!(err.is_err());
     }
 }

@@ -215,6 +215,7 @@ impl DirectWeights {
         g: &DirectGeom,
         wo: usize,
         dst: &mut [f32],
+        banks: &mut SegBanks,
         emit: impl Fn(usize, &[i32; PIXELS], &[Run], &mut [f32]) + Sync,
     ) -> bool {
         let n = g.ho * wo;
@@ -222,12 +223,19 @@ impl DirectWeights {
             return false;
         }
         let rows = Regions::new(&mut dst[..self.cout * n], Layout::map(n, wo));
-        self.conv_regions(x, g, wo, (rows, Regions::<u32>::none()), |b, segs, _| {
-            for (r, acc_r) in b.acc.iter().enumerate().take(b.rows) {
-                emit(b.o + r, acc_r, b.runs, segs[b.o + r]);
-            }
-            0.0
-        })
+        self.conv_regions(
+            x,
+            g,
+            wo,
+            (rows, Regions::<u32>::none()),
+            banks,
+            |b, segs, _| {
+                for (r, acc_r) in b.acc.iter().enumerate().take(b.rows) {
+                    emit(b.o + r, acc_r, b.runs, segs[b.o + r]);
+                }
+                0.0
+            },
+        )
         .is_some()
     }
 
@@ -245,6 +253,7 @@ impl DirectWeights {
         g: &DirectGeom,
         wo: usize,
         (first, second): (Regions<A>, Regions<B>),
+        banks: &mut SegBanks,
         emit: impl Fn(&Block, &mut [&mut [A]], &mut [&mut [B]]) -> f32 + Sync,
     ) -> Option<f32> {
         use rayon::prelude::*;
@@ -280,8 +289,8 @@ impl DirectWeights {
         // Each task's segments, in vectors kept from call to call (no allocation per frame in
         // steady state).
         let (la, lb) = (first.layout, second.layout);
-        let mut segs_a = first.split(&starts_a[..=parts], 0);
-        let mut segs_b = second.split(&starts_b[..=parts], 1);
+        let mut segs_a = first.split(&starts_a[..=parts], banks.take(parts, 0));
+        let mut segs_b = second.split(&starts_b[..=parts], banks.take(parts, 1));
         let run = |(t, (sa, sb)): (usize, (&mut Segments<A>, &mut Segments<B>))| {
             let (base_a, base_b) = (starts_a[t], starts_b[t]);
             // The runs of valid outputs in the current block.
@@ -330,8 +339,8 @@ impl DirectWeights {
                 .map(run)
                 .reduce(|| Some(0.0), both)
         };
-        give_segs(segs_a, 0);
-        give_segs(segs_b, 1);
+        banks.give(segs_a, 0);
+        banks.give(segs_b, 1);
         seen
     }
 }
@@ -366,11 +375,9 @@ impl<'a, T> Regions<'a, T> {
         }
     }
 
-    /// Every region cut at `starts` (task t: `starts[t]..starts[t + 1]`), one vector of
-    /// segments per task, from this thread's kept vectors of bank `bank`.
-    fn split(self, starts: &[usize], bank: usize) -> Vec<Vec<&'a mut [T]>> {
-        let parts = starts.len() - 1;
-        let mut segs = take_segs::<T>(parts, bank);
+    /// Every region cut at `starts` (task t: `starts[t]..starts[t + 1]`) into `segs`, one
+    /// (empty) vector of segments per task.
+    fn split(self, starts: &[usize], mut segs: Vec<Segments<'a, T>>) -> Vec<Segments<'a, T>> {
         if self.layout.len > 0 {
             for region in self.dst.chunks_exact_mut(self.layout.len) {
                 let mut rest = region;
@@ -391,27 +398,40 @@ type Segments<'a, T> = Vec<&'a mut [T]>;
 /// Most tasks one direct conv is split in (more threads than this share them).
 const MAX_PARTS: usize = 64;
 
+/// Emptied segment vectors of the last direct conv (one bank per destination), kept for the
+/// next one: with them a conv allocates nothing once the vectors have grown. The planned
+/// forward keeps one per input size; other callers use their thread's ([`with_banks`]).
+#[derive(Default)]
+pub(crate) struct SegBanks([Vec<Segments<'static, u8>>; 2]);
+
+impl SegBanks {
+    /// `parts` empty vectors for a conv's segments, reusing the kept allocations.
+    fn take<'a, T>(&mut self, parts: usize, bank: usize) -> Vec<Segments<'a, T>> {
+        let mut kept = std::mem::take(&mut self.0[bank]);
+        kept.resize_with(parts.max(kept.len()), Vec::new);
+        kept.truncate(parts);
+        // Empty vectors of one fat-pointer type to another: `collect` reuses each allocation
+        // in place (same size and alignment), so nothing is allocated.
+        kept.into_iter().map(relabel).collect()
+    }
+
+    /// Keeps a conv's segment vectors (emptied) for the next conv.
+    fn give<T>(&mut self, segs: Vec<Segments<'_, T>>, bank: usize) {
+        self.0[bank] = segs.into_iter().map(relabel).collect();
+    }
+}
+
 thread_local! {
-    /// Emptied segment vectors of the last direct conv on this thread (one bank per output),
-    /// for the next one.
-    static SEGS: std::cell::RefCell<[Vec<Vec<&'static mut [u8]>>; 2]> =
-        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+    static BANKS: std::cell::RefCell<SegBanks> = std::cell::RefCell::new(SegBanks::default());
 }
 
-/// `parts` empty vectors for a conv's segments, reusing the last conv's allocations.
-fn take_segs<'a, T>(parts: usize, bank: usize) -> Vec<Vec<&'a mut [T]>> {
-    let mut kept = SEGS.with_borrow_mut(|banks| std::mem::take(&mut banks[bank]));
-    kept.resize_with(parts.max(kept.len()), Vec::new);
-    kept.truncate(parts);
-    // Empty vectors of one fat-pointer type to another: `collect` reuses each allocation in
-    // place (same size and alignment), so nothing is allocated once the vectors have grown.
-    kept.into_iter().map(relabel).collect()
-}
-
-/// Hands a conv's segment vectors back (emptied) for the next conv on this thread.
-fn give_segs<T>(segs: Vec<Vec<&mut [T]>>, bank: usize) {
-    let segs = segs.into_iter().map(relabel).collect();
-    SEGS.with_borrow_mut(|banks| banks[bank] = segs);
+/// `f` with this thread's segment vectors (taken out meanwhile: a conv on this thread inside
+/// `f`, from a rayon steal, finds fresh ones instead of a borrowed cell).
+pub(crate) fn with_banks<R>(f: impl FnOnce(&mut SegBanks) -> R) -> R {
+    let mut banks = BANKS.take();
+    let r = f(&mut banks);
+    BANKS.set(banks);
+    r
 }
 
 /// An emptied vector of slices as a vector of slices of another type and lifetime, on the same

@@ -363,7 +363,7 @@ impl Int8Conv {
             // The plain f32 output: channel by channel.
             let fin = Finish::new(epi);
             return d
-                .conv_into(x, &dg, wo, dst, |oc, acc, runs, out| {
+                .conv_into(x, &dg, wo, dst, &mut s.segs, |oc, acc, runs, out| {
                     fin.row(oc, acc, runs, out, self.sums(oc, xs))
                 })
                 .then_some(0.0);
@@ -395,7 +395,7 @@ impl Int8Conv {
             None => (Regions::none(), None),
         };
         let emit = super::chain::Emit::new(epi, inv, skip, n)?;
-        d.conv_regions(x, &dg, wo, (maps, quads), |b, maps, quads| {
+        d.conv_regions(x, &dg, wo, (maps, quads), &mut s.segs, |b, maps, quads| {
             emit.block(b, maps, quads, |oc| self.sums(oc, xs))
         })
     }
@@ -412,12 +412,11 @@ impl Int8Conv {
         g: Int8Geom,
         output: ChainOut,
         epi: Option<Epilogue>,
+        scratch: &mut Scratch,
     ) -> Result<f32, String> {
         #[cfg(target_arch = "x86_64")]
         if g.stride <= 2 {
-            let mut scratch = SCRATCH.take();
-            let done = self.forward_direct(input, xs, g, output, &mut scratch, epi);
-            SCRATCH.set(scratch);
+            let done = self.forward_direct(input, xs, g, output, scratch, epi);
             return done.ok_or_else(|| {
                 format!(
                     "int8 conv {}x{}x{} k{} s{}: the direct kernel refused its buffers",
@@ -425,7 +424,7 @@ impl Int8Conv {
                 )
             });
         }
-        let _ = (input, xs, output, epi);
+        let _ = (input, xs, output, epi, scratch);
         Err(format!(
             "int8 conv {}x{}x{} k{} s{}: chained int8 needs the direct kernel (AMX or AVX-512, \
              stride 1 or 2)",
@@ -474,10 +473,13 @@ pub(crate) const ZERO_WORD: u32 = 0x8080_8080;
 
 /// Buffers reused from call to call (no page faults, no allocation per frame in steady state).
 #[derive(Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     /// The direct path's padded planes of channel quads.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     planes: Vec<u32>,
+    /// The direct path's segment vectors.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    segs: super::direct::SegBanks,
     chw: Vec<u8>,
     hwc: Vec<u32>,
     packed: Vec<u32>,

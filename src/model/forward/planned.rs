@@ -6,7 +6,7 @@ use crate::model::layers::pool::{maxpool_into, pooled_hw};
 use crate::model::plan::{aliases, plan, Plan};
 use crate::model::{layer_shapes, LayerKind, ModelError, Shape};
 use crate::quant::chain::{ChainIn, ChainOut, PlanesOut, PlanesSpec};
-use crate::quant::int8::max_abs;
+use crate::quant::int8::{max_abs, Scratch};
 use candle_core::Tensor;
 
 /// The buffers of one input size, kept between frames.
@@ -21,6 +21,13 @@ pub(super) struct Workspace {
     /// By layer: whether this int8 conv also computes the shortcut after it (which then does
     /// not run).
     fused: Vec<bool>,
+    /// By layer: an int8 conv on the direct kernel, run with `scratch` (batch 1, chaining on).
+    direct: Vec<bool>,
+    /// The direct int8 convs' buffers: the workspace's, not a pool thread's, so that a steady
+    /// frame allocates nothing whichever thread runs it.
+    scratch: Scratch,
+    /// The f32 convs' im2col buffer, for the same reason.
+    col: std::cell::RefCell<Vec<f32>>,
 }
 
 impl Workspace {
@@ -89,6 +96,11 @@ impl Darknet {
         let plan = plan(&sizes, &aliases(&self.cfg), &last_use);
         let slots = plan.slot_lens.iter().map(|&n| vec![0.0f32; n]).collect();
         let chains = self.chains(b, &shapes, &fused);
+        let direct = self
+            .layers
+            .iter()
+            .map(|l| matches!(l, Prepared::Conv(c) if b == 1 && self.chaining && c.runs_int8_direct()))
+            .collect();
         Ok(Workspace {
             key,
             plan,
@@ -96,6 +108,9 @@ impl Darknet {
             slots,
             chains,
             fused,
+            direct,
+            scratch: Scratch::default(),
+            col: Default::default(),
         })
     }
 
@@ -229,13 +244,13 @@ impl Darknet {
         Ok(heads)
     }
 
-    /// Runs conv `i` on the int8 chain path where it folds in the shortcut after it or a
-    /// calibrated chain reads or writes its planes (returns false, having done nothing,
-    /// otherwise). Its output ("layer `out`": the conv's, or the folded shortcut's) goes to the
+    /// Runs conv `i` where it is an int8 conv on the direct kernel (returns false, having done
+    /// nothing, otherwise), folding in the shortcut after it where it can and reading or
+    /// writing the planes of calibrated chains. Its output ("layer `out`": the conv's, or the folded shortcut's) goes to the
     /// next conv's planes when that chain is calibrated, and to its f32 slot unless the next
     /// conv is its only reader.
     fn run_int8(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<bool, ModelError> {
-        let Prepared::Conv(conv) = &self.layers[i] else {
+        let (Prepared::Conv(conv), true) = (&self.layers[i], ws.direct[i]) else {
             return Ok(false);
         };
         let fused = ws.fused[i];
@@ -243,9 +258,6 @@ impl Darknet {
         let calibrated = |c: Option<&Option<Chain>>| c.and_then(|c| c.as_ref()?.max);
         let in_max = calibrated(ws.chains.get(i));
         let out_max = calibrated(ws.chains.get(out + 1));
-        if !fused && in_max.is_none() && out_max.is_none() {
-            return Ok(false);
-        }
         let prev = i.checked_sub(1);
         let dims = match prev {
             None => (self.cfg.net.channels, ws.key.1, ws.key.2),
@@ -297,7 +309,7 @@ impl Darknet {
             planes,
             skip,
         };
-        let seen = conv.forward_chained(chained_in, xs, dims, output);
+        let seen = conv.forward_chained(chained_in, xs, dims, output, &mut ws.scratch);
         if let (Some(s), Ok(v)) = (seen_in, &seen) {
             *s = s.max(*v);
         }
@@ -325,9 +337,11 @@ impl Darknet {
         };
         let out = &ws.shapes[i];
         match (&layer.kind, &self.layers[i]) {
-            (_, Prepared::Conv(c)) => c
-                .forward_into(view(ws, input, prev), dims_of(prev), dst)
-                .map_err(tensor_err(i, kind)),
+            (_, Prepared::Conv(c)) => {
+                let mut col = ws.col.borrow_mut();
+                c.forward_into_col(view(ws, input, prev), dims_of(prev), dst, &mut col)
+                    .map_err(tensor_err(i, kind))
+            }
             (LayerKind::Shortcut(s), Prepared::Shortcut(sc)) => {
                 let dims = (b, out.c, out.h * out.w);
                 let done = match s.from[..] {

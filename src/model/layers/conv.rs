@@ -120,12 +120,16 @@ impl ConvLayer {
         }
     }
 
+    /// Whether this conv runs int8 on the direct kernel (stride 1 or 2).
+    pub(crate) fn runs_int8_direct(&self) -> bool {
+        self.int8().is_some_and(|(c, _)| c.has_direct()) && self.cfg.stride <= 2
+    }
+
     /// Whether this conv may write its outputs as int8 planes for the next conv: int8 on the
-    /// direct kernel, stride 1 or 2, linear or leaky (see `quant::chain`).
+    /// direct kernel, linear or leaky (see `quant::chain`).
     pub(crate) fn can_feed_chain(&self) -> bool {
         use crate::model::Activation;
-        self.int8().is_some_and(|(c, _)| c.has_direct())
-            && self.cfg.stride <= 2
+        self.runs_int8_direct()
             && matches!(self.cfg.activation, Activation::Linear | Activation::Leaky)
     }
 
@@ -147,11 +151,12 @@ impl ConvLayer {
         xs: f32,
         dims: (usize, usize, usize),
         output: crate::quant::chain::ChainOut,
+        scratch: &mut crate::quant::int8::Scratch,
     ) -> Result<f32> {
         let (int8, epi) = self
             .int8()
             .ok_or_else(|| candle_core::Error::Msg("chained conv is not int8".into()))?;
-        int8.forward_chained(input, xs, self.int8_geom(dims), output, Some(epi))
+        int8.forward_chained(input, xs, self.int8_geom(dims), output, Some(epi), scratch)
             .map_err(candle_core::Error::Msg)
     }
 
@@ -206,8 +211,24 @@ impl ConvLayer {
     pub fn forward_into(
         &self,
         src: &[f32],
+        dims: (usize, usize, usize, usize),
+        dst: &mut [f32],
+    ) -> Result<()> {
+        // Taken, not borrowed, across the rayon joins inside (see TILE).
+        let mut col = COL.take();
+        let done = self.forward_into_col(src, dims, dst, &mut col);
+        COL.set(col);
+        done
+    }
+
+    /// [`forward_into`](Self::forward_into) with the caller's im2col buffer (the planned
+    /// forward's, so that no frame grows a pool thread's buffer).
+    pub fn forward_into_col(
+        &self,
+        src: &[f32],
         (b, cin, h, w): (usize, usize, usize, usize),
         dst: &mut [f32],
+        col_buf: &mut Vec<f32>,
     ) -> Result<()> {
         let c = &self.cfg;
         let (ho, wo) = self.out_hw(h, w);
@@ -264,12 +285,8 @@ impl ConvLayer {
                     // 337–342 on the full im2col.
                     self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
                 } else {
-                    // Taken, not borrowed, across the rayon joins inside (see TILE).
-                    let mut buf = COL.take();
-                    let col = im2col(src, &geom, &mut buf, threads);
-                    let done = self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads);
-                    COL.set(buf);
-                    done?;
+                    let col = im2col(src, &geom, col_buf, threads);
+                    self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads)?;
                 }
             }
         }
