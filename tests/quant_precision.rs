@@ -209,8 +209,8 @@ fn concurrent_reduced_forwards_equal_a_solo_forward() {
     }
 }
 
-/// Chained int8 convs (`quant::chain`): the first frame of a size runs unchained and calibrates
-/// the chains' scales; later frames pass int8 planes from conv to conv. On real frames their
+/// Chained int8 convs (`quant::chain`, opt-in): the first frame of a size runs unchained and
+/// calibrates the chains' scales; later frames pass int8 planes from conv to conv. On real frames their
 /// heads stay as close to f32 as the unchained int8 forward's, frame 1 is the unchained one
 /// bit for bit, and without the direct int8 kernel nothing is chained.
 #[test]
@@ -223,7 +223,8 @@ fn chained_int8_frames_stay_as_close_to_f32_as_unchained_ones() {
         loaded.unwrap().model
     };
     let f32_net = load(Precision::F32);
-    let chained = load(Precision::Q8);
+    let mut chained = load(Precision::Q8);
+    chained.set_int8_chaining(true);
     let mut plain = load(Precision::Q8);
     plain.set_int8_chaining(false);
     let (w, h) = f32_net.input_size();
@@ -272,12 +273,13 @@ fn chained_int8_frames_stay_as_close_to_f32_as_unchained_ones() {
     }
 }
 
-/// The residual nets: every block's shortcut folded into its conv and the int8 planes passed
-/// through it. With the frame the chains calibrated on repeated, the chained forward is the
-/// unchained one bit for bit (same scales, same sums, the shortcut's exact sums); on another
-/// frame it stays as close to f32 as the unchained one. prune_0.95 (random weights) at 320.
+/// The residual nets: every 1×1 → 3×3 pair chained, and each block's residual add writing the
+/// next block's int8 planes with its sums. With the frame the chains calibrated on repeated, the
+/// chained forward is the unchained one bit for bit (same scales, same sums, the shortcut's exact
+/// sums); on another frame it stays as close to f32 as the unchained one. prune_0.95 (random
+/// weights) at 320.
 #[test]
-fn folded_shortcuts_and_chains_match_the_plain_int8_forward() {
+fn chains_through_residual_adds_match_the_plain_int8_forward() {
     use kestrel::model::{Cfg, Darknet, DarknetWeights};
     use kestrel::quant::loader::finish;
     let cfg = Cfg::parse_file(&common::cfg("prune_0.95.cfg")).unwrap();
@@ -289,8 +291,9 @@ fn folded_shortcuts_and_chains_match_the_plain_int8_forward() {
             .unwrap()
             .model
     };
-    let (f32_net, chained, mut plain) =
+    let (f32_net, mut chained, mut plain) =
         (net(Precision::F32), net(Precision::Q8), net(Precision::Q8));
+    chained.set_int8_chaining(true);
     plain.set_int8_chaining(false);
     let raw = |net: &Darknet, x: &candle_core::Tensor| -> Vec<f32> {
         let heads = net.forward(x).unwrap();
@@ -333,7 +336,7 @@ fn folded_shortcuts_and_chains_match_the_plain_int8_forward() {
     let n = chained.int8_chains();
     println!("{n} int8 chains");
     if kestrel::quant::cpu_int8_direct_available() {
-        // 23 residual blocks, each 1×1 → 3×3 and 3×3 (+ shortcut) → next 1×1, and the heads.
+        // 23 residual blocks, each 1×1 → 3×3 and shortcut → next 1×1, and the heads.
         assert!(n >= 40, "only {n} chains");
     } else {
         assert_eq!(n, 0);

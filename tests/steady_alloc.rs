@@ -87,9 +87,15 @@ fn f32_frames() {
     }
 }
 
-/// Every conv int8 on the direct kernel (AMX or AVX-512 VNNI), chained where it can be: a steady
-/// frame allocates the heads it hands back and nothing else (a few bytes of bookkeeping at most).
+/// Every conv int8 on the direct kernel (AMX or AVX-512 VNNI), plain and chained where it can
+/// be: a steady frame allocates the heads it hands back and nothing else (a few bytes of
+/// bookkeeping at most).
 fn int8_frames() {
+    int8_frames_chained(false);
+    int8_frames_chained(true);
+}
+
+fn int8_frames_chained(chained: bool) {
     use kestrel::quant::loader::finish;
     use kestrel::quant::{PlanMode, Precision};
     if !kestrel::quant::cpu_int8_direct_available() {
@@ -109,7 +115,8 @@ fn int8_frames() {
             None,
             None,
         );
-        let net = loaded.unwrap().model;
+        let mut net = loaded.unwrap().model;
+        net.set_int8_chaining(chained);
         let x = Tensor::full(0.5f32, (1, 3, size, size), &Device::Cpu).unwrap();
         // Frame 1 calibrates the chains, frame 2 is the first chained one.
         for _ in 0..3 {
@@ -130,7 +137,7 @@ fn int8_frames() {
              {head_bytes} B; {} int8 chains",
             net.int8_chains()
         );
-        assert!(net.int8_chains() > 0, "{name}: nothing chained");
+        assert_eq!(net.int8_chains() > 0, chained, "{name}: chains");
         for (blocks, bytes) in [steady, again] {
             // Per head: its two value buffers and the tensors' shapes, strides and handles.
             assert!(

@@ -57,8 +57,8 @@ pub struct Darknet {
     /// The CPU path's activation buffers for the last input size (see [`planned`]); taken out
     /// while a forward runs (a concurrent one plans its own).
     workspace: Mutex<Option<planned::Workspace>>,
-    /// Whether consecutive int8 convs pass int8 planes (see `quant::chain`); on unless
-    /// `KESTREL_CHAIN=0`.
+    /// Whether consecutive int8 convs pass int8 planes (see `quant::chain`); off unless
+    /// `KESTREL_CHAIN=1` or [`Darknet::set_int8_chaining`].
     chaining: bool,
 }
 
@@ -211,7 +211,7 @@ impl Darknet {
             last_use,
             pool_from,
             workspace: Mutex::new(None),
-            chaining: std::env::var("KESTREL_CHAIN").as_deref() != Ok("0"),
+            chaining: std::env::var("KESTREL_CHAIN").as_deref() == Ok("1"),
         })
     }
 
@@ -285,11 +285,19 @@ impl Darknet {
     }
 
     /// Turns the passing of int8 planes between consecutive int8 convs on or off (see
-    /// `quant::chain`; on by default): off, every int8 conv reads and writes f32 maps and picks
-    /// its input scale per frame.
+    /// `quant::chain`; off by default, `KESTREL_CHAIN=1` turns it on at load). Off, every int8
+    /// conv reads and writes f32 maps and picks its input scale per frame; on, scales are
+    /// calibrated on the first frame and widened by later ones, so a frame's detections depend
+    /// on the frames before it. It measured no faster on the Zen 5 of docs/performance.md,
+    /// hence off.
     pub fn set_int8_chaining(&mut self, on: bool) {
         self.chaining = on;
         self.forget_workspace();
+    }
+
+    /// Whether int8 chaining is on (see [`Darknet::set_int8_chaining`]).
+    pub fn int8_chaining(&self) -> bool {
+        self.chaining
     }
 
     /// How many int8 chains the last CPU forward ran with calibrated scales (0 before the
@@ -342,43 +350,28 @@ impl Darknet {
         }
     }
 
-    /// Whether conv `layer` may compute the `[shortcut]` after it in its own epilogue (see
-    /// `quant::chain`): that shortcut adds one earlier map, unweighted and linear, and is the
-    /// conv output's only reader.
-    pub(crate) fn fuses_residual(&self, layer: usize) -> bool {
-        let (Some(conv), Some(next)) = (self.conv_cfg(layer), self.cfg.layers.get(layer + 1))
-        else {
-            return false;
-        };
-        match &next.kind {
+    /// The layer whose output conv `layer` may read as int8 planes when it runs int8 (see
+    /// `quant::chain`): the layer just before it, if that is a linear or leaky conv of stride 1
+    /// or 2 without groups (when it runs int8 too), or a plain residual add (one unweighted,
+    /// linear `[shortcut]`). The reader is a stride-1 conv without groups.
+    pub(crate) fn chain_source(&self, layer: usize) -> Option<usize> {
+        use crate::model::{Activation, ShortcutWeights};
+        let to = self.conv_cfg(layer)?;
+        let from = layer.checked_sub(1)?;
+        let source = match &self.cfg.layers[from].kind {
+            LayerKind::Conv(c) => {
+                c.groups <= 1
+                    && c.stride <= 2
+                    && matches!(c.activation, Activation::Linear | Activation::Leaky)
+            }
             LayerKind::Shortcut(s) => {
-                conv.groups <= 1
-                    && s.from.len() == 1
-                    && s.activation == crate::model::Activation::Linear
-                    && s.weights_type == crate::model::ShortcutWeights::None
-                    && self.last_use[layer] == layer + 1
+                s.from.len() == 1
+                    && s.activation == Activation::Linear
+                    && s.weights_type == ShortcutWeights::None
             }
             _ => false,
-        }
-    }
-
-    /// The conv whose outputs conv `layer` may read as int8 planes when both run int8 (see
-    /// `quant::chain`): the conv just before it, or the one before a shortcut it folds in. The
-    /// reader is a stride-1 conv; the writer a linear or leaky conv of stride 1 or 2 (no groups).
-    pub(crate) fn chain_source(&self, layer: usize) -> Option<usize> {
-        use crate::model::Activation;
-        let to = self.conv_cfg(layer)?;
-        let from = match layer.checked_sub(1)? {
-            p if self.conv_cfg(p).is_some() => p,
-            p => p.checked_sub(1).filter(|&q| self.fuses_residual(q))?,
         };
-        let c = self.conv_cfg(from)?;
-        let ok = to.stride == 1
-            && to.groups <= 1
-            && c.groups <= 1
-            && c.stride <= 2
-            && matches!(c.activation, Activation::Linear | Activation::Leaky);
-        ok.then_some(from)
+        (source && to.stride == 1 && to.groups <= 1).then_some(from)
     }
 
     fn conv_cfg(&self, layer: usize) -> Option<&crate::model::ConvCfg> {

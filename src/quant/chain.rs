@@ -52,15 +52,12 @@ pub(crate) enum ChainIn<'a> {
 }
 
 /// A chained conv's output: an f32 map, the next conv's planes, or both (the map has other
-/// readers), optionally with a residual added (a `[shortcut]` folded into the conv).
+/// readers).
 #[derive(Default)]
 pub(crate) struct ChainOut<'a> {
     /// `[cout, ho·wo]` f32.
     pub map: Option<&'a mut [f32]>,
     pub planes: Option<PlanesOut<'a>>,
-    /// `[cout, ho·wo]` added to each output after the activation (`y = act(conv) + skip`, the
-    /// exact sum a linear unweighted shortcut computes).
-    pub skip: Option<&'a [f32]>,
 }
 
 impl<'a> ChainOut<'a> {
@@ -90,42 +87,32 @@ pub(crate) struct PlanesOut<'a> {
 }
 
 /// How one conv call turns 32-bit sums into its outputs, four channels at a time: f32 values
-/// (bias, activation, residual) into channel maps and/or u8 quads into the next conv's planes.
+/// (bias, activation) into channel maps and/or u8 quads into the next conv's planes.
 #[derive(Clone, Copy)]
 pub(crate) struct Emit<'a> {
     epi: Option<Epilogue<'a>>,
     leaky: bool,
     /// Quantizing into planes with this `1 / scale`.
     inv: Option<f32>,
-    skip: Option<&'a [f32]>,
-    /// Outputs per channel map (the skip's too).
-    n: usize,
 }
 
 impl<'a> Emit<'a> {
     /// None where this CPU lacks AVX-512 or the activation is neither linear nor leaky (then the
     /// conv is not chained).
-    pub fn new(
-        epi: Option<Epilogue<'a>>,
-        inv: Option<f32>,
-        skip: Option<&'a [f32]>,
-        n: usize,
-    ) -> Option<Emit<'a>> {
+    pub fn new(epi: Option<Epilogue<'a>>, inv: Option<f32>) -> Option<Emit<'a>> {
         let act = epi.map(|e| e.activation);
         let ok = matches!(act, None | Some(Activation::Linear | Activation::Leaky));
         (ok && super::int8::vnni_available()).then_some(Emit {
             epi,
             leaky: act == Some(Activation::Leaky),
             inv,
-            skip,
-            n,
         })
     }
 
     /// Channels `b.o..b.o + b.rows` of one block, four at a time, into this task's segments of
     /// the channel maps (`maps[c]`, none when empty) and of the quads' planes (`quads[q]`, none
     /// when empty); returns the largest |value| quantized. `sums(channel)` says what a
-    /// channel's sums are.
+    /// channel's sums are (int8 sums only: the bf16 convs are not chained).
     #[cfg(target_arch = "x86_64")]
     #[inline]
     pub fn block(
@@ -135,84 +122,117 @@ impl<'a> Emit<'a> {
         quads: &mut [&mut [u32]],
         sums: impl Fn(usize) -> Sums,
     ) -> f32 {
+        let (to_map, to_quads) = (!maps.is_empty(), self.inv.is_some() && !quads.is_empty());
         let mut seen = 0f32;
         for k in 0..b.rows.div_ceil(4) {
             let c0 = b.o + 4 * k;
-            let chans: [Option<Channel>; 4] = std::array::from_fn(|j| {
-                let r = 4 * k + j;
-                (r < b.rows).then(|| Channel {
-                    sums: &b.acc[r],
-                    kind: sums(c0 + j),
-                    bias: self.epi.map(|e| e.bias[c0 + j]),
-                    skip: self.skip.map(|s| &s[(c0 + j) * self.n + b.base..]),
-                })
-            });
-            let mut outs: [Option<&mut [f32]>; 4] = [None, None, None, None];
-            if !maps.is_empty() {
-                let four = &mut maps[c0..(c0 + 4).min(b.o + b.rows)];
-                for (o, m) in outs.iter_mut().zip(four.iter_mut()) {
-                    *o = Some(&mut **m);
+            let present = (b.rows - 4 * k).min(4);
+            let mut quad = Quad {
+                sums: [&b.acc[4 * k]; 4],
+                offset: [0; 4],
+                scale: [0.0; 4],
+                bias: self.epi.map(|_| [0.0; 4]),
+                present,
+            };
+            for j in 0..present {
+                quad.sums[j] = &b.acc[4 * k + j];
+                (quad.offset[j], quad.scale[j]) = match sums(c0 + j) {
+                    Sums::Int8 { offset, scale } => (offset, scale),
+                    Sums::F32 => unreachable!("only int8 convs are chained"),
+                };
+                if let (Some(bias), Some(e)) = (quad.bias.as_mut(), self.epi) {
+                    bias[j] = e.bias[c0 + j];
                 }
             }
-            let quad = match (self.inv, quads.get_mut(c0 / 4)) {
-                (Some(inv), Some(q)) => Some((inv, &mut **q)),
-                _ => None,
+            let four = match to_map {
+                true => &mut maps[c0..c0 + present],
+                false => &mut [][..],
             };
+            let words = match to_quads {
+                true => &mut *quads[c0 / 4],
+                false => &mut [][..],
+            };
+            let inv = self.inv.unwrap_or(1.0);
             // SAFETY: `Emit::new` found avx512f and avx512bw (in `vnni_available`).
-            let m = unsafe { quad_runs(&chans, self.leaky, b.runs, outs, quad) };
+            let m = unsafe {
+                match (self.leaky, to_map, to_quads) {
+                    (true, true, true) => {
+                        quad_runs::<true, true, true>(&quad, inv, b.runs, four, words)
+                    }
+                    (true, false, true) => {
+                        quad_runs::<true, false, true>(&quad, inv, b.runs, four, words)
+                    }
+                    (false, true, true) => {
+                        quad_runs::<false, true, true>(&quad, inv, b.runs, four, words)
+                    }
+                    (false, false, true) => {
+                        quad_runs::<false, false, true>(&quad, inv, b.runs, four, words)
+                    }
+                    (true, _, false) => {
+                        quad_runs::<true, true, false>(&quad, inv, b.runs, four, words)
+                    }
+                    (false, _, false) => {
+                        quad_runs::<false, true, false>(&quad, inv, b.runs, four, words)
+                    }
+                }
+            };
             seen = seen.max(m);
         }
         seen
     }
 }
 
-/// One channel of a quad: its block of sums, what they are, its bias (None without epilogue),
-/// and its residual from the task's segment start on (None without).
-#[derive(Clone, Copy)]
-pub(crate) struct Channel<'a> {
-    pub sums: &'a [i32; PIXELS],
-    pub kind: Sums,
-    pub bias: Option<f32>,
-    pub skip: Option<&'a [f32]>,
+/// Four channels of a block (`present` of them real, the rest written as 128 = 0): sums, the
+/// int8 offset and scale of each, their biases (None without epilogue).
+pub(crate) struct Quad<'a> {
+    pub sums: [&'a [i32; PIXELS]; 4],
+    pub offset: [i32; 4],
+    pub scale: [f32; 4],
+    pub bias: Option<[f32; 4]>,
+    pub present: usize,
 }
 
 /// For each run, 16 lanes at a time (masked at the end): each present channel's value exactly
-/// as the f32 epilogue computes it (`int8::vnni::finish`), plus its residual, stored into its
-/// map when given; and, when planes are given, quantized exactly as the planes of an f32 map
-/// are (`int8::quad_row_avx512`), the four bytes or-ed into a word (a missing channel is 128 =
-/// 0). Returns the largest |value| quantized (NaN ignored; 0 without planes).
+/// as the f32 epilogue computes it (`int8::vnni::finish`: int subtract, convert, multiply, add
+/// the bias, leaky as max(v, 0.1·v)), stored into its map (`MAP`: `maps[j]` for channel j);
+/// and (`QUAD`) quantized exactly as the planes of an f32 map are (`int8::quad_row_avx512`),
+/// the four bytes or-ed into a word of `quads`. Returns the largest |value| quantized (NaN
+/// ignored; 0 without `QUAD`).
 ///
 /// # Safety
 /// The CPU has avx512f and avx512bw.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) fn quad_runs(
-    chans: &[Option<Channel>; 4],
-    leaky: bool,
+pub(crate) fn quad_runs<const LEAKY: bool, const MAP: bool, const QUAD: bool>(
+    q: &Quad,
+    inv: f32,
     runs: &[Run],
-    mut maps: [Option<&mut [f32]>; 4],
-    mut quad: Option<(f32, &mut [u32])>,
+    maps: &mut [&mut [f32]],
+    quads: &mut [u32],
 ) -> f32 {
     use std::arch::x86_64::*;
+    let n = q.present;
+    assert!((1..=4).contains(&n) && (!MAP || maps.len() >= n));
     let (scale, lo, hi, half, tenth) = (
-        _mm512_set1_ps(quad.as_ref().map_or(1.0, |q| q.0)),
+        _mm512_set1_ps(inv),
         _mm512_set1_ps(-127.0),
         _mm512_set1_ps(127.0),
         _mm512_set1_ps(128.5),
         _mm512_set1_ps(0.1),
     );
     let abs_mask = _mm512_set1_epi32(0x7fff_ffff);
+    let missing = (n..4).fold(0i32, |w, j| w | (128 << (8 * j)));
+    let off: [__m512i; 4] = std::array::from_fn(|j| _mm512_set1_epi32(q.offset[j]));
+    let scl: [__m512; 4] = std::array::from_fn(|j| _mm512_set1_ps(q.scale[j]));
+    let bias: [__m512; 4] = std::array::from_fn(|j| _mm512_set1_ps(q.bias.map_or(0.0, |b| b[j])));
     let mut seen = _mm512_setzero_ps();
     for r in runs {
         assert!(r.lane + r.len <= PIXELS);
-        for (c, m) in chans.iter().zip(&maps) {
-            let skip_ok = c
-                .and_then(|c| c.skip)
-                .is_none_or(|s| r.at + r.len <= s.len());
-            assert!(skip_ok && m.as_ref().is_none_or(|m| r.at + r.len <= m.len()));
+        if MAP {
+            assert!(maps[..n].iter().all(|m| r.at + r.len <= m.len()));
         }
-        if let Some((_, q)) = &quad {
-            assert!(r.at2 + r.len <= q.len());
+        if QUAD {
+            assert!(r.at2 + r.len <= quads.len());
         }
         let mut i = 0;
         while i < r.len {
@@ -221,61 +241,113 @@ pub(crate) fn quad_runs(
             } else {
                 (1u16 << (r.len - i)) - 1
             };
-            let mut word = _mm512_setzero_si512();
-            for (j, c) in chans.iter().enumerate() {
-                let Some(c) = c else {
-                    word = _mm512_or_si512(word, _mm512_set1_epi32(128 << (8 * j)));
-                    continue;
-                };
-                // SAFETY (every masked load and store below): lanes lane + i.. under the mask
-                // end by lane + len ≤ 32, and outputs at + i.. (at2 + i..) by at + len
-                // (at2 + len) ≤ the length of the skip, map (planes) they index (asserted).
-                let s = unsafe { _mm512_maskz_loadu_epi32(m, c.sums.as_ptr().add(r.lane + i)) };
-                let v = match c.kind {
-                    Sums::Int8 { offset, scale } => _mm512_mul_ps(
-                        _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_set1_epi32(offset))),
-                        _mm512_set1_ps(scale),
-                    ),
-                    Sums::F32 => _mm512_castsi512_ps(s),
-                };
-                let mut v = match c.bias {
-                    Some(b) => _mm512_add_ps(v, _mm512_set1_ps(b)),
-                    None => v,
-                };
-                if leaky {
+            let mut word = _mm512_set1_epi32(missing);
+            for j in 0..n {
+                // SAFETY (the masked loads and stores): lanes lane + i.. under the mask end by
+                // lane + len ≤ 32, and outputs at + i.. (at2 + i..) by at + len (at2 + len) ≤
+                // the length of the map (planes) they index (asserted).
+                let s = unsafe { _mm512_maskz_loadu_epi32(m, q.sums[j].as_ptr().add(r.lane + i)) };
+                let mut v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s, off[j])), scl[j]);
+                if q.bias.is_some() {
+                    v = _mm512_add_ps(v, bias[j]);
+                }
+                if LEAKY {
                     v = _mm512_max_ps(v, _mm512_mul_ps(v, tenth));
                 }
-                if let Some(skip) = c.skip {
-                    let x = unsafe { _mm512_maskz_loadu_ps(m, skip.as_ptr().add(r.at + i)) };
-                    v = _mm512_add_ps(v, x);
+                if MAP {
+                    unsafe { _mm512_mask_storeu_ps(maps[j].as_mut_ptr().add(r.at + i), m, v) };
                 }
-                if let Some(map) = maps[j].as_deref_mut() {
-                    unsafe { _mm512_mask_storeu_ps(map.as_mut_ptr().add(r.at + i), m, v) };
-                }
-                if quad.is_some() {
+                if QUAD {
                     let a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
                     // Lanes under the mask only; max(a, seen) answers `seen` where a is NaN.
                     seen = _mm512_mask_max_ps(seen, m, a, seen);
                     let v = _mm512_mul_ps(v, scale);
-                    let q = _mm512_cvttps_epi32(_mm512_add_ps(
+                    let b = _mm512_cvttps_epi32(_mm512_add_ps(
                         _mm512_min_ps(_mm512_max_ps(v, lo), hi),
                         half,
                     ));
-                    word = _mm512_or_si512(
-                        word,
-                        _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * j as i32)),
-                    );
+                    let shift = _mm512_set1_epi32(8 * j as i32);
+                    word = _mm512_or_si512(word, _mm512_sllv_epi32(b, shift));
                 }
             }
-            if let Some((_, q)) = quad.as_mut() {
+            if QUAD {
                 unsafe {
-                    _mm512_mask_storeu_epi32(q.as_mut_ptr().add(r.at2 + i) as *mut _, m, word)
+                    _mm512_mask_storeu_epi32(quads.as_mut_ptr().add(r.at2 + i) as *mut _, m, word)
                 };
             }
             i += 16;
         }
     }
     _mm512_reduce_max_ps(seen)
+}
+
+/// `dst = a + b` over `[c, h, w]` maps — the sums an unweighted linear shortcut computes, bit
+/// for bit — and the sums quantized into the next conv's planes in the same pass, each quad of
+/// channels row by row while its rows are in cache (the next conv would otherwise read the map
+/// twice more: for its maximum and to pack it). Returns the largest |sum|; None (nothing
+/// written) when the maps or planes are too short.
+pub(crate) fn add_into_planes(
+    a: &[f32],
+    b: &[f32],
+    (c, h, w): (usize, usize, usize),
+    dst: &mut [f32],
+    out: PlanesOut,
+) -> Option<f32> {
+    use rayon::prelude::*;
+    let (hw, spec) = (h * w, out.spec);
+    let ws = spec.dg.word_stride();
+    let fits = spec.fits(h, w, c) && out.x.len() >= spec.len;
+    if !fits || a.len() < c * hw || b.len() < c * hw || dst.len() < c * hw {
+        return None;
+    }
+    let quads = c.div_ceil(4);
+    let seen = dst[..c * hw]
+        .par_chunks_mut(4 * hw)
+        .zip(out.x[..quads * ws].par_chunks_mut(ws))
+        .enumerate()
+        .map(|(q, (sums, plane))| {
+            let (c0, present) = (4 * q, (c - 4 * q).min(4));
+            let (a, b) = (
+                &a[c0 * hw..(c0 + present) * hw],
+                &b[c0 * hw..(c0 + present) * hw],
+            );
+            let mut seen = 0f32;
+            for y in 0..h {
+                let at = spec.dg.position(y + spec.pad, spec.pad);
+                let words = &mut plane[at..at + w];
+                seen = seen.max(add_quad_row(a, b, sums, (hw, y * w, w), out.inv, words));
+            }
+            seen
+        })
+        .reduce(|| 0.0, f32::max);
+    Some(seen)
+}
+
+/// One row of a residual add for up to four channels (`a`, `b`, `sums`: the quad's maps of
+/// `hw` values each, the row at `at..at + w`): the sums, their largest |value|, and the words of
+/// the row quantized with `inv` (as `int8::quad_row` packs them; a missing channel is 128).
+fn add_quad_row(
+    a: &[f32],
+    b: &[f32],
+    sums: &mut [f32],
+    (hw, at, w): (usize, usize, usize),
+    inv: f32,
+    words: &mut [u32],
+) -> f32 {
+    let present = sums.len() / hw;
+    let mut seen = 0f32;
+    for j in 0..present {
+        let (x, z) = (&a[j * hw + at..][..w], &b[j * hw + at..][..w]);
+        let row = &mut sums[j * hw + at..][..w];
+        for ((d, &x), &z) in row.iter_mut().zip(x).zip(z) {
+            *d = x + z;
+        }
+        seen = seen.max(super::int8::max_abs(row));
+    }
+    let rows: [Option<&[f32]>; 4] =
+        std::array::from_fn(|j| (j < present).then(|| &sums[j * hw + at..][..w]));
+    super::int8::quad_row(rows, inv, words);
+    seen
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -310,7 +382,7 @@ mod tests {
     /// f32 map, the reported maximum is the map's, and the last conv's outputs are the same
     /// bits — also when the scale is too small and values clamp.
     fn chain_case(c: [usize; 4], (h, w): (usize, usize), sizes: [usize; 3], stride_a: usize) {
-        if Emit::new(None, None, None, 0).is_none()
+        if Emit::new(None, None).is_none()
             || crate::quant::direct::Engine::for_op(crate::quant::direct::TileOp::Int8).is_none()
         {
             println!("no AVX-512 VNNI here: int8 convs are not chained (nothing to compare)");
@@ -444,78 +516,43 @@ mod tests {
         chain_case([16, 32, 64, 32], (9, 9), [3, 1, 3], 1);
     }
 
-    /// A conv with a shortcut folded in writes `act(conv) + skip`, the exact sum the shortcut
-    /// layer computes, to its map, and those values quantized to the next conv's planes when
-    /// both are asked for (a map with other readers).
-    fn residual_case(cin: usize, cout: usize, (h, w): (usize, usize), size: usize, stride: usize) {
-        if Emit::new(None, None, None, 0).is_none() || !crate::quant::cpu_int8_direct_available() {
-            return println!("no direct int8 kernel here: nothing folded (nothing to compare)");
-        }
-        let mut seed = (cin * 7 + cout * 13 + h) as u64;
-        let conv = Int8Conv::new(
-            &values(cout * cin * size * size, &mut seed),
-            cout,
-            cin,
-            size,
+    /// The residual add that feeds a chain writes the shortcut layer's exact sums to its map
+    /// and, in the same pass, exactly the planes the next conv packs from them.
+    #[test]
+    fn a_residual_add_writes_its_sums_and_the_planes_of_them() {
+        let next = Int8Conv::new(&[0.1f32; 8 * 19 * 9], 8, 19, 3);
+        let Some(spec) = next.planes_spec(geom(19, 13, 11, 3, 1)) else {
+            return println!("no direct int8 kernel here: nothing chained (nothing to compare)");
+        };
+        let mut seed = 5;
+        let (a, b) = (
+            values(19 * 13 * 11, &mut seed),
+            values(19 * 13 * 11, &mut seed),
         );
-        let next = Int8Conv::new(&values(8 * cout * 9, &mut seed), 8, cout, 3);
-        let bias = values(cout, &mut seed);
-        let epi = Some(Epilogue {
-            bias: &bias,
-            activation: Activation::Leaky,
-        });
-        let g = geom(cin, h, w, size, stride);
-        let (ho, wo) = (
-            (h + 2 * g.pad - size) / stride + 1,
-            (w + 2 * g.pad - size) / stride + 1,
-        );
-        let x = values(cin * h * w, &mut seed);
-        let skip = values(cout * ho * wo, &mut seed);
-        let mut plain = vec![f32::NAN; cout * ho * wo];
-        conv.forward_fused(&x, g, &mut plain, epi);
-        let want: Vec<f32> = plain
-            .iter()
-            .zip(&skip)
-            .map(|(a, b)| 1.0 * a + 1.0 * b)
-            .collect();
-        let xs = max_abs(&x) / 127.0;
-        let gn = geom(cout, ho, wo, 3, 1);
-        let spec = next.planes_spec(gn).unwrap();
-        let inv = 127.0 / max_abs(&want);
-        let (mut map, mut planes) = (vec![f32::NAN; want.len()], spec.new_planes());
-        let out = ChainOut {
-            map: Some(&mut map),
-            planes: Some(PlanesOut {
+        // What the shortcut layer computes for one unweighted input: 1·a + 1·b.
+        let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        for squeeze in [1.0, 0.5] {
+            let inv = 127.0 / (squeeze * max_abs(&want));
+            let (mut sums, mut planes) = (vec![f32::NAN; want.len()], spec.new_planes());
+            let out = PlanesOut {
                 x: &mut planes,
                 spec,
                 inv,
-            }),
-            skip: Some(&skip),
+            };
+            let seen = add_into_planes(&a, &b, (19, 13, 11), &mut sums, out).unwrap();
+            assert_eq!(sums, want);
+            assert_eq!(seen, max_abs(&want));
+            let mut packed = spec.new_planes();
+            quantize_planes(&want, geom(19, 13, 11, 3, 1), inv, &spec.dg, &mut packed);
+            assert_eq!(planes, packed, "squeeze {squeeze}");
+        }
+        let mut short = vec![0.0; 10];
+        let out = PlanesOut {
+            x: &mut [],
+            spec,
+            inv: 1.0,
         };
-        let seen = conv
-            .forward_chained(ChainIn::F32(&x), xs, g, out, epi, &mut Scratch::default())
-            .unwrap();
-        assert_eq!(map, want, "map with the residual");
-        assert_eq!(seen, max_abs(&want));
-        let mut packed = spec.new_planes();
-        quantize_planes(&want, gn, inv, &spec.dg, &mut packed);
-        assert_eq!(planes, packed, "planes of the residual sums");
-        let mut alone = vec![f32::NAN; want.len()];
-        let out = ChainOut {
-            map: Some(&mut alone),
-            skip: Some(&skip),
-            ..ChainOut::default()
-        };
-        conv.forward_chained(ChainIn::F32(&x), xs, g, out, epi, &mut Scratch::default())
-            .unwrap();
-        assert_eq!(alone, want, "map alone");
-    }
-
-    #[test]
-    fn a_folded_shortcut_adds_exactly_what_the_shortcut_layer_adds() {
-        residual_case(12, 40, (13, 11), 3, 1);
-        residual_case(16, 19, (20, 18), 3, 2);
-        residual_case(64, 32, (9, 9), 1, 1);
+        assert!(add_into_planes(&a, &b, (19, 13, 11), &mut short, out).is_none());
     }
 
     #[test]

@@ -321,7 +321,6 @@ impl DirectWeights {
                     rows,
                     acc,
                     runs: &runs[..nruns],
-                    base: base_a,
                 };
                 seen = seen.max(emit(&block, sa, sb));
             });
@@ -346,14 +345,12 @@ impl DirectWeights {
 }
 
 /// One 32-channel group of a block handed to `conv_regions`'s emit: channels `o..o + rows`,
-/// `acc[r]` = channel o + r's sums; `base` = where the task's segments of the first output
-/// start in their regions (`base + run.at` is a run's index in a whole region).
+/// `acc[r]` = channel o + r's sums, and the block's runs of valid outputs.
 pub(crate) struct Block<'a> {
     pub o: usize,
     pub rows: usize,
     pub acc: &'a [[i32; PIXELS]; COUT_GROUP],
     pub runs: &'a [Run],
-    pub base: usize,
 }
 
 /// One destination of a conv: regions of `layout.len` values back to back (none when empty).

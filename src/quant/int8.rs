@@ -357,7 +357,6 @@ impl Int8Conv {
         if let ChainOut {
             map: Some(dst),
             planes: None,
-            skip: None,
         } = output
         {
             // The plain f32 output: channel by channel.
@@ -368,10 +367,8 @@ impl Int8Conv {
                 })
                 .then_some(0.0);
         }
-        let ChainOut { map, planes, skip } = output;
-        if skip.is_some_and(|s| s.len() < cout * n)
-            || map.as_ref().is_some_and(|m| m.len() < cout * n)
-        {
+        let ChainOut { map, planes } = output;
+        if map.as_ref().is_some_and(|m| m.len() < cout * n) || (map.is_none() && planes.is_none()) {
             return None;
         }
         let maps = Regions::new(
@@ -394,7 +391,7 @@ impl Int8Conv {
             }
             None => (Regions::none(), None),
         };
-        let emit = super::chain::Emit::new(epi, inv, skip, n)?;
+        let emit = super::chain::Emit::new(epi, inv)?;
         d.conv_regions(x, &dg, wo, (maps, quads), &mut s.segs, |b, maps, quads| {
             emit.block(b, maps, quads, |oc| self.sums(oc, xs))
         })
@@ -541,7 +538,7 @@ pub(super) fn quantize_planes(
 
 /// One row of 4-channel words from up to four channel rows (a missing channel is zero).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn quad_row(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
+pub(super) fn quad_row(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if vnni_available() {
         // SAFETY: avx512f + avx512bw were found at run time.

@@ -234,7 +234,7 @@ pub fn finish(
         {
             entry.reduced = choice.1 != "f32";
         } else if keep_f32 {
-            let chained = model.chain_source(layer).is_some();
+            let chained = model.int8_chaining() && model.chain_source(layer).is_some();
             let t = time_layer(&mut model, layer, geom, chained)?;
             entry.f32_ms = Some(t.f32_ms);
             entry.reduced_ms = Some(t.reduced_ms);

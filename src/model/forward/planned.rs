@@ -18,10 +18,7 @@ pub(super) struct Workspace {
     slots: Vec<Vec<f32>>,
     /// By layer: the int8 planes it reads, written by the conv before it (see `quant::chain`).
     chains: Vec<Option<Chain>>,
-    /// By layer: whether this int8 conv also computes the shortcut after it (which then does
-    /// not run).
-    fused: Vec<bool>,
-    /// By layer: an int8 conv on the direct kernel, run with `scratch` (batch 1, chaining on).
+    /// By layer: an int8 conv on the direct kernel, run with `scratch` (batch 1).
     direct: Vec<bool>,
     /// The direct int8 convs' buffers: the workspace's, not a pool thread's, so that a steady
     /// frame allocates nothing whichever thread runs it.
@@ -86,20 +83,13 @@ impl Darknet {
         let (b, h, w) = key;
         let shapes = layer_shapes(&self.cfg, w, h)?;
         let sizes: Vec<usize> = shapes.iter().map(|s| b * s.c * s.h * s.w).collect();
-        let fused = self.fused_residuals(b, &shapes);
-        // A fused conv writes its shortcut's output while still reading its own input: that
-        // input must outlive the shortcut, not just the conv.
-        let mut last_use = self.last_use.clone();
-        for j in (1..fused.len()).filter(|&j| fused[j]) {
-            last_use[j - 1] = last_use[j - 1].max(j + 1);
-        }
-        let plan = plan(&sizes, &aliases(&self.cfg), &last_use);
+        let plan = plan(&sizes, &aliases(&self.cfg), &self.last_use);
         let slots = plan.slot_lens.iter().map(|&n| vec![0.0f32; n]).collect();
-        let chains = self.chains(b, &shapes, &fused);
+        let chains = self.chains(b, &shapes);
         let direct = self
             .layers
             .iter()
-            .map(|l| matches!(l, Prepared::Conv(c) if b == 1 && self.chaining && c.runs_int8_direct()))
+            .map(|l| matches!(l, Prepared::Conv(c) if b == 1 && c.runs_int8_direct()))
             .collect();
         Ok(Workspace {
             key,
@@ -107,39 +97,17 @@ impl Darknet {
             shapes,
             slots,
             chains,
-            fused,
             direct,
             scratch: Scratch::default(),
             col: Default::default(),
         })
     }
 
-    /// Which int8 convs fold the shortcut after them into their epilogue (see
-    /// [`Darknet::fuses_residual`]): on the direct kernel, linear or leaky, all three maps the
-    /// same shape; batch 1 and only while chaining is on.
-    fn fused_residuals(&self, b: usize, shapes: &[Shape]) -> Vec<bool> {
-        (0..self.layers.len())
-            .map(|j| {
-                let (Prepared::Conv(conv), Some(LayerKind::Shortcut(s))) =
-                    (&self.layers[j], self.cfg.layers.get(j + 1).map(|l| &l.kind))
-                else {
-                    return false;
-                };
-                b == 1
-                    && self.chaining
-                    && self.fuses_residual(j)
-                    && conv.can_feed_chain()
-                    && shapes[j] == shapes[j + 1]
-                    && shapes[s.from[0]] == shapes[j + 1]
-            })
-            .collect()
-    }
-
-    /// The int8 chains of a forward of batch `b` (see `quant::chain`): layer t reads its input
-    /// as planes written by conv [`Darknet::chain_source`]`(t)` where both run int8 on the direct
-    /// kernel (the writer through the shortcut it folds in, if it is not just before t). Batch 1
-    /// only (the pipeline's), and only while chaining is on (`Darknet::set_int8_chaining`).
-    fn chains(&self, b: usize, shapes: &[Shape], fused: &[bool]) -> Vec<Option<Chain>> {
+    /// The int8 chains of a forward of batch `b` (see `quant::chain`): conv t reads its input
+    /// as planes written by layer [`Darknet::chain_source`]`(t)` — an int8 conv on the direct
+    /// kernel, or a plain residual add — where t itself is one. Batch 1 only (the pipeline's),
+    /// and only while chaining is on (`Darknet::set_int8_chaining`).
+    fn chains(&self, b: usize, shapes: &[Shape]) -> Vec<Option<Chain>> {
         let n = self.layers.len();
         let mut chains: Vec<Option<Chain>> = (0..n).map(|_| None).collect();
         if b != 1 || !self.chaining {
@@ -149,11 +117,10 @@ impl Darknet {
             let (Some(p), Prepared::Conv(to)) = (self.chain_source(t), &self.layers[t]) else {
                 continue;
             };
-            let Prepared::Conv(from) = &self.layers[p] else {
-                continue;
-            };
-            if !from.can_feed_chain() || (p + 1 != t && !fused[p]) {
-                continue;
+            if let Prepared::Conv(from) = &self.layers[p] {
+                if !from.can_feed_chain() {
+                    continue;
+                }
             }
             let s = &shapes[t - 1];
             chains[t] = to.chain_input((s.c, s.h, s.w)).map(|spec| Chain {
@@ -214,11 +181,10 @@ impl Darknet {
                 });
                 continue;
             }
-            // Not run: another layer's values, or a shortcut its conv computed.
-            if !ws.plan.writes[i] || (i > 0 && ws.fused[i - 1]) {
+            if !ws.plan.writes[i] {
                 continue;
             }
-            if !self.run_int8(i, input, ws)? {
+            if !self.run_int8(i, input, ws)? && !self.run_shortcut_to_planes(i, input, ws)? {
                 let loc = ws.plan.locs[i];
                 // Out of the slot list while written: the inputs live in other slots (the plan
                 // never gives a layer the slot of a map it reads).
@@ -228,10 +194,9 @@ impl Darknet {
                 done?;
             }
             // First frame: the unchained output's maximum is the next conv's int8 scale.
-            let out = if ws.fused[i] { i + 1 } else { i };
-            if let Some(Some(c)) = ws.chains.get_mut(out + 1) {
+            if let Some(Some(c)) = ws.chains.get_mut(i + 1) {
                 if c.max.is_none() {
-                    let loc = ws.plan.locs[out];
+                    let loc = ws.plan.locs[i];
                     c.seen = max_abs(&ws.slots[loc.slot][..loc.len]);
                 }
             }
@@ -245,31 +210,27 @@ impl Darknet {
     }
 
     /// Runs conv `i` where it is an int8 conv on the direct kernel (returns false, having done
-    /// nothing, otherwise), folding in the shortcut after it where it can and reading or
-    /// writing the planes of calibrated chains. Its output ("layer `out`": the conv's, or the folded shortcut's) goes to the
-    /// next conv's planes when that chain is calibrated, and to its f32 slot unless the next
-    /// conv is its only reader.
+    /// nothing, otherwise), reading or writing the planes of calibrated chains. Its output goes
+    /// to the next conv's planes when that chain is calibrated, and to its f32 slot unless the
+    /// next conv is its only reader.
     fn run_int8(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<bool, ModelError> {
         let (Prepared::Conv(conv), true) = (&self.layers[i], ws.direct[i]) else {
             return Ok(false);
         };
-        let fused = ws.fused[i];
-        let out = if fused { i + 1 } else { i };
         let calibrated = |c: Option<&Option<Chain>>| c.and_then(|c| c.as_ref()?.max);
         let in_max = calibrated(ws.chains.get(i));
-        let out_max = calibrated(ws.chains.get(out + 1));
         let prev = i.checked_sub(1);
         let dims = match prev {
             None => (self.cfg.net.channels, ws.key.1, ws.key.2),
             Some(j) => (ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
         };
-        let loc = ws.plan.locs[out];
+        let loc = ws.plan.locs[i];
         let (before, after) = ws.chains.split_at_mut(i + 1);
-        let next = match out_max {
-            Some(_) => after.get_mut(out - i).and_then(|c| c.as_mut()),
-            None => None,
-        };
-        let keep_map = next.is_none() || self.last_use[out] != out + 1;
+        let next = after
+            .first_mut()
+            .and_then(|c| c.as_mut())
+            .filter(|c| c.max.is_some());
+        let keep_map = next.is_none() || self.last_use[i] != i + 1;
         // Out of the slot list while written (the inputs never live in it), as in run_planned.
         let mut dst = match keep_map {
             true => std::mem::take(&mut ws.slots[loc.slot]),
@@ -280,23 +241,15 @@ impl Darknet {
             (Some(m), Some(c)) => (ChainIn::Planes(&c.planes), int8_scale(m)),
             _ => (ChainIn::F32(f32_in), int8_scale(max_abs(f32_in))),
         };
-        let skip = match (fused, &self.cfg.layers[out].kind) {
-            (true, LayerKind::Shortcut(s)) => {
-                Some(slot_view(&ws.plan, &ws.slots, input, Some(s.from[0])))
-            }
-            _ => None,
-        };
         let (planes, seen_in) = match next {
             Some(c) => {
                 let inv = 1.0 / int8_scale(c.max.unwrap_or(0.0));
-                (
-                    Some(PlanesOut {
-                        x: &mut c.planes,
-                        spec: c.spec,
-                        inv,
-                    }),
-                    Some(&mut c.seen),
-                )
+                let out = PlanesOut {
+                    x: &mut c.planes,
+                    spec: c.spec,
+                    inv,
+                };
+                (Some(out), Some(&mut c.seen))
             }
             None => (None, None),
         };
@@ -307,7 +260,6 @@ impl Darknet {
                 None
             },
             planes,
-            skip,
         };
         let seen = conv.forward_chained(chained_in, xs, dims, output, &mut ws.scratch);
         if let (Some(s), Ok(v)) = (seen_in, &seen) {
@@ -317,6 +269,46 @@ impl Darknet {
             ws.slots[loc.slot] = dst;
         }
         seen.map(|_| true).map_err(tensor_err(i, "convolutional"))
+    }
+
+    /// Runs shortcut `i` where it is a plain residual add whose sums a calibrated chain takes
+    /// as the next conv's planes (returns false, having done nothing, otherwise): the sums are
+    /// written to its slot (later shortcuts read them) and quantized in the same pass.
+    fn run_shortcut_to_planes(
+        &self,
+        i: usize,
+        input: &[f32],
+        ws: &mut Workspace,
+    ) -> Result<bool, ModelError> {
+        let (Some(LayerKind::Shortcut(s)), Some(Some(c))) = (
+            self.cfg.layers.get(i).map(|l| &l.kind),
+            ws.chains.get_mut(i + 1),
+        ) else {
+            return Ok(false);
+        };
+        let (Some(max), &[from], Some(prev)) = (c.max, &s.from[..], i.checked_sub(1)) else {
+            return Ok(false);
+        };
+        let shape = ws.shapes[i];
+        let loc = ws.plan.locs[i];
+        let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
+        let a = slot_view(&ws.plan, &ws.slots, input, Some(prev));
+        let b = slot_view(&ws.plan, &ws.slots, input, Some(from));
+        let out = PlanesOut {
+            x: &mut c.planes,
+            spec: c.spec,
+            inv: 1.0 / int8_scale(max),
+        };
+        let dims = (shape.c, shape.h, shape.w);
+        let seen = crate::quant::chain::add_into_planes(a, b, dims, &mut dst[..loc.len], out);
+        ws.slots[loc.slot] = dst;
+        let seen = seen.ok_or_else(|| {
+            ModelError::Input(format!(
+                "internal: shortcut {i}'s maps do not fit its planes"
+            ))
+        })?;
+        c.seen = c.seen.max(seen);
+        Ok(true)
     }
 
     /// Runs layer `i` (one that writes its own output) into `dst`.
