@@ -44,12 +44,14 @@ pub(super) fn run_regs(
     x: &[u32],
     g: &DirectGeom,
     (b0, b1): (usize, usize),
+    (g0, g1): (usize, usize),
     mut block: impl FnMut(usize, usize, usize, &[[i32; PIXELS]; COUT_GROUP]),
 ) {
     let mut acc = [[0i32; PIXELS]; COUT_GROUP];
+    let end = (g1 * COUT_GROUP).min(d.cout);
     for b in b0..b1 {
-        let mut o = 0;
-        while o < d.cout {
+        let mut o = g0 * COUT_GROUP;
+        while o < end {
             let rows = COUT_GROUP.min(d.cout - o);
             for pass in 0..rows.div_ceil(CHANNELS) {
                 let c0 = o + pass * CHANNELS;

@@ -514,6 +514,12 @@ mod tests {
         chain_case([8, 19, 37, 5], (13, 11), [1, 3, 1], 1);
         chain_case([3, 40, 64, 33], (17, 20), [3, 3, 1], 2);
         chain_case([16, 32, 64, 32], (9, 9), [3, 1, 3], 1);
+        // Many channel groups on a small map: split by groups over the threads.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| chain_case([8, 200, 140, 5], (9, 9), [1, 3, 1], 1));
     }
 
     /// The residual add that feeds a chain writes the shortcut layer's exact sums to its map

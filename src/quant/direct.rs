@@ -174,9 +174,10 @@ impl DirectWeights {
         self.words() * g.word_stride() + 2 * PIXELS + self.size * (g.out_w() + 1)
     }
 
-    /// Integer sums of blocks `b0..b1` (32 padded-width pixels each) for every output channel,
-    /// handed to `block(b, o, rows, acc)` per 32 channels (all channels of a block, from o = 0,
-    /// before the next block): `acc[r][i]` is channel `o + r` at
+    /// Integer sums of blocks `b0..b1` (32 padded-width pixels each) for the output channels of
+    /// 32-channel groups `groups.0..groups.1` (every group on the AMX engine), handed to
+    /// `block(b, o, rows, acc)` per 32 channels (every (block, group) once, in an order
+    /// of the engine's choosing): `acc[r][i]` is channel `o + r` at
     /// padded pixel `32·b + i` (i32, or f32 bits for bf16). Returns false (and does nothing)
     /// when `x` is too short.
     #[cfg(target_arch = "x86_64")]
@@ -185,9 +186,15 @@ impl DirectWeights {
         x: &[u32],
         g: &DirectGeom,
         blocks: (usize, usize),
+        groups: (usize, usize),
         block: impl FnMut(usize, usize, usize, &[[i32; PIXELS]; COUT_GROUP]),
     ) -> bool {
+        let all = self.cout.div_ceil(COUT_GROUP);
         if x.len() < self.input_words(g) || blocks.1 > g.blocks() || self.cout == 0 {
+            return false;
+        }
+        // The tiles run every group; only the registers engine takes a share of them.
+        if groups.1 > all || (self.engine == Engine::Amx && groups != (0, all)) {
             return false;
         }
         // Both engines read, for block b, tap (ky, kx) and channel word q, the 32 words at
@@ -197,7 +204,7 @@ impl DirectWeights {
         // every tap's reach of valid outputs.
         match self.engine {
             Engine::Amx => super::amx::run_tiles(self, x, g, blocks, block),
-            Engine::Avx512 => super::avx512::run_regs(self, x, g, blocks, block),
+            Engine::Avx512 => super::avx512::run_regs(self, x, g, blocks, groups, block),
         }
         true
     }
@@ -261,17 +268,32 @@ impl DirectWeights {
         if x.len() < self.input_words(g) || wo > wp {
             return None;
         }
-        let blocks = g.blocks();
-        let parts = rayon::current_num_threads().clamp(1, blocks.clamp(1, MAX_PARTS));
+        let (blocks, groups) = (g.blocks(), self.cout.div_ceil(COUT_GROUP));
+        let threads = rayon::current_num_threads().clamp(1, MAX_PARTS);
+        // Few blocks (a small map: 13² is 7 of them) split unevenly over the threads; there
+        // the tasks take channel groups instead, each all the blocks (registers engine only).
+        let by_channels = self.engine == Engine::Avx512
+            && threads > 1
+            && blocks < 4 * threads
+            && groups >= 2 * threads;
+        let parts = match by_channels {
+            true => threads,
+            false => threads.min(blocks.max(1)),
+        };
         let mut bounds = [0usize; MAX_PARTS + 1];
         for (t, b) in bounds.iter_mut().enumerate().take(parts + 1) {
-            *b = t * blocks / parts;
+            *b = t * if by_channels { groups } else { blocks } / parts;
         }
+        // Task t's blocks and 32-channel groups.
+        let work = |t: usize| match by_channels {
+            true => ((0, blocks), (bounds[t], bounds[t + 1])),
+            false => ((bounds[t], bounds[t + 1]), (0, groups)),
+        };
         // Where each task's segment starts in a region: at the first valid output at or after
-        // its first padded pixel.
+        // its first padded pixel (0 when split by channels: a task owns whole regions).
         let starts = |layout: &Layout| {
             let mut at = [0usize; MAX_PARTS + 1];
-            for t in 1..=parts {
+            for t in (1..=parts).filter(|_| !by_channels) {
                 let p = bounds[t] * PIXELS;
                 let (mut y, mut col) = (p / wp, p % wp);
                 if col >= wo {
@@ -289,15 +311,25 @@ impl DirectWeights {
         // Each task's segments, in vectors kept from call to call (no allocation per frame in
         // steady state).
         let (la, lb) = (first.layout, second.layout);
-        let mut segs_a = first.split(&starts_a[..=parts], banks.take(parts, 0));
-        let mut segs_b = second.split(&starts_b[..=parts], banks.take(parts, 1));
+        let (mut segs_a, mut segs_b) = match by_channels {
+            false => (
+                first.split(&starts_a[..=parts], banks.take(parts, 0)),
+                second.split(&starts_b[..=parts], banks.take(parts, 1)),
+            ),
+            true => (
+                first.split_by_groups(&bounds[..=parts], banks.take(parts, 0)),
+                second.split_by_groups(&bounds[..=parts], banks.take(parts, 1)),
+            ),
+        };
         let run = |(t, (sa, sb)): (usize, (&mut Segments<A>, &mut Segments<B>))| {
             let (base_a, base_b) = (starts_a[t], starts_b[t]);
             // The runs of valid outputs in the current block.
             let mut runs = [Run::default(); PIXELS];
-            let (mut nruns, mut seen) = (0, 0f32);
-            let ran = self.run(x, g, (bounds[t], bounds[t + 1]), |b, o, rows, acc| {
-                if o == 0 {
+            let (mut nruns, mut seen, mut last) = (0, 0f32, usize::MAX);
+            let (blocks, groups) = work(t);
+            let ran = self.run(x, g, blocks, groups, |b, o, rows, acc| {
+                if b != last {
+                    last = b;
                     nruns = 0;
                     let mut i = 0;
                     while i < PIXELS {
@@ -357,19 +389,56 @@ pub(crate) struct Block<'a> {
 pub(crate) struct Regions<'a, T> {
     pub dst: &'a mut [T],
     pub layout: Layout,
+    /// Output channels per region: 1 (channel maps) or 4 (channel quads).
+    pub channels: usize,
 }
 
 impl<'a, T> Regions<'a, T> {
+    /// One region per output channel.
     pub fn new(dst: &'a mut [T], layout: Layout) -> Self {
-        Regions { dst, layout }
+        Regions {
+            dst,
+            layout,
+            channels: 1,
+        }
+    }
+
+    /// One region per quad of output channels.
+    pub fn quads(dst: &'a mut [T], layout: Layout) -> Self {
+        Regions {
+            dst,
+            layout,
+            channels: 4,
+        }
     }
 
     /// No destination.
     pub fn none() -> Self {
-        Regions {
-            dst: &mut [],
-            layout: Layout::map(0, 0),
+        Regions::new(&mut [], Layout::map(0, 0))
+    }
+
+    /// Every region whole to the task whose 32-channel groups (`bounds[t]..bounds[t + 1]`)
+    /// hold its channels, an empty segment to the others, into `segs` (one empty vector per
+    /// task).
+    fn split_by_groups(
+        self,
+        bounds: &[usize],
+        mut segs: Vec<Segments<'a, T>>,
+    ) -> Vec<Segments<'a, T>> {
+        if self.layout.len > 0 {
+            for (r, region) in self.dst.chunks_exact_mut(self.layout.len).enumerate() {
+                let group = r * self.channels / COUT_GROUP;
+                let owner = bounds[1..].iter().position(|&end| group < end);
+                let mut region = Some(region);
+                for (t, seg) in segs.iter_mut().enumerate() {
+                    match (Some(t) == owner).then(|| region.take()).flatten() {
+                        Some(whole) => seg.push(whole),
+                        None => seg.push(&mut []),
+                    }
+                }
+            }
         }
+        segs
     }
 
     /// Every region cut at `starts` (task t: `starts[t]..starts[t + 1]`) into `segs`, one

@@ -387,7 +387,7 @@ impl Int8Conv {
                     ox: p.spec.pad,
                 };
                 let words = &mut p.x[..cout.div_ceil(4) * layout.len];
-                (Regions::new(words, layout), Some(p.inv))
+                (Regions::quads(words, layout), Some(p.inv))
             }
             None => (Regions::none(), None),
         };
@@ -1057,5 +1057,22 @@ pub(crate) mod tests {
         // Stride 2 without padding (1×1): the other parity of the phase planes' first column.
         case(8, 12, 9, 10, 1, 2);
         case(8, 12, 9, 1, 3, 2);
+    }
+
+    /// Small maps with many channel groups: the registers engine splits the channel groups, not
+    /// the few pixel blocks, over the threads (evenly and not).
+    #[test]
+    fn small_maps_split_by_channel_groups_give_the_same_numbers() {
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                case(16, 130, 9, 9, 3, 1);
+                case(40, 200, 6, 7, 1, 1);
+                case(24, 260, 13, 13, 3, 1);
+            });
+        }
     }
 }
