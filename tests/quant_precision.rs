@@ -234,23 +234,13 @@ fn chained_int8_frames_stay_as_close_to_f32_as_unchained_ones() {
         ..DetectOptions::default()
     };
     let det = Detector::new(f32_net, opts).unwrap();
-    let raw = |heads: Vec<kestrel::model::YoloOutput>| -> Vec<f32> {
-        heads
-            .iter()
-            .flat_map(|h| h.raw.flatten_all().unwrap().to_vec1::<f32>().unwrap())
-            .collect()
-    };
-    let rel = |a: &[f32], b: &[f32]| {
-        let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
-        (d / b.iter().map(|y| y * y).sum::<f32>()).sqrt()
-    };
     let frames = ["bus.jpg", "zidane.jpg", "bus.jpg", "zidane.jpg"];
     for (k, name) in frames.iter().enumerate() {
         let (x, _) = det.preprocess(&load_image(&asset(name)).unwrap()).unwrap();
-        let truth = raw(det.infer(&x).unwrap());
-        let c = raw(chained.forward(&x).unwrap());
-        let p = raw(plain.forward(&x).unwrap());
-        let (ec, ep) = (rel(&c, &truth), rel(&p, &truth));
+        let truth = raw_heads(det.infer(&x).unwrap());
+        let c = raw_heads(chained.forward(&x).unwrap());
+        let p = raw_heads(plain.forward(&x).unwrap());
+        let (ec, ep) = (rel_l2(&c, &truth), rel_l2(&p, &truth));
         println!("frame {k} ({name}): chained {ec:.4}, unchained {ep:.4} rel. L2 from f32");
         if k == 0 {
             assert_eq!(c, p, "the calibrating first frame runs unchained");
@@ -295,17 +285,7 @@ fn chains_through_residual_adds_match_the_plain_int8_forward() {
         (net(Precision::F32), net(Precision::Q8), net(Precision::Q8));
     chained.set_int8_chaining(true);
     plain.set_int8_chaining(false);
-    let raw = |net: &Darknet, x: &candle_core::Tensor| -> Vec<f32> {
-        let heads = net.forward(x).unwrap();
-        heads
-            .iter()
-            .flat_map(|h| h.raw.flatten_all().unwrap().to_vec1::<f32>().unwrap())
-            .collect()
-    };
-    let rel = |a: &[f32], b: &[f32]| {
-        let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
-        (d / b.iter().map(|y| y * y).sum::<f32>()).sqrt()
-    };
+    let raw = |net: &Darknet, x: &candle_core::Tensor| raw_heads(net.forward(x).unwrap());
     // Two different frames of the same kind (uniform [0, 1), fixed seeds).
     let frame = |mut seed: u64| {
         let v: Vec<f32> = (0..3 * 320 * 320)
@@ -325,7 +305,7 @@ fn chains_through_residual_adds_match_the_plain_int8_forward() {
             assert_eq!(c, p, "frame {k}: the calibration frame repeated");
         } else {
             let truth = raw(&f32_net, x);
-            let (ec, ep) = (rel(&c, &truth), rel(&p, &truth));
+            let (ec, ep) = (rel_l2(&c, &truth), rel_l2(&p, &truth));
             println!("frame {k}: chained {ec:.4}, unchained {ep:.4} rel. L2 from f32");
             assert!(
                 ec <= 1.25 * ep + 0.005,
@@ -341,4 +321,18 @@ fn chains_through_residual_adds_match_the_plain_int8_forward() {
     } else {
         assert_eq!(n, 0);
     }
+}
+
+/// Every head's raw output, back to back.
+fn raw_heads(heads: Vec<kestrel::model::YoloOutput>) -> Vec<f32> {
+    heads
+        .iter()
+        .flat_map(|h| h.raw.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .collect()
+}
+
+/// ‖a − b‖ / ‖b‖.
+fn rel_l2(a: &[f32], b: &[f32]) -> f32 {
+    let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+    (d / b.iter().map(|y| y * y).sum::<f32>()).sqrt()
 }

@@ -236,11 +236,7 @@ pub(crate) fn quad_runs<const LEAKY: bool, const MAP: bool, const QUAD: bool>(
         }
         let mut i = 0;
         while i < r.len {
-            let m: __mmask16 = if r.len - i >= 16 {
-                0xFFFF
-            } else {
-                (1u16 << (r.len - i)) - 1
-            };
+            let m = super::int8::lane_mask(r.len - i);
             let mut word = _mm512_set1_epi32(missing);
             for j in 0..n {
                 // SAFETY (the masked loads and stores): lanes lane + i.. under the mask end by
@@ -366,6 +362,19 @@ mod tests {
             .collect()
     }
 
+    /// `conv.forward_chained` with a fresh scratch.
+    fn run(
+        c: &Int8Conv,
+        x: ChainIn,
+        xs: f32,
+        g: Int8Geom,
+        out: ChainOut,
+        e: Option<Epilogue>,
+    ) -> f32 {
+        c.forward_chained(x, xs, g, out, e, &mut Scratch::default())
+            .unwrap()
+    }
+
     fn geom(cin: usize, h: usize, w: usize, size: usize, stride: usize) -> Int8Geom {
         Int8Geom {
             cin,
@@ -432,77 +441,32 @@ mod tests {
             let mut pb = sb.new_planes();
             let xs0 = max_abs(&x) / 127.0;
             let out = ChainOut::planes(&mut pb, sb, 1.0 / xa);
-            let seen = convs[0]
-                .forward_chained(
-                    ChainIn::F32(&x),
-                    xs0,
-                    ga,
-                    out,
-                    epi(0),
-                    &mut Scratch::default(),
-                )
-                .unwrap();
+            let seen = run(&convs[0], ChainIn::F32(&x), xs0, ga, out, epi(0));
             assert_eq!(seen, ma, "A's reported maximum");
             let mut packed = sb.new_planes();
             quantize_planes(&a, gb, 1.0 / xa, &sb.dg, &mut packed);
             assert_eq!(pb, packed, "A's planes (squeeze {squeeze})");
             let mut pc = sc.new_planes();
             let out = ChainOut::planes(&mut pc, sc, 1.0 / xb);
-            let seen = convs[1]
-                .forward_chained(
-                    ChainIn::Planes(&pb),
-                    xa,
-                    gb,
-                    out,
-                    epi(1),
-                    &mut Scratch::default(),
-                )
-                .unwrap();
+            let seen = run(&convs[1], ChainIn::Planes(&pb), xa, gb, out, epi(1));
             // With a squeezed input scale B's values differ from the unchained ones: compare
             // against B run unchained on A's map but with that same input scale.
             let mut b_same = vec![f32::NAN; c[2] * n];
             let out = ChainOut::map(&mut b_same);
-            convs[1]
-                .forward_chained(
-                    ChainIn::F32(&a),
-                    xa,
-                    gb,
-                    out,
-                    epi(1),
-                    &mut Scratch::default(),
-                )
-                .unwrap();
+            run(&convs[1], ChainIn::F32(&a), xa, gb, out, epi(1));
             assert_eq!(seen, max_abs(&b_same), "B's reported maximum");
             let mut packed = sc.new_planes();
             quantize_planes(&b_same, gc, 1.0 / xb, &sc.dg, &mut packed);
             assert_eq!(pc, packed, "B's planes (squeeze {squeeze})");
             let mut got = vec![f32::NAN; c[3] * n];
             let out = ChainOut::map(&mut got);
-            convs[2]
-                .forward_chained(
-                    ChainIn::Planes(&pc),
-                    xb,
-                    gc,
-                    out,
-                    epi(2),
-                    &mut Scratch::default(),
-                )
-                .unwrap();
+            run(&convs[2], ChainIn::Planes(&pc), xb, gc, out, epi(2));
             if squeeze == 1.0 {
                 assert_eq!(got, want, "C's outputs");
             } else {
                 let mut c_same = vec![f32::NAN; c[3] * n];
                 let out = ChainOut::map(&mut c_same);
-                convs[2]
-                    .forward_chained(
-                        ChainIn::F32(&b_same),
-                        xb,
-                        gc,
-                        out,
-                        epi(2),
-                        &mut Scratch::default(),
-                    )
-                    .unwrap();
+                run(&convs[2], ChainIn::F32(&b_same), xb, gc, out, epi(2));
                 assert_eq!(got, c_same, "C's outputs, clamped inputs");
             }
         }

@@ -165,6 +165,17 @@ impl Int8Geom {
     }
 }
 
+/// The first `min(left, 16)` of 16 lanes: a run's next vector, masked at its end.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn lane_mask(left: usize) -> u16 {
+    if left >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << left) - 1
+    }
+}
+
 /// Whether this CPU runs the VNNI kernel (otherwise the portable loop, for correctness only).
 pub fn vnni_available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -752,11 +763,7 @@ mod vnni {
             assert!(r.lane + r.len <= 32 && r.at + r.len <= out.len());
             let mut i = 0;
             while i < r.len {
-                let m: __mmask16 = if r.len - i >= 16 {
-                    0xFFFF
-                } else {
-                    (1u16 << (r.len - i)) - 1
-                };
+                let m = super::lane_mask(r.len - i);
                 // SAFETY: lanes lane + i.. under the mask end by lane + len ≤ 32 (asserted);
                 // outputs at + i.. under the mask end by at + len ≤ out.len() (asserted).
                 unsafe {
