@@ -87,19 +87,19 @@ pub(crate) struct PlanesOut<'a> {
 }
 
 /// How one conv call turns 32-bit sums into its outputs, four channels at a time: f32 values
-/// (bias, activation) into channel maps and/or u8 quads into the next conv's planes.
+/// (bias, activation) into u8 quads of the next conv's planes and, where asked, channel maps.
 #[derive(Clone, Copy)]
 pub(crate) struct Emit<'a> {
     epi: Option<Epilogue<'a>>,
     leaky: bool,
     /// Quantizing into planes with this `1 / scale`.
-    inv: Option<f32>,
+    inv: f32,
 }
 
 impl<'a> Emit<'a> {
     /// None where this CPU lacks AVX-512 or the activation is neither linear nor leaky (then the
     /// conv is not chained).
-    pub fn new(epi: Option<Epilogue<'a>>, inv: Option<f32>) -> Option<Emit<'a>> {
+    pub fn new(epi: Option<Epilogue<'a>>, inv: f32) -> Option<Emit<'a>> {
         let act = epi.map(|e| e.activation);
         let ok = matches!(act, None | Some(Activation::Linear | Activation::Leaky));
         (ok && super::int8::vnni_available()).then_some(Emit {
@@ -122,7 +122,7 @@ impl<'a> Emit<'a> {
         quads: &mut [&mut [u32]],
         sums: impl Fn(usize) -> Sums,
     ) -> f32 {
-        let (to_map, to_quads) = (!maps.is_empty(), self.inv.is_some() && !quads.is_empty());
+        let to_map = !maps.is_empty();
         let mut seen = 0f32;
         for k in 0..b.rows.div_ceil(4) {
             let c0 = b.o + 4 * k;
@@ -148,32 +148,14 @@ impl<'a> Emit<'a> {
                 true => &mut maps[c0..c0 + present],
                 false => &mut [][..],
             };
-            let words = match to_quads {
-                true => &mut *quads[c0 / 4],
-                false => &mut [][..],
-            };
-            let inv = self.inv.unwrap_or(1.0);
+            let (words, inv) = (&mut *quads[c0 / 4], self.inv);
             // SAFETY: `Emit::new` found avx512f and avx512bw (in `vnni_available`).
             let m = unsafe {
-                match (self.leaky, to_map, to_quads) {
-                    (true, true, true) => {
-                        quad_runs::<true, true, true>(&quad, inv, b.runs, four, words)
-                    }
-                    (true, false, true) => {
-                        quad_runs::<true, false, true>(&quad, inv, b.runs, four, words)
-                    }
-                    (false, true, true) => {
-                        quad_runs::<false, true, true>(&quad, inv, b.runs, four, words)
-                    }
-                    (false, false, true) => {
-                        quad_runs::<false, false, true>(&quad, inv, b.runs, four, words)
-                    }
-                    (true, _, false) => {
-                        quad_runs::<true, true, false>(&quad, inv, b.runs, four, words)
-                    }
-                    (false, _, false) => {
-                        quad_runs::<false, true, false>(&quad, inv, b.runs, four, words)
-                    }
+                match (self.leaky, to_map) {
+                    (true, true) => quad_runs::<true, true>(&quad, inv, b.runs, four, words),
+                    (true, false) => quad_runs::<true, false>(&quad, inv, b.runs, four, words),
+                    (false, true) => quad_runs::<false, true>(&quad, inv, b.runs, four, words),
+                    (false, false) => quad_runs::<false, false>(&quad, inv, b.runs, four, words),
                 }
             };
             seen = seen.max(m);
@@ -195,15 +177,14 @@ pub(crate) struct Quad<'a> {
 /// For each run, 16 lanes at a time (masked at the end): each present channel's value exactly
 /// as the f32 epilogue computes it (`int8::vnni::finish`: int subtract, convert, multiply, add
 /// the bias, leaky as max(v, 0.1·v)), stored into its map (`MAP`: `maps[j]` for channel j);
-/// and (`QUAD`) quantized exactly as the planes of an f32 map are (`int8::quad_row_avx512`),
-/// the four bytes or-ed into a word of `quads`. Returns the largest |value| quantized (NaN
-/// ignored; 0 without `QUAD`).
+/// and quantized exactly as the planes of an f32 map are (`int8::quad_row_avx512`), the four
+/// bytes or-ed into a word of `quads`. Returns the largest |value| quantized (NaN ignored).
 ///
 /// # Safety
 /// The CPU has avx512f and avx512bw.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) fn quad_runs<const LEAKY: bool, const MAP: bool, const QUAD: bool>(
+pub(crate) fn quad_runs<const LEAKY: bool, const MAP: bool>(
     q: &Quad,
     inv: f32,
     runs: &[Run],
@@ -231,9 +212,7 @@ pub(crate) fn quad_runs<const LEAKY: bool, const MAP: bool, const QUAD: bool>(
         if MAP {
             assert!(maps[..n].iter().all(|m| r.at + r.len <= m.len()));
         }
-        if QUAD {
-            assert!(r.at2 + r.len <= quads.len());
-        }
+        assert!(r.at2 + r.len <= quads.len());
         let mut i = 0;
         while i < r.len {
             let m = super::int8::lane_mask(r.len - i);
@@ -253,24 +232,20 @@ pub(crate) fn quad_runs<const LEAKY: bool, const MAP: bool, const QUAD: bool>(
                 if MAP {
                     unsafe { _mm512_mask_storeu_ps(maps[j].as_mut_ptr().add(r.at + i), m, v) };
                 }
-                if QUAD {
-                    let a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
-                    // Lanes under the mask only; max(a, seen) answers `seen` where a is NaN.
-                    seen = _mm512_mask_max_ps(seen, m, a, seen);
-                    let v = _mm512_mul_ps(v, scale);
-                    let b = _mm512_cvttps_epi32(_mm512_add_ps(
-                        _mm512_min_ps(_mm512_max_ps(v, lo), hi),
-                        half,
-                    ));
-                    let shift = _mm512_set1_epi32(8 * j as i32);
-                    word = _mm512_or_si512(word, _mm512_sllv_epi32(b, shift));
-                }
+                let a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
+                // Lanes under the mask only; max(a, seen) answers `seen` where a is NaN.
+                seen = _mm512_mask_max_ps(seen, m, a, seen);
+                let v = _mm512_mul_ps(v, scale);
+                let b = _mm512_cvttps_epi32(_mm512_add_ps(
+                    _mm512_min_ps(_mm512_max_ps(v, lo), hi),
+                    half,
+                ));
+                let shift = _mm512_set1_epi32(8 * j as i32);
+                word = _mm512_or_si512(word, _mm512_sllv_epi32(b, shift));
             }
-            if QUAD {
-                unsafe {
-                    _mm512_mask_storeu_epi32(quads.as_mut_ptr().add(r.at2 + i) as *mut _, m, word)
-                };
-            }
+            unsafe {
+                _mm512_mask_storeu_epi32(quads.as_mut_ptr().add(r.at2 + i) as *mut _, m, word)
+            };
             i += 16;
         }
     }
@@ -391,7 +366,7 @@ mod tests {
     /// f32 map, the reported maximum is the map's, and the last conv's outputs are the same
     /// bits — also when the scale is too small and values clamp.
     fn chain_case(c: [usize; 4], (h, w): (usize, usize), sizes: [usize; 3], stride_a: usize) {
-        if Emit::new(None, None).is_none()
+        if Emit::new(None, 1.0).is_none()
             || crate::quant::direct::Engine::for_op(crate::quant::direct::TileOp::Int8).is_none()
         {
             println!("no AVX-512 VNNI here: int8 convs are not chained (nothing to compare)");

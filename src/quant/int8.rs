@@ -378,30 +378,27 @@ impl Int8Conv {
                 })
                 .then_some(0.0);
         }
+        // Planes, and maybe the map too (a plain map returned above).
         let ChainOut { map, planes } = output;
-        if map.as_ref().is_some_and(|m| m.len() < cout * n) || (map.is_none() && planes.is_none()) {
+        let p = planes?;
+        if map.as_ref().is_some_and(|m| m.len() < cout * n)
+            || !p.spec.fits(ho, wo, cout)
+            || p.x.len() < p.spec.len
+        {
             return None;
         }
         let maps = Regions::new(
             map.map_or(&mut [][..], |m| &mut m[..cout * n]),
             Layout::map(n, wo),
         );
-        let (quads, inv) = match planes {
-            Some(p) => {
-                if !p.spec.fits(ho, wo, cout) || p.x.len() < p.spec.len {
-                    return None;
-                }
-                let layout = Layout {
-                    len: p.spec.dg.word_stride(),
-                    row: p.spec.dg.wp,
-                    oy: p.spec.pad,
-                    ox: p.spec.pad,
-                };
-                let words = &mut p.x[..cout.div_ceil(4) * layout.len];
-                (Regions::quads(words, layout), Some(p.inv))
-            }
-            None => (Regions::none(), None),
+        let layout = Layout {
+            len: p.spec.dg.word_stride(),
+            row: p.spec.dg.wp,
+            oy: p.spec.pad,
+            ox: p.spec.pad,
         };
+        let quads = Regions::quads(&mut p.x[..cout.div_ceil(4) * layout.len], layout);
+        let inv = p.inv;
         let emit = super::chain::Emit::new(epi, inv)?;
         d.conv_regions(x, &dg, wo, (maps, quads), &mut s.segs, |b, maps, quads| {
             emit.block(b, maps, quads, |oc| self.sums(oc, xs))
