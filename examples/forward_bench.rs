@@ -60,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..3 {
         net.forward(&x)?;
     }
+    net.reset_layer_times();
     let mut ms = Vec::with_capacity(iters);
     let faults0 = minor_faults();
     for _ in 0..iters {
@@ -79,6 +80,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms[0],
         faults.map_or("null".into(), |f| format!("{f:.1}"))
     );
+    if std::env::var("LAYERS").as_deref() == Ok("1") {
+        print_layer_times(&net, size)?;
+    }
+    Ok(())
+}
+
+/// `LAYERS=1`: each layer's mean ms per frame (stderr), its share, and GMAC/s for convs.
+fn print_layer_times(net: &Darknet, size: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let summary = kestrel::model::summary(net.cfg(), size, size)?;
+    let (times, frames) = net.layer_times();
+    let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
+    eprintln!(
+        "layer  kind      detail                      ms     share  GMAC/s   ({frames} frames)"
+    );
+    for (l, t) in summary.layers.iter().zip(&times) {
+        let s = t.as_secs_f64();
+        let rate = match l.bflops > 0.0 && s > 0.0 {
+            true => format!("{:7.0}", l.bflops / 2.0 / s),
+            false => String::new(),
+        };
+        eprintln!(
+            "{:5}  {:8}  {:24}  {:7.3}  {:5.1}%  {rate}",
+            l.index,
+            l.kind,
+            l.detail,
+            s * 1e3,
+            100.0 * s / total.max(1e-12)
+        );
+    }
+    eprintln!("sum of layers: {:.3} ms", total * 1e3);
     Ok(())
 }
 

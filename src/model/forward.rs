@@ -300,6 +300,25 @@ impl Darknet {
         self.chaining
     }
 
+    /// Mean wall time per frame of each layer over the CPU forwards of the last input size, and
+    /// how many frames that is (empty and 0 before the first, or on the Candle path): where a
+    /// frame's time goes, layer by layer (`forward_bench` with `LAYERS=1` prints it).
+    pub fn layer_times(&self) -> (Vec<std::time::Duration>, usize) {
+        let ws = self.workspace.lock();
+        ws.ok()
+            .and_then(|w| w.as_ref().map(planned::Workspace::mean_times))
+            .unwrap_or_default()
+    }
+
+    /// Forgets the per-layer times gathered so far (say, after warm-up frames).
+    pub fn reset_layer_times(&self) {
+        if let Ok(mut ws) = self.workspace.lock() {
+            if let Some(w) = ws.as_mut() {
+                w.reset_times();
+            }
+        }
+    }
+
     /// How many int8 chains the last CPU forward ran with calibrated scales (0 before the
     /// second frame of an input size, or where nothing can be chained).
     pub fn int8_chains(&self) -> usize {

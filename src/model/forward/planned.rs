@@ -25,6 +25,10 @@ pub(super) struct Workspace {
     scratch: Scratch,
     /// The f32 convs' im2col buffer, for the same reason.
     col: std::cell::RefCell<Vec<f32>>,
+    /// Wall time spent in each layer over `frames` frames of this size (see
+    /// [`Darknet::layer_times`]): a clock read per layer, nothing allocated.
+    times: Vec<std::time::Duration>,
+    frames: usize,
 }
 
 impl Workspace {
@@ -35,6 +39,17 @@ impl Workspace {
             .flatten()
             .filter(|c| c.max.is_some())
             .count()
+    }
+
+    /// Mean wall time per frame of each layer, and the frames it is the mean of.
+    pub(super) fn mean_times(&self) -> (Vec<std::time::Duration>, usize) {
+        let n = self.frames.max(1) as u32;
+        (self.times.iter().map(|&t| t / n).collect(), self.frames)
+    }
+
+    pub(super) fn reset_times(&mut self) {
+        self.times.fill(Default::default());
+        self.frames = 0;
     }
 }
 
@@ -100,6 +115,8 @@ impl Darknet {
             direct,
             scratch: Scratch::default(),
             col: Default::default(),
+            times: vec![Default::default(); self.layers.len()],
+            frames: 0,
         })
     }
 
@@ -160,7 +177,13 @@ impl Darknet {
     ) -> Result<Vec<YoloOutput>, ModelError> {
         let (b, h, w) = ws.key;
         let mut heads = Vec::new();
+        let mut clock = std::time::Instant::now();
         for i in 0..self.layers.len() {
+            let now = std::time::Instant::now();
+            if let Some(t) = i.checked_sub(1).and_then(|j| ws.times.get_mut(j)) {
+                *t += now - clock;
+            }
+            clock = now;
             if let Prepared::Yolo(yl) = &self.layers[i] {
                 let kind = "yolo";
                 let s = &ws.shapes[i];
@@ -201,6 +224,10 @@ impl Darknet {
                 }
             }
         }
+        if let Some(t) = ws.times.last_mut() {
+            *t += clock.elapsed();
+        }
+        ws.frames += 1;
         // The frame completed: its maxima widen the chains' scales for the frames after.
         for c in ws.chains.iter_mut().flatten() {
             c.max = Some(c.max.unwrap_or(0.0).max(c.seen));

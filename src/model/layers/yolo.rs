@@ -101,35 +101,81 @@ impl YoloLayer {
         if raw.len() < b * a * e * n {
             candle_core::bail!("yolo head {b}x{}x{gh}x{gw}: {} values", a * e, raw.len());
         }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let (sy, sx) = ((in_h / gh.max(1)) as f32, (in_w / gw.max(1)) as f32);
-        let s = self.cfg.scale_x_y;
-        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
         let mut out = vec![0.0f32; b * a * n * e];
-        for (maps, dst) in raw
-            .chunks_exact(a * e * n)
-            .zip(out.chunks_exact_mut(a * n * e))
-            .take(b)
-        {
-            for (ai, (maps, dst)) in maps
-                .chunks_exact(e * n)
-                .zip(dst.chunks_exact_mut(n * e))
-                .enumerate()
-            {
-                let (aw, ah) = self.cfg.anchors[self.cfg.mask[ai]];
-                for (pix, row) in dst.chunks_exact_mut(e).enumerate() {
-                    let (gy, gx) = ((pix / gw) as f32, (pix % gw) as f32);
-                    let at = |k: usize| maps[k * n + pix];
-                    row[0] = ((sigmoid(at(0)) * s - (s - 1.0) / 2.0) + gx) * sx;
-                    row[1] = ((sigmoid(at(1)) * s - (s - 1.0) / 2.0) + gy) * sy;
-                    row[2] = at(2).exp() * aw;
-                    row[3] = at(3).exp() * ah;
-                    for (k, v) in row.iter_mut().enumerate().skip(4) {
-                        *v = sigmoid(at(k));
-                    }
-                }
+        let heads = raw.chunks_exact(e * n).zip(out.chunks_exact_mut(n * e));
+        for (head, (maps, dst)) in heads.take(b * a).enumerate() {
+            let (aw, ah) = self.cfg.anchors[self.cfg.mask[head % a]];
+            let cells = Cells {
+                maps,
+                n,
+                gw,
+                scale: self.cfg.scale_x_y,
+                stride: (sx, sy),
+                anchor: (aw, ah),
+            };
+            // Chunks of cells over the pool where a head is large (26² × 3 × 85 values).
+            if n * e >= 1 << 15 {
+                use rayon::prelude::*;
+                let chunks = dst.par_chunks_mut(CELLS * e).enumerate();
+                chunks.for_each(|(c, rows)| cells.decode(c * CELLS, rows));
+            } else {
+                let chunks = dst.chunks_mut(CELLS * e).enumerate();
+                chunks.for_each(|(c, rows)| cells.decode(c * CELLS, rows));
             }
         }
         Ok(out)
+    }
+}
+
+/// Grid cells per decode chunk (one stack buffer of them per value).
+const CELLS: usize = 256;
+
+/// One anchor's maps of a head, `[5 + classes][n]`, and what turns them into boxes.
+struct Cells<'a> {
+    maps: &'a [f32],
+    n: usize,
+    gw: usize,
+    scale: f32,
+    stride: (f32, f32),
+    anchor: (f32, f32),
+}
+
+impl Cells<'_> {
+    /// Rows `[cell][5 + classes]` of the cells from `first` on: each value's map decoded over
+    /// the chunk in vector code into a buffer, then written down its column.
+    fn decode(&self, first: usize, rows: &mut [f32]) {
+        use super::vexp::{map_into, Func};
+        let e = self.maps.len() / self.n;
+        let len = rows.len() / e;
+        let mut buf = [0f32; CELLS];
+        let (s, (sx, sy), (aw, ah)) = (self.scale, self.stride, self.anchor);
+        for k in 0..e {
+            let src = &self.maps[k * self.n + first..][..len];
+            let f = if k == 2 || k == 3 {
+                Func::Exp
+            } else {
+                Func::Sigmoid
+            };
+            map_into(f, src, &mut buf[..len]);
+            let column = rows.iter_mut().skip(k).step_by(e).zip(&buf[..len]);
+            match k {
+                0 | 1 => column.enumerate().for_each(|(i, (d, &v))| {
+                    let cell = first + i;
+                    let (g, st) = match k {
+                        0 => ((cell % self.gw) as f32, sx),
+                        _ => ((cell / self.gw) as f32, sy),
+                    };
+                    *d = ((v * s - (s - 1.0) / 2.0) + g) * st;
+                }),
+                2 => column.for_each(|(d, &v)| *d = v * aw),
+                3 => column.for_each(|(d, &v)| *d = v * ah),
+                _ => column.for_each(|(d, &v)| *d = v),
+            }
+        }
     }
 }
 
