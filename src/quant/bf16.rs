@@ -95,7 +95,7 @@ impl Bf16Conv {
                     wo,
                     &mut dst[..self.cout * ho * wo],
                     banks,
-                    |oc, acc, runs, out| fin.row(oc, acc, runs, out, Sums::F32),
+                    |b, segs| fin.rows(b, segs, |_| Sums::F32),
                 )
             });
             PLANES.set(planes);

@@ -210,11 +210,11 @@ impl DirectWeights {
     }
 
     /// The whole conv into `dst` (`[cout][ho·wo]`, every output written): padded-width blocks
-    /// split over the rayon pool, and for each channel of a block, `emit(channel, sums, runs,
-    /// out)` turns the block's sums (i32, or f32 bits for bf16) into the outputs: each
-    /// [`Run`] of valid outputs goes to `out[run.at..run.at + run.len]` from
-    /// `sums[run.lane..run.lane + run.len]`. Returns false (nothing written) when `x` is too
-    /// short.
+    /// split over the rayon pool, and for each 32-channel group of a block, `emit(block, segs)`
+    /// turns the block's sums (i32, or f32 bits for bf16) into the outputs: for channel
+    /// `block.o + r`, each [`Run`] of valid outputs goes to
+    /// `segs[block.o + r][run.at..run.at + run.len]` from `acc[r][run.lane..run.lane + run.len]`.
+    /// Returns false (nothing written) when `x` is too short.
     #[cfg(target_arch = "x86_64")]
     pub fn conv_into(
         &self,
@@ -223,7 +223,7 @@ impl DirectWeights {
         wo: usize,
         dst: &mut [f32],
         banks: &mut SegBanks,
-        emit: impl Fn(usize, &[i32; PIXELS], &[Run], &mut [f32]) + Sync,
+        emit: impl Fn(&Block, &mut [&mut [f32]]) + Sync,
     ) -> bool {
         let n = g.ho * wo;
         if dst.len() < self.cout * n {
@@ -237,9 +237,7 @@ impl DirectWeights {
             (rows, Regions::<u32>::none()),
             banks,
             |b, segs, _| {
-                for (r, acc_r) in b.acc.iter().enumerate().take(b.rows) {
-                    emit(b.o + r, acc_r, b.runs, segs[b.o + r]);
-                }
+                emit(b, segs);
                 0.0
             },
         )

@@ -118,6 +118,30 @@ impl<'a> Finish<'a> {
     }
 }
 
+impl Finish<'_> {
+    /// Every channel row of a direct conv's block into its segment (`segs[channel]`), in one
+    /// call per block rather than one per row (the per-row call cost as much as the row's
+    /// arithmetic on 1×1 convs).
+    #[inline(always)]
+    pub(crate) fn rows(
+        &self,
+        b: &super::direct::Block,
+        segs: &mut [&mut [f32]],
+        kind: impl Fn(usize) -> Sums,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.vector {
+            let bias = self.epi.map(|e| e.bias);
+            // SAFETY: avx512f was found at run time (`vnni_available` includes it).
+            return unsafe { vnni::finish_rows(b, segs, kind, bias, self.leaky) };
+        }
+        for (r, sums) in b.acc.iter().enumerate().take(b.rows) {
+            let c = b.o + r;
+            finish_scalar(self.epi, c, sums, b.runs, segs[c], kind(c));
+        }
+    }
+}
+
 /// [`Finish::row`] one value at a time, any activation.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn finish_scalar(
@@ -373,8 +397,8 @@ impl Int8Conv {
             // The plain f32 output: channel by channel.
             let fin = Finish::new(epi);
             return d
-                .conv_into(x, &dg, wo, dst, &mut s.segs, |oc, acc, runs, out| {
-                    fin.row(oc, acc, runs, out, self.sums(oc, xs))
+                .conv_into(x, &dg, wo, dst, &mut s.segs, |b, segs| {
+                    fin.rows(b, segs, |oc| self.sums(oc, xs))
                 })
                 .then_some(0.0);
         }
@@ -787,6 +811,60 @@ mod vnni {
         }
     }
 
+    /// [`finish`] for every channel row of a block (see [`super::Finish::rows`]): the same
+    /// operations per value, with each run's masks made once for all the rows.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn finish_rows(
+        b: &super::super::direct::Block,
+        segs: &mut [&mut [f32]],
+        kind: impl Fn(usize) -> super::Sums,
+        bias: Option<&[f32]>,
+        leaky: bool,
+    ) {
+        let tenth = _mm512_set1_ps(0.1);
+        let rows = &b.acc[..b.rows];
+        let segs = &mut segs[b.o..b.o + b.rows];
+        for run in b.runs {
+            assert!(run.lane + run.len <= 32 && segs.iter().all(|s| run.at + run.len <= s.len()));
+            let (m0, m1) = (
+                super::lane_mask(run.len),
+                super::lane_mask(run.len.saturating_sub(16)),
+            );
+            for (r, (sums, out)) in rows.iter().zip(segs.iter_mut()).enumerate() {
+                let c = b.o + r;
+                let (offset, scale, f32_sums) = match kind(c) {
+                    super::Sums::Int8 { offset, scale } => (offset, scale, false),
+                    super::Sums::F32 => (0, 1.0, true),
+                };
+                let (off, sc) = (_mm512_set1_epi32(offset), _mm512_set1_ps(scale));
+                let bv = _mm512_set1_ps(bias.map_or(0.0, |b| b[c]));
+                for (i, m) in [(0, m0), (16, m1)] {
+                    if m == 0 {
+                        break;
+                    }
+                    // SAFETY: lanes lane + i.. under the mask end by lane + len ≤ 32, outputs
+                    // at + i.. by at + len ≤ out.len() (asserted for every row above).
+                    unsafe {
+                        let s = _mm512_maskz_loadu_epi32(m, sums.as_ptr().add(run.lane + i));
+                        let mut v = match f32_sums {
+                            false => {
+                                _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s, off)), sc)
+                            }
+                            true => _mm512_castsi512_ps(s),
+                        };
+                        if bias.is_some() {
+                            v = _mm512_add_ps(v, bv);
+                        }
+                        if leaky {
+                            v = _mm512_max_ps(v, _mm512_mul_ps(v, tenth));
+                        }
+                        _mm512_mask_storeu_ps(out.as_mut_ptr().add(run.at + i), m, v);
+                    }
+                }
+            }
+        }
+    }
+
     /// `acc[r][lane] = Σ_k x[k][lane]·w[r][k]` with `vpdpbusd`, two 16-lane vectors per row.
     pub(super) fn tile(
         xb: &[u32],
@@ -1019,6 +1097,29 @@ pub(crate) mod tests {
                 Finish::new(epi).row(1, &sums, &runs, &mut got, kind);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{act:?}");
+                // The whole-block form: channels 0 and 1, the second row's sums reversed.
+                let mut acc = [[0i32; 32]; 32];
+                acc[0] = sums;
+                acc[1] = sums;
+                acc[1].reverse();
+                let block = super::super::direct::Block {
+                    o: 0,
+                    rows: 2,
+                    acc: &acc,
+                    runs: &runs,
+                };
+                let (mut want, mut got) = (
+                    [vec![9f32; 30], vec![9f32; 30]],
+                    [vec![7f32; 30], vec![7f32; 30]],
+                );
+                for (c, w) in want.iter_mut().enumerate() {
+                    finish_scalar(epi, c, &acc[c], &runs, w, kind);
+                }
+                let [g0, g1] = &mut got;
+                Finish::new(epi).rows(&block, &mut [&mut g0[..], &mut g1[..]], |_| kind);
+                for c in 0..2 {
+                    assert_eq!(bits(&got[c]), bits(&want[c]), "{act:?}, rows, channel {c}");
+                }
             }
         }
     }
