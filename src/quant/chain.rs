@@ -282,43 +282,74 @@ pub(crate) fn add_into_planes(
                 &a[c0 * hw..(c0 + present) * hw],
                 &b[c0 * hw..(c0 + present) * hw],
             );
-            let mut seen = 0f32;
-            for y in 0..h {
-                let at = spec.dg.position(y + spec.pad, spec.pad);
-                let words = &mut plane[at..at + w];
-                seen = seen.max(add_quad_row(a, b, sums, (hw, y * w, w), out.inv, words));
-            }
-            seen
+            let sums = &mut sums[..present * hw];
+            add_quad((a, b, sums), (hw, w), out.inv, &spec, plane)
         })
         .reduce(|| 0.0, f32::max);
     Some(seen)
 }
 
-/// One row of a residual add for up to four channels (`a`, `b`, `sums`: the quad's maps of
-/// `hw` values each, the row at `at..at + w`): the sums, their largest |value|, and the words of
-/// the row quantized with `inv` (as `int8::quad_row` packs them; a missing channel is 128).
-fn add_quad_row(
-    a: &[f32],
-    b: &[f32],
-    sums: &mut [f32],
-    (hw, at, w): (usize, usize, usize),
+/// A residual add for up to four channels (`a`, `b`, `sums`: the quad's maps of `hw` values
+/// each, rows of `w`): the sums over the quad's maps in one pass with their largest |value|,
+/// then the words of each row quantized with `inv` (as `int8::quad_row` packs them; a missing
+/// channel is 128) into `plane` at the rows of `spec`.
+fn add_quad(
+    (a, b, sums): (&[f32], &[f32], &mut [f32]),
+    (hw, w): (usize, usize),
     inv: f32,
-    words: &mut [u32],
+    spec: &PlanesSpec,
+    plane: &mut [u32],
 ) -> f32 {
     let present = sums.len() / hw;
-    let mut seen = 0f32;
-    for j in 0..present {
-        let (x, z) = (&a[j * hw + at..][..w], &b[j * hw + at..][..w]);
-        let row = &mut sums[j * hw + at..][..w];
-        for ((d, &x), &z) in row.iter_mut().zip(x).zip(z) {
-            *d = x + z;
-        }
-        seen = seen.max(super::int8::max_abs(row));
+    let seen = add_max(a, b, sums);
+    for y in 0..hw / w.max(1) {
+        let at = spec.dg.position(y + spec.pad, spec.pad);
+        let rows: [Option<&[f32]>; 4] =
+            std::array::from_fn(|j| (j < present).then(|| &sums[j * hw + y * w..][..w]));
+        super::int8::quad_row(rows, inv, &mut plane[at..at + w]);
     }
-    let rows: [Option<&[f32]>; 4] =
-        std::array::from_fn(|j| (j < present).then(|| &sums[j * hw + at..][..w]));
-    super::int8::quad_row(rows, inv, words);
     seen
+}
+
+/// `dst = a + b` and max |dst|, 16 lanes at a time where the CPU has AVX-512.
+fn add_max(a: &[f32], b: &[f32], dst: &mut [f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was found at run time.
+        return unsafe { add_max_avx512(a, b, dst) };
+    }
+    add_max_portable(a, b, dst)
+}
+
+#[inline(always)]
+fn add_max_portable(a: &[f32], b: &[f32], dst: &mut [f32]) -> f32 {
+    let mut m = [0f32; 16];
+    let n = dst.len().min(a.len()).min(b.len());
+    let (dst, a, b) = (&mut dst[..n], &a[..n], &b[..n]);
+    let full = n / 16 * 16;
+    for ((d, x), z) in dst[..full]
+        .chunks_exact_mut(16)
+        .zip(a[..full].chunks_exact(16))
+        .zip(b[..full].chunks_exact(16))
+    {
+        for j in 0..16 {
+            d[j] = x[j] + z[j];
+            let v = d[j].abs();
+            m[j] = if v > m[j] { v } else { m[j] };
+        }
+    }
+    for i in full..n {
+        dst[i] = a[i] + b[i];
+        let v = dst[i].abs();
+        m[0] = if v > m[0] { v } else { m[0] };
+    }
+    m.into_iter().fold(0f32, |a, b| if b > a { b } else { a })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_max_avx512(a: &[f32], b: &[f32], dst: &mut [f32]) -> f32 {
+    add_max_portable(a, b, dst)
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

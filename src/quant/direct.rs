@@ -549,16 +549,23 @@ pub(crate) fn fill_planes(
     let (used, rest) = x.split_at_mut(real * ws);
     rest.fill(zero);
     used.par_chunks_mut(ws).enumerate().for_each(|(q, out)| {
+        if g.stride == 1 {
+            // Only the padding is zeroed: the words around and between the rows written.
+            let mut next = 0;
+            for y in 0..h {
+                let at = g.position(y + pad, pad);
+                out[next..at].fill(zero);
+                row(q, y, &mut out[at..at + w]);
+                next = at + w;
+            }
+            out[next..].fill(zero);
+            return;
+        }
         ROW.with_borrow_mut(|tmp| {
             tmp.resize(w, 0);
             out.fill(zero);
             for y in 0..h {
                 let r = y + pad;
-                if g.stride == 1 {
-                    let at = g.position(r, pad);
-                    row(q, y, &mut out[at..at + w]);
-                    continue;
-                }
                 // Even and odd columns of the padded row (c = x + pad) go to two phase planes,
                 // at c / 2: two strided copies instead of a branch and a check per value.
                 row(q, y, tmp);

@@ -1124,6 +1124,47 @@ pub(crate) mod tests {
         }
     }
 
+    /// Planes packed into a buffer full of stale words equal planes packed into a fresh one:
+    /// every word is written (the stride-1 fill zeroes only the padding).
+    #[test]
+    fn planes_overwrite_every_word_of_a_reused_buffer() {
+        use super::super::direct::DirectGeom;
+        let mut seed = 11;
+        for (cin, h, w, size, stride, pad) in [
+            (5, 7, 9, 3, 1, 1),
+            (8, 6, 5, 1, 1, 0),
+            (3, 9, 8, 3, 2, 1),
+            (6, 5, 7, 5, 1, 2),
+        ] {
+            let g = Int8Geom {
+                cin,
+                h,
+                w,
+                size,
+                stride,
+                pad,
+            };
+            let x: Vec<f32> = (0..cin * h * w).map(|_| lcg(&mut seed)).collect();
+            let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+            let dg = DirectGeom {
+                hp,
+                wp,
+                ho: (hp - size) / stride + 1,
+                stride,
+            };
+            let len = cin.div_ceil(4) * dg.word_stride() + 40;
+            let (mut fresh, mut stale) = (vec![ZERO_WORD; len], vec![0xDEAD_BEEF; len]);
+            quantize_planes(&x, g, 3.0, &dg, &mut fresh);
+            quantize_planes(&x, g, 3.0, &dg, &mut stale);
+            let words = cin.div_ceil(4) * dg.word_stride();
+            assert_eq!(fresh[..words], stale[..words], "{g:?}");
+            assert!(
+                fresh[..words].iter().any(|&v| v != ZERO_WORD),
+                "{g:?}: nothing packed"
+            );
+        }
+    }
+
     /// The vector quad packing gives the portable words: tails, missing channels, values
     /// past the clamp, halves.
     #[test]
