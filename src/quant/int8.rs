@@ -524,13 +524,30 @@ fn refill<T: Copy>(v: &mut Vec<T>, len: usize, value: T) {
     v.resize(len, value);
 }
 
-/// max |x|, written as a compare-select so that it vectorizes.
+/// max |x|, written as a compare-select so that it vectorizes (16 lanes where the CPU has
+/// AVX-512).
 pub(crate) fn max_abs(x: &[f32]) -> f32 {
-    let mut m = [0f32; 8];
-    let chunks = x.chunks_exact(8);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was found at run time.
+        return unsafe { max_abs_avx512(x) };
+    }
+    max_abs_portable(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn max_abs_avx512(x: &[f32]) -> f32 {
+    max_abs_portable(x)
+}
+
+#[inline(always)]
+fn max_abs_portable(x: &[f32]) -> f32 {
+    let mut m = [0f32; 16];
+    let chunks = x.chunks_exact(16);
     let tail = chunks.remainder();
     for c in chunks {
-        for j in 0..8 {
+        for j in 0..16 {
             let a = c[j].abs();
             m[j] = if a > m[j] { a } else { m[j] };
         }
