@@ -152,3 +152,30 @@ fn changing_input_sizes_and_batches_replan_without_stale_buffers() {
         assert_eq!(&head[half..], other[k].as_slice(), "batch item 1, head {k}");
     }
 }
+
+#[test]
+fn layer_times_cover_every_layer_of_the_frames_run() {
+    let cfg = common::asset("yolov3-tiny.cfg");
+    let net = Darknet::load(&cfg, &common::asset("yolov3-tiny.weights"), &Device::Cpu).unwrap();
+    assert_eq!(net.layer_times(), (Vec::new(), 0), "nothing before a frame");
+    let x = load_bus(224);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        net.forward(&x).unwrap();
+    }
+    let wall = started.elapsed();
+    let (times, frames) = net.layer_times();
+    assert_eq!(frames, 3);
+    assert_eq!(times.len(), net.cfg().layers.len());
+    let summary = kestrel::model::summary(net.cfg(), 224, 224).unwrap();
+    for (l, t) in summary.layers.iter().zip(&times) {
+        if l.kind == "conv" {
+            assert!(!t.is_zero(), "conv {} has no time", l.index);
+        }
+    }
+    // A mean per frame: the layers of one frame add up to less than the three frames took.
+    let sum: std::time::Duration = times.iter().sum();
+    assert!(sum * 3 <= wall, "sum {sum:?} x 3 > wall {wall:?}");
+    net.reset_layer_times();
+    assert_eq!(net.layer_times().1, 0);
+}
