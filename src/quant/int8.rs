@@ -123,6 +123,7 @@ impl Finish<'_> {
     /// call per block rather than one per row (the per-row call cost as much as the row's
     /// arithmetic on 1×1 convs).
     #[inline(always)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn rows(
         &self,
         b: &super::direct::Block,
