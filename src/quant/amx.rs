@@ -167,6 +167,7 @@ pub(super) fn run_tiles(
                             match d.op {
                                 TileOp::Int8 => step(a0, a1, d.chunk_q * 4, xp, stride * 4),
                                 TileOp::Bf16 => step_bf16(a0, a1, d.chunk_q * 4, xp, stride * 4),
+                                TileOp::F32 => unreachable!("no f32 tiles: Engine::for_op"),
                             }
                         };
                         steps += 1;

@@ -28,6 +28,7 @@ pub(crate) fn available(op: TileOp) -> bool {
         match op {
             TileOp::Int8 => base && has!("avx512vnni"),
             TileOp::Bf16 => base && has!("avx512bf16"),
+            TileOp::F32 => base,
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -49,29 +50,41 @@ pub(super) fn run_regs(
 ) {
     let mut acc = [[0i32; PIXELS]; COUT_GROUP];
     let end = (g1 * COUT_GROUP).min(d.cout);
-    for b in b0..b1 {
-        let mut o = g0 * COUT_GROUP;
-        while o < end {
-            let rows = COUT_GROUP.min(d.cout - o);
-            for pass in 0..rows.div_ceil(CHANNELS) {
-                let c0 = o + pass * CHANNELS;
-                let out = &mut acc[pass * CHANNELS..(pass + 1) * CHANNELS];
-                let out: &mut [[i32; PIXELS]; CHANNELS] = out.try_into().expect("8 rows");
-                // SAFETY: the engine is Avx512 only where `available(d.op)` found the
-                // instructions; `DirectWeights::run` checked that `x` holds every word a block
-                // reads, and channel pass c0 reads weight words of its 16-channel group only.
-                unsafe {
-                    match d.op {
-                        TileOp::Int8 => pass_int8(d, x, g, b * PIXELS, c0, out),
-                        TileOp::Bf16 => pass_bf16(d, x, g, b * PIXELS, c0, out),
-                    }
+    let mut group = |b: usize, o: usize| {
+        let rows = COUT_GROUP.min(d.cout - o);
+        for pass in 0..rows.div_ceil(CHANNELS) {
+            let c0 = o + pass * CHANNELS;
+            let out = &mut acc[pass * CHANNELS..(pass + 1) * CHANNELS];
+            let out: &mut [[i32; PIXELS]; CHANNELS] = out.try_into().expect("8 rows");
+            // SAFETY: the engine is Avx512 only where `available(d.op)` found the
+            // instructions; `DirectWeights::run` checked that `x` holds every word a block
+            // reads, and channel pass c0 reads weight words of its 16-channel group only.
+            unsafe {
+                match d.op {
+                    TileOp::Int8 => pass_int8(d, x, g, b * PIXELS, c0, out),
+                    TileOp::Bf16 => pass_bf16(d, x, g, b * PIXELS, c0, out),
+                    TileOp::F32 => pass_f32(d, x, g, b * PIXELS, c0, out),
                 }
             }
-            block(b, o, rows, &acc);
-            o += COUT_GROUP;
         }
+        block(b, o, rows, &acc);
+    };
+    // Blocks in runs of BLOCK_RUN, each 32-channel group over the whole run: a group's weights
+    // (590 KB in f32 for 512 → 1024 3×3) are read once per run from L2 instead of once per
+    // block (every block streaming all 19 MB of that conv's weights from memory), and the run's
+    // planes (≤ 1 MB) stay in L2 over the groups.
+    let mut b = b0;
+    while b < b1 {
+        let run = b..(b + BLOCK_RUN).min(b1);
+        for o in (g0 * COUT_GROUP..end).step_by(COUT_GROUP) {
+            run.clone().for_each(|b| group(b, o));
+        }
+        b = run.end;
     }
 }
+
+/// Blocks a task runs group after group (all of them per group).
+const BLOCK_RUN: usize = 16;
 
 /// Defines one register pass: sums of channels `c0..c0 + 8` over the 32 padded pixels from `p0`
 /// into `out`, with accumulator type `$acc`, its zero `$zero`, dot product `$dot(acc, x, w)` and
@@ -100,28 +113,29 @@ macro_rules! register_pass {
             let w = &d.w[(c0 / 16) * d.group_len() + (c0 % 16) * cq..];
             assert!(w.len() >= (d.size * d.size * d.chunks - 1) * 16 * cq + CHANNELS * cq);
             let mut a: [[$acc; 2]; CHANNELS] = [[$zero; 2]; CHANNELS];
-            let mut ws = w.as_ptr();
-            for ky in 0..d.size {
-                for kx in 0..d.size {
-                    let shift = p0 + g.position(ky, kx);
-                    for j in 0..d.chunks {
-                        for q in 0..cq {
-                            let at = shift + (j * cq + q) * stride;
-                            // SAFETY: words at..at + 32 lie in `x` (the function's contract);
-                            // weight words r·cq + q < 8·cq of this step lie in `w` (asserted).
-                            unsafe {
-                                let p = x.as_ptr().add(at);
-                                let x0 = _mm512_loadu_si512(p as *const _);
-                                let x1 = _mm512_loadu_si512(p.add(16) as *const _);
-                                for (r, ar) in a.iter_mut().enumerate() {
-                                    let wv = _mm512_set1_epi32(*ws.add(r * cq + q));
-                                    ar[0] = $dot(ar[0], x0, wv);
-                                    ar[1] = $dot(ar[1], x1, wv);
-                                }
+            // Chunk after chunk, every tap of a chunk in turn: one chunk's 16 channel words of
+            // planes around the block (≤ 16 × 3 rows × 3 lines, 9 KB) stay in L1 over its taps;
+            // taps outside (all chunks per tap) re-read every plane from L2 once per tap.
+            let taps = d.size * d.size;
+            for j in 0..d.chunks {
+                for t in 0..taps {
+                    let shift = p0 + g.position(t / d.size, t % d.size);
+                    // Step (t, j) of the packed group: 16 rows of cq words.
+                    let ws = w.as_ptr().wrapping_add((t * d.chunks + j) * 16 * cq);
+                    for q in 0..cq {
+                        let at = shift + (j * cq + q) * stride;
+                        // SAFETY: words at..at + 32 lie in `x` (the function's contract);
+                        // weight words r·cq + q < 8·cq of this step lie in `w` (asserted).
+                        unsafe {
+                            let p = x.as_ptr().add(at);
+                            let x0 = _mm512_loadu_si512(p as *const _);
+                            let x1 = _mm512_loadu_si512(p.add(16) as *const _);
+                            for (r, ar) in a.iter_mut().enumerate() {
+                                let wv = _mm512_set1_epi32(*ws.add(r * cq + q));
+                                ar[0] = $dot(ar[0], x0, wv);
+                                ar[1] = $dot(ar[1], x1, wv);
                             }
                         }
-                        // The next step (one past the last is never read).
-                        ws = ws.wrapping_add(16 * cq);
                     }
                 }
             }
@@ -156,6 +170,29 @@ register_pass!(
     dot_bf16,
     _mm512_castps_si512
 );
+
+register_pass!(
+    /// f32: one product per word (`vfmadd231ps`), handed over as f32 bits.
+    pass_f32,
+    "avx512f,avx512bw",
+    __m512,
+    _mm512_setzero_ps(),
+    fma_words,
+    _mm512_castps_si512
+);
+
+/// `acc + x · w` on words of f32 bits held as integer vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn fma_words(
+    acc: std::arch::x86_64::__m512,
+    x: std::arch::x86_64::__m512i,
+    w: std::arch::x86_64::__m512i,
+) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    _mm512_fmadd_ps(_mm512_castsi512_ps(x), _mm512_castsi512_ps(w), acc)
+}
 
 /// i32 sums are already i32 lanes.
 #[cfg(target_arch = "x86_64")]

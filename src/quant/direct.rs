@@ -34,6 +34,7 @@ impl Engine {
         let amx = match op {
             TileOp::Int8 => super::amx::available(),
             TileOp::Bf16 => super::amx::bf16_available(),
+            TileOp::F32 => false,
         };
         if amx {
             Some(Engine::Amx)
@@ -77,6 +78,9 @@ pub(crate) enum TileOp {
     Int8,
     /// `tdpbf16ps`: words of two bf16 weights × two bf16 activations, f32 sums.
     Bf16,
+    /// One f32 weight × one f32 activation per word, f32 sums (AVX-512 `vfmadd231ps` only: the
+    /// tiles have no f32 multiply).
+    F32,
 }
 
 /// Geometry of one direct call over padded planes.

@@ -15,6 +15,7 @@ pub(crate) mod chain;
 pub mod check;
 pub mod cli;
 mod direct;
+pub(crate) mod direct_f32;
 mod error;
 pub mod file;
 pub mod int8;

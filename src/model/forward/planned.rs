@@ -23,8 +23,8 @@ pub(super) struct Workspace {
     /// The direct int8 convs' buffers: the workspace's, not a pool thread's, so that a steady
     /// frame allocates nothing whichever thread runs it.
     scratch: Scratch,
-    /// The f32 convs' im2col buffer, for the same reason.
-    col: std::cell::RefCell<Vec<f32>>,
+    /// The f32 convs' im2col buffer and direct planes, for the same reason.
+    col: std::cell::RefCell<crate::model::layers::conv::ConvScratch>,
     /// Wall time spent in each layer over `frames` frames of this size (see
     /// [`Darknet::layer_times`]): a clock read per layer, nothing allocated.
     times: Vec<std::time::Duration>,

@@ -9,9 +9,9 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
-    /// im2col scratch shared by every layer run on this thread: grows to the largest layer once,
-    /// then is reused frame after frame (no per-layer allocation).
-    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// im2col and direct-conv scratch shared by every layer run on this thread: grows to the
+    /// largest layer once, then is reused frame after frame (no per-layer allocation).
+    static COL: RefCell<ConvScratch> = RefCell::new(ConvScratch::default());
     /// The tiled path's im2col block and GEMM result, per thread, reused the same way.
     static TILE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
@@ -20,6 +20,13 @@ thread_local! {
 /// next to the tile's output; 128 Ki made the deep layers' tiles one output row of 52 pixels and
 /// measured slower, 512 Ki no better).
 const TILE_COL_FLOATS: usize = 1 << 18;
+
+/// The CPU f32 conv's reusable buffers: the im2col matrix and the direct kernel's planes.
+#[derive(Default)]
+pub(crate) struct ConvScratch {
+    col: Vec<f32>,
+    direct: crate::quant::direct_f32::F32Scratch,
+}
 
 /// A conv layer ready to run: folded weights packed once for the chosen backend.
 pub(crate) struct ConvLayer {
@@ -33,6 +40,9 @@ pub(crate) struct ConvLayer {
     bias_t: Tensor,
     /// Reduced-precision replacement of the f32 matmul (set by `quant`; CPU only).
     reduced: Option<crate::quant::QuantConv>,
+    /// The f32 conv straight from padded planes (stride 1 or 2, groups 1, CPUs with AVX-512):
+    /// replaces im2col + GEMM where present.
+    direct: Option<Box<crate::quant::direct_f32::F32Direct>>,
 }
 
 /// BN folded into kernel and bias, the way Darknet's CPU path and OpenCV compute it.
@@ -70,6 +80,17 @@ impl ConvLayer {
             ),
         };
         let bias_t = Tensor::from_slice(&bias, (1, o, 1, 1), device)?;
+        // Opted in (`KESTREL_F32_DIRECT=1`): where the direct kernel measured faster than
+        // im2col + GEMM on a Zen 5 — stride 1, at least 16 input channels (it lost on the thin
+        // 5–12-channel inputs of prune_0.95 and on every stride-2 conv), maps from 26² up (see
+        // `F32Direct::forward_fused`).
+        let direct_shape = cfg.groups == 1 && cfg.stride == 1 && kh == kw && i >= 16;
+        let direct = match backend {
+            ConvBackend::CpuIm2col if direct_shape && crate::quant::direct_f32::opted_in() => {
+                crate::quant::direct_f32::F32Direct::new(&packed, o, i, kh).map(Box::new)
+            }
+            _ => None,
+        };
         Ok(ConvLayer {
             cfg,
             backend,
@@ -78,6 +99,7 @@ impl ConvLayer {
             bias,
             bias_t,
             reduced: None,
+            direct,
         })
     }
 
@@ -221,14 +243,14 @@ impl ConvLayer {
         done
     }
 
-    /// [`forward_into`](Self::forward_into) with the caller's im2col buffer (the planned
-    /// forward's, so that no frame grows a pool thread's buffer).
+    /// [`forward_into`](Self::forward_into) with the caller's buffers (the planned forward's,
+    /// so that no frame grows a pool thread's buffer).
     pub fn forward_into_col(
         &self,
         src: &[f32],
         (b, cin, h, w): (usize, usize, usize, usize),
         dst: &mut [f32],
-        col_buf: &mut Vec<f32>,
+        scratch: &mut ConvScratch,
     ) -> Result<()> {
         let c = &self.cfg;
         let (ho, wo) = self.out_hw(h, w);
@@ -250,6 +272,9 @@ impl ConvLayer {
             if !q.forward_fused(src, (b, cin, h, w), out, Some(epilogue))? {
                 self.bias_activate(out, n);
             }
+            return Ok(());
+        }
+        if self.forward_direct(src, (b, cin, h, w), out, &mut scratch.direct)? {
             return Ok(());
         }
         let (k, s, p, g) = (c.size, c.stride, c.pad, c.groups);
@@ -285,12 +310,57 @@ impl ConvLayer {
                     // 337–342 on the full im2col.
                     self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
                 } else {
-                    let col = im2col(src, &geom, col_buf, threads);
+                    let col = im2col(src, &geom, &mut scratch.col, threads);
                     self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The conv on the direct f32 kernel, image by image, bias and activation applied; false
+    /// (nothing written) where this conv has none or it refused the shapes.
+    fn forward_direct(
+        &self,
+        src: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        out: &mut [f32],
+        scratch: &mut crate::quant::direct_f32::F32Scratch,
+    ) -> Result<bool> {
+        let Some(d) = &self.direct else {
+            return Ok(false);
+        };
+        let c = &self.cfg;
+        let g = crate::quant::int8::Int8Geom {
+            cin,
+            h,
+            w,
+            size: c.size,
+            stride: c.stride,
+            pad: c.pad,
+        };
+        let epi = crate::quant::int8::Epilogue {
+            bias: &self.bias,
+            activation: c.activation,
+        };
+        let (plane, per) = (cin * h * w, out.len() / b.max(1));
+        for (bi, dst) in out.chunks_exact_mut(per.max(1)).enumerate().take(b) {
+            if !d.forward_fused(
+                &src[bi * plane..(bi + 1) * plane],
+                g,
+                dst,
+                Some(epi),
+                scratch,
+            ) {
+                if bi == 0 {
+                    return Ok(false);
+                }
+                return Err(candle_core::Error::Msg(format!(
+                    "conv {cin}x{h}x{w}: the direct f32 kernel refused image {bi} of {b}"
+                )));
+            }
+        }
+        Ok(true)
     }
 
     /// A large-map conv in tiles of whole output rows: each tile's im2col block (≤ ~1 MiB)
