@@ -100,11 +100,12 @@ build_kestrel() {
   fi
 }
 
-kestrel_forward_json() {  # CFG WEIGHTS [PRECISION]
-  local cfg=$1 w=$2 prec=${3:-f32} key=kestrel out=""
+kestrel_forward_json() {  # CFG WEIGHTS [PRECISION [KEY_SUFFIX CHAIN]]
+  local cfg=$1 w=$2 prec=${3:-f32} key=kestrel out="" chain=${5:-${KESTREL_CHAIN:-0}}
   [ "$prec" = f32 ] || key="kestrel_$prec"
+  key="$key${4:-}"
   if [ -n "$forward_bench" ]; then
-    out=$(PRECISION=$prec "$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
+    out=$(KESTREL_CHAIN=$chain PRECISION=$prec "$forward_bench" "$cfg" "$w" "$SIZE" "$ITERS" "$ROOT/$INPUT") || out=""
   fi
   if [ -z "$out" ]; then echo "bench: no Kestrel $prec number for $cfg" >&2; echo "{\"$key\": null}"; return; fi
   py kestrel_json.py "$key" <<<"$out"
@@ -125,9 +126,12 @@ for m in $MODELS; do
     "$SIZE" "$ROOT/assets/bus.jpg" "$ITERS" "$THREADS")
   kes=$(kestrel_forward_json "$cfg" "$w")
   kq8=$(kestrel_forward_json "$cfg" "$w" q8)
+  # q8 with int8 chaining (static activation scales calibrated on the first frame, as ORT's
+  # static QDQ model has them from its calibration images): `KESTREL_CHAIN=1`.
+  kq8c=$(kestrel_forward_json "$cfg" "$w" q8 _chained 1)
   kbf=$(kestrel_forward_json "$cfg" "$w" bf16)
   "$VENV/bin/python" -c 'import json,sys; a={}; [a.update(json.loads(x)) for x in sys.argv[1:]]; print(json.dumps(a))' \
-    "$peers" "$kes" "$kq8" "$kbf" >> "$RESULTS"
+    "$peers" "$kes" "$kq8" "$kq8c" "$kbf" >> "$RESULTS"
 done
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)

@@ -316,8 +316,10 @@ fn chains_through_residual_adds_match_the_plain_int8_forward() {
     let n = chained.int8_chains();
     println!("{n} int8 chains");
     if kestrel::quant::cpu_int8_direct_available() {
-        // 23 residual blocks, each 1×1 → 3×3 and shortcut → next 1×1, and the heads.
-        assert!(n >= 40, "only {n} chains");
+        // 23 residual blocks, each 1×1 → 3×3 and shortcut → next 1×1, the heads, and the
+        // stride-2 convs reading the layer before them (68 counted here; 63 before stride-2
+        // readers chained).
+        assert!(n >= 45, "only {n} chains");
     } else {
         assert_eq!(n, 0);
     }

@@ -25,17 +25,20 @@ def ratio(k, p):
 
 
 def table(rows):
-    head = ["model @size", "Kestrel f32", "Kestrel q8", "Kestrel bf16", *[n for _, n in PEERS],
-            "K/ORT fp32", "K/OpenCV", "Kq8/ORT int8", "ORT int8 rel L2 err"]
+    head = ["model @size", "Kestrel f32", "Kestrel q8", "Kestrel q8 chained", "Kestrel bf16",
+            *[n for _, n in PEERS], "K/ORT fp32", "K/OpenCV", "Kq8/ORT int8",
+            "Kq8 chained/ORT int8", "ORT int8 rel L2 err"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         k = ms(r.get("kestrel"))
         kq = ms(r.get("kestrel_q8"))
+        kc = ms(r.get("kestrel_q8_chained"))
         kb = ms(r.get("kestrel_bf16"))
         peers = [ms(r.get(key)) for key, _ in PEERS]
         out.append("| " + " | ".join([
-            f"{r['model']} @{r['size']}", fmt(k), fmt(kq), fmt(kb), *[fmt(p) for p in peers],
-            ratio(k, peers[0]), ratio(k, peers[2]), ratio(kq, peers[1]), f"{r.get('int8_rel_l2_err', 0):.3f}",
+            f"{r['model']} @{r['size']}", fmt(k), fmt(kq), fmt(kc), fmt(kb),
+            *[fmt(p) for p in peers], ratio(k, peers[0]), ratio(k, peers[2]),
+            ratio(kq, peers[1]), ratio(kc, peers[1]), f"{r.get('int8_rel_l2_err', 0):.3f}",
         ]) + " |")
     return "\n".join(out)
 
@@ -47,8 +50,9 @@ def main():
     with open(results, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     body = (f"{machine}\n\nMedian forward latency, ms (batch 1, 2 threads, same input; Kestrel bf16 "
-            f"needs AMX-BF16 or AVX512-BF16, n/a elsewhere; the last column is ORT's own int8 "
-            f"error against its fp32):\n\n{table(rows)}")
+            f"needs AMX-BF16 or AVX512-BF16, n/a elsewhere; q8 chained = KESTREL_CHAIN=1, int8 "
+            f"activations kept between int8 convs with scales calibrated on the first frame; "
+            f"the last column is ORT's own int8 error against its fp32):\n\n{table(rows)}")
     print(body)
     text = open(doc, encoding="utf-8").read()
     if BEGIN not in text or END not in text:

@@ -372,7 +372,7 @@ impl Darknet {
     /// The layer whose output conv `layer` may read as int8 planes when it runs int8 (see
     /// `quant::chain`): the layer just before it, if that is a linear or leaky conv of stride 1
     /// or 2 without groups (when it runs int8 too), or a plain residual add (one unweighted,
-    /// linear `[shortcut]`). The reader is a stride-1 conv without groups.
+    /// linear `[shortcut]`). The reader is a stride-1 or -2 conv without groups.
     pub(crate) fn chain_source(&self, layer: usize) -> Option<usize> {
         use crate::model::{Activation, ShortcutWeights};
         let to = self.conv_cfg(layer)?;
@@ -390,7 +390,7 @@ impl Darknet {
             }
             _ => false,
         };
-        (source && to.stride == 1 && to.groups <= 1).then_some(from)
+        (source && to.stride <= 2 && to.groups <= 1).then_some(from)
     }
 
     fn conv_cfg(&self, layer: usize) -> Option<&crate::model::ConvCfg> {

@@ -396,7 +396,12 @@ mod tests {
     /// forward) or as planes: the planes hold exactly the words the next conv packs from the
     /// f32 map, the reported maximum is the map's, and the last conv's outputs are the same
     /// bits — also when the scale is too small and values clamp.
-    fn chain_case(c: [usize; 4], (h, w): (usize, usize), sizes: [usize; 3], stride_a: usize) {
+    fn chain_case(
+        c: [usize; 4],
+        (h, w): (usize, usize),
+        sizes: [usize; 3],
+        (stride_a, stride_b): (usize, usize),
+    ) {
         if Emit::new(None, 1.0).is_none()
             || crate::quant::direct::Engine::for_op(crate::quant::direct::TileOp::Int8).is_none()
         {
@@ -426,12 +431,16 @@ mod tests {
             (h + 2 * ga.pad - sizes[0]) / stride_a + 1,
             (w + 2 * ga.pad - sizes[0]) / stride_a + 1,
         );
-        let gb = geom(c[1], h1, w1, sizes[1], 1);
-        let gc = geom(c[2], h1, w1, sizes[2], 1);
-        let n = h1 * w1;
+        let gb = geom(c[1], h1, w1, sizes[1], stride_b);
+        let (h2, w2) = (
+            (h1 + 2 * gb.pad - sizes[1]) / stride_b + 1,
+            (w1 + 2 * gb.pad - sizes[1]) / stride_b + 1,
+        );
+        let gc = geom(c[2], h2, w2, sizes[2], 1);
+        let (n1, n) = (h1 * w1, h2 * w2);
         let x = values(c[0] * h * w, &mut seed);
         // Unchained.
-        let mut a = vec![f32::NAN; c[1] * n];
+        let mut a = vec![f32::NAN; c[1] * n1];
         convs[0].forward_fused(&x, ga, &mut a, epi(0));
         let mut b = vec![f32::NAN; c[2] * n];
         convs[1].forward_fused(&a, gb, &mut b, epi(1));
@@ -481,15 +490,18 @@ mod tests {
     #[test]
     fn chained_int8_convs_write_what_the_next_conv_would_pack() {
         // 1×1 → 3×3 → 1×1 as in a YOLO head; odd widths, channels not multiples of 4 or 32.
-        chain_case([8, 19, 37, 5], (13, 11), [1, 3, 1], 1);
-        chain_case([3, 40, 64, 33], (17, 20), [3, 3, 1], 2);
-        chain_case([16, 32, 64, 32], (9, 9), [3, 1, 3], 1);
+        chain_case([8, 19, 37, 5], (13, 11), [1, 3, 1], (1, 1));
+        chain_case([3, 40, 64, 33], (17, 20), [3, 3, 1], (2, 1));
+        chain_case([16, 32, 64, 32], (9, 9), [3, 1, 3], (1, 1));
+        // A stride-2 reader (regrouping the planes into its phase planes): even and odd sides.
+        chain_case([3, 17, 50, 25], (24, 30), [3, 3, 1], (1, 2));
+        chain_case([8, 21, 30, 9], (13, 11), [1, 3, 3], (1, 2));
         // Many channel groups on a small map: split by groups over the threads.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)
             .build()
             .unwrap();
-        pool.install(|| chain_case([8, 200, 140, 5], (9, 9), [1, 3, 1], 1));
+        pool.install(|| chain_case([8, 200, 140, 5], (9, 9), [1, 3, 1], (1, 1)));
     }
 
     /// The residual add that feeds a chain writes the shortcut layer's exact sums to its map
@@ -535,7 +547,7 @@ mod tests {
     fn planes_of_a_conv_that_cannot_chain_are_refused() {
         let k = vec![0.1f32; 8 * 4 * 9];
         let conv = Int8Conv::new(&k, 8, 4, 3);
-        assert!(conv.planes_spec(geom(4, 8, 8, 3, 2)).is_none(), "stride 2");
+        assert!(conv.planes_spec(geom(4, 8, 8, 3, 3)).is_none(), "stride 3");
         assert!(
             conv.planes_spec(geom(12, 8, 8, 3, 1)).is_none(),
             "wrong channels"

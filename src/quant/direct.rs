@@ -586,6 +586,46 @@ pub(crate) fn fill_planes(
     });
 }
 
+/// Stride-2 phase planes of `g` for `words` channel words, from stride-1 planes `src` of the
+/// same padded map (the planes a chained producer writes: every padded row of `g.wp` words,
+/// `src_ws` words per channel word): the same words [`fill_planes`] writes from the values, in
+/// a pass over u8 quads instead of a max and a pack over f32 maps. The rest of `x` (phase
+/// positions past an odd padded side, words past `words`) is `zero`. False (nothing written)
+/// where `src` or `x` is too short.
+pub(crate) fn phase_planes_from(
+    g: &DirectGeom,
+    (src, src_ws): (&[u32], usize),
+    words: usize,
+    zero: u32,
+    x: &mut [u32],
+) -> bool {
+    use rayon::prelude::*;
+    let (ws, map) = (g.word_stride(), g.hp * g.wp);
+    let short = src_ws < map || words.saturating_sub(1) * src_ws + map > src.len();
+    if g.stride != 2 || x.len() < words * ws || (words > 0 && short) {
+        return false;
+    }
+    let (used, rest) = x.split_at_mut(words * ws);
+    rest.fill(zero);
+    used.par_chunks_mut(ws).enumerate().for_each(|(q, out)| {
+        let plane = &src[q * src_ws..q * src_ws + map];
+        // Only an odd padded side leaves phase positions without a source.
+        if g.hp % 2 == 1 || g.wp % 2 == 1 {
+            out.fill(zero);
+        }
+        for (r, row) in plane.chunks_exact(g.wp).enumerate() {
+            for phase in 0..2 {
+                let at = g.position(r, phase);
+                let from = row[phase..].iter().step_by(2);
+                for (d, &v) in out[at..at + from.len()].iter_mut().zip(from) {
+                    *d = v;
+                }
+            }
+        }
+    });
+    true
+}
+
 thread_local! {
     /// One input row of a stride-2 fill, kept per thread (no allocation per call).
     static ROW: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };

@@ -386,7 +386,21 @@ impl Int8Conv {
                 quantize_planes(plane, g, 1.0 / xs, &dg, x);
                 x
             }
-            ChainIn::Planes(x) => x,
+            ChainIn::Planes(x) if g.stride == 1 => x,
+            // Stride 2 reads phase planes: regrouped from the stride-1 planes the producer wrote.
+            ChainIn::Planes(src) => {
+                let src_ws = self
+                    .planes_spec(Int8Geom { stride: 1, ..g })?
+                    .dg
+                    .word_stride();
+                let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
+                let done =
+                    super::direct::phase_planes_from(&dg, (src, src_ws), d.words(), ZERO_WORD, x);
+                if !done {
+                    return None;
+                }
+                x
+            }
         };
         let n = ho * wo;
         let cout = self.cout;
@@ -468,17 +482,18 @@ impl Int8Conv {
     }
 
     /// The planes this conv reads for an input of geometry `g`, when the conv before it may
-    /// write them: stride 1 on the direct kernel.
+    /// write them: on the direct kernel, stride 1 or 2 — always stride-1 planes of the padded
+    /// map (a stride-2 conv regroups them into its phase planes, `direct::phase_planes_from`).
     pub(crate) fn planes_spec(&self, g: Int8Geom) -> Option<PlanesSpec> {
         let d = self.direct.as_deref()?;
-        if g.stride != 1 || g.cin.div_ceil(4) * 4 != self.cin4 {
+        if !(1..=2).contains(&g.stride) || g.cin.div_ceil(4) * 4 != self.cin4 {
             return None;
         }
-        let (ho, _) = g.out_hw();
+        let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
         let dg = super::direct::DirectGeom {
-            hp: g.h + 2 * g.pad,
-            wp: g.w + 2 * g.pad,
-            ho,
+            hp,
+            wp,
+            ho: (hp + 1).checked_sub(g.size)?,
             stride: 1,
         };
         Some(PlanesSpec {
