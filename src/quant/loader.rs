@@ -244,7 +244,13 @@ pub fn finish(
         convs.push(model_take(&mut model, layer)?);
         plan.push(entry);
     }
-    choose_chains(&mut plan, |from, to| model.chain_source(to) == Some(from));
+    let feeds = |from, to| model.chain_source(to) == Some(from);
+    // A residual add feeds an int8 conv its planes whenever that conv is reduced.
+    let fed_by_add = |to| {
+        let from = model.chain_source(to);
+        from.is_some_and(|f| matches!(model.cfg().layers[f].kind, LayerKind::Shortcut(_)))
+    };
+    choose_chains(&mut plan, feeds, fed_by_add);
     for (entry, conv) in plan.iter().zip(convs) {
         if entry.reduced {
             model.set_reduced_conv(entry.layer, conv)?;
@@ -276,8 +282,14 @@ fn on_gpu(model: Darknet, precision: Precision) -> Result<Loaded, QuantError> {
 /// Where a chain of int8 convs pays, keeps them reduced: over each run of convs that could be
 /// chained (`feeds(a, b)`: conv a may feed conv b), the choice of f32 or reduced per conv with the least
 /// total time, a reduced conv after a reduced one costing its chained time (no f32 input to
-/// scan and pack). Entries without timings (stored or all-reduced plans) are left as they are.
-fn choose_chains(plan: &mut [PlanEntry], feeds: impl Fn(usize, usize) -> bool) {
+/// scan and pack) — as does a reduced conv that a residual add feeds (`fed_by_add`: the add
+/// writes its planes in the same pass as its sums). Entries without timings (stored or
+/// all-reduced plans) are left as they are.
+fn choose_chains(
+    plan: &mut [PlanEntry],
+    feeds: impl Fn(usize, usize) -> bool,
+    fed_by_add: impl Fn(usize) -> bool,
+) {
     let timed = |e: &PlanEntry| e.f32_ms.zip(e.reduced_ms);
     let mut start = 0;
     while start < plan.len() {
@@ -290,16 +302,18 @@ fn choose_chains(plan: &mut [PlanEntry], feeds: impl Fn(usize, usize) -> bool) {
         {
             end += 1;
         }
-        if end - start > 1 && timed(&plan[start]).is_some() {
-            choose_run(&mut plan[start..end]);
+        let first = &plan[start];
+        let add_fed = first.chained_ms.is_some() && fed_by_add(first.layer);
+        if (end - start > 1 || add_fed) && timed(first).is_some() {
+            choose_run(&mut plan[start..end], add_fed);
         }
         start = end;
     }
 }
 
 /// The least-time choice over one run (see [`choose_chains`]): a two-state dynamic program on
-/// whether the conv before is reduced.
-fn choose_run(run: &mut [PlanEntry]) {
+/// whether the conv before is reduced; `add_fed`: the first conv reads planes when reduced.
+fn choose_run(run: &mut [PlanEntry], add_fed: bool) {
     let inf = f64::INFINITY;
     // best[k][s]: least time of convs 0..=k with conv k in f32 (s = 0) or reduced (s = 1);
     // from[k][s]: conv k − 1's state on that path.
@@ -307,11 +321,11 @@ fn choose_run(run: &mut [PlanEntry]) {
     let mut from = vec![[0usize; 2]; run.len()];
     for (k, e) in run.iter().enumerate() {
         let (f, r) = (e.f32_ms.unwrap_or(inf), e.reduced_ms.unwrap_or(inf));
+        let c = e.chained_ms.unwrap_or(r);
         if k == 0 {
-            best[0] = [f, r];
+            best[0] = [f, if add_fed { c } else { r }];
             continue;
         }
-        let c = e.chained_ms.unwrap_or(r);
         let (p0, p1) = (best[k - 1][0], best[k - 1][1]);
         (best[k][0], from[k][0]) = if p0 <= p1 { (p0 + f, 0) } else { (p1 + f, 1) };
         (best[k][1], from[k][1]) = if p0 + r <= p1 + c {
@@ -412,4 +426,52 @@ pub fn format_plan(precision: Precision, plan: &[PlanEntry]) -> String {
     let n = plan.iter().filter(|e| e.reduced).count();
     s += &format!("{n} of {} convs in {}\n", plan.len(), precision.name());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(layer: usize, (f, r, c): (f64, f64, Option<f64>)) -> PlanEntry {
+        PlanEntry {
+            layer,
+            geom: ConvGeom {
+                cin: 8,
+                cout: 8,
+                size: 1,
+                stride: 1,
+                pad: 0,
+            },
+            f32_ms: Some(f),
+            reduced_ms: Some(r),
+            chained_ms: c,
+            reduced: r < f,
+        }
+    }
+
+    /// A conv slower reduced than in f32 on its own is kept reduced where it reads planes: after
+    /// a reduced conv that feeds it, or from a residual add; never on its own.
+    #[test]
+    fn chained_and_add_fed_convs_count_their_planes_time() {
+        // Conv 1 feeds conv 2 (a run); conv 4 is fed by the add at layer 3; conv 6 by nothing.
+        let feeds = |a: usize, b: usize| a == 1 && b == 2;
+        let by_add = |t: usize| t == 4;
+        let mut plan = vec![
+            entry(1, (1.0, 0.5, None)),
+            entry(2, (0.3, 0.4, Some(0.1))),
+            entry(4, (0.3, 0.4, Some(0.1))),
+            entry(6, (0.3, 0.4, Some(0.1))),
+        ];
+        choose_chains(&mut plan, feeds, by_add);
+        let reduced: Vec<bool> = plan.iter().map(|e| e.reduced).collect();
+        assert_eq!(reduced, [true, true, true, false]);
+        // Where the planes are no faster, f32 stays.
+        let mut plan = vec![entry(4, (0.3, 0.4, Some(0.35)))];
+        choose_chains(&mut plan, feeds, by_add);
+        assert!(!plan[0].reduced);
+        // A run whose f32 input is cheaper overall stays f32 throughout.
+        let mut plan = vec![entry(1, (0.2, 0.9, None)), entry(2, (0.3, 0.4, Some(0.25)))];
+        choose_chains(&mut plan, feeds, by_add);
+        assert!(!plan[0].reduced && !plan[1].reduced);
+    }
 }
