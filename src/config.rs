@@ -53,6 +53,9 @@ pub struct ModelConfig {
     pub device: Option<String>,
     /// Conv precision: `f32`, `f16`, `q8`, `q4` (CPU), `bf16` (CUDA); absent = the model file's.
     pub precision: Option<String>,
+    /// With `q8`: keep int8 activations between int8 convs, scales calibrated on the first
+    /// frame (`--int8-chain`); absent = off.
+    pub int8_chain: Option<bool>,
 }
 
 /// Prints an `f32` as its shortest decimal (0.45, not 0.44999998807907104).

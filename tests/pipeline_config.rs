@@ -85,6 +85,7 @@ fn every_printed_key_is_a_flag_and_flags_win() {
         "--mavlink-mount-rpy-deg=0,-90,5",
         "--mavlink-landing-mode",
         "true",
+        "--int8-chain",
     ]);
     assert_eq!(p["source"]["fps"].as_float(), Some(7.0));
     assert_eq!(
@@ -93,6 +94,7 @@ fn every_printed_key_is_a_flag_and_flags_win() {
         "unflagged keys keep the file's value"
     );
     assert_eq!(p["model"]["size"].as_integer(), Some(320));
+    assert_eq!(p["model"]["int8_chain"].as_bool(), Some(true));
     assert_eq!(p["output"]["jsonl"].as_str(), Some("other.jsonl"));
     assert_eq!(p["limits"]["max_frames"].as_integer(), Some(5));
     assert_eq!(p["mavlink"]["compid"].as_integer(), Some(200));

@@ -101,6 +101,51 @@ fn a_model_file_needs_no_cfg_and_equals_quantizing_at_load() {
     assert!(pseudo_ap50(&truth, &f32_of_file) >= 0.95);
 }
 
+/// `--int8-chain`: the plan of `info` times each chainable conv from int8 input (its "chain ms"
+/// column) only with the flag, and `detect` with chained int8 — the second photo run from the
+/// scales the first calibrated — finds what f32 finds.
+#[test]
+fn int8_chain_flag_plans_from_int8_inputs_and_detects_like_f32() {
+    let chain_times = |extra: &[&str]| {
+        let out = kestrel()
+            .arg("info")
+            .args(darknet_args())
+            .args(["--precision", "q8"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .skip_while(|l| !l.trim_start().starts_with("layer"))
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 9 && f[7].parse::<f64>().is_ok()
+            })
+            .count()
+    };
+    let (with, without) = (chain_times(&["--int8-chain"]), chain_times(&[]));
+    eprintln!("convs timed from int8 input: {with} with --int8-chain, {without} without");
+    assert_eq!(without, 0);
+    if kestrel::quant::cpu_int8_direct_available() {
+        // yolov3-tiny: its 1×1 → 3×3 head pairs and the convs after them.
+        assert!(with >= 2, "{with} convs timed from int8 input");
+    } else {
+        assert_eq!(with, 0, "no direct int8 kernel here: nothing is chained");
+    }
+    let base = darknet_args();
+    let truth = detect(&refs(&base));
+    let mut a = base.clone();
+    a.extend(["--precision", "q8", "--all-reduced", "--int8-chain"].map(String::from));
+    let ap = pseudo_ap50(&truth, &detect(&refs(&a)));
+    eprintln!("q8 chained: pseudo-AP50 against f32 = {ap:.3}");
+    assert!(ap >= 0.95, "q8 chained: pseudo-AP50 {ap:.3}");
+}
+
 #[test]
 fn info_shows_the_plan_of_a_model_file() {
     let tmp = tempfile::tempdir().unwrap();

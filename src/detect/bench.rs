@@ -89,7 +89,13 @@ pub fn bench(args: BenchArgs) -> Result<(), DetectError> {
     let precision = m.precision.unwrap_or_default();
     let (model, weights_label) = match &m.weights {
         Some(w) => (
-            super::cli::load_model(m.cfg.as_deref(), w, &device, m.precision, m.plan_mode())?,
+            super::cli::load_model(
+                m.cfg.as_deref(),
+                w,
+                &device,
+                (m.precision, m.plan_mode()),
+                m.int8_chain,
+            )?,
             w.display().to_string(),
         ),
         None => {

@@ -27,6 +27,13 @@ pub struct ModelArgs {
     /// worst-case accuracy, predictable start).
     #[arg(long)]
     pub all_reduced: bool,
+    /// With --precision q8: keep int8 activations between int8 convs (each conv writes the next
+    /// one's int8 input directly, scales calibrated on the first frame of each size and widened
+    /// by later frames, as a static int8 model has them). Faster where memory traffic dominates;
+    /// a frame's result then depends slightly on the frames before it. Default: off
+    /// (`KESTREL_CHAIN=1` also turns it on).
+    #[arg(long)]
+    pub int8_chain: bool,
     /// Square input size (multiple of 32).
     #[arg(long, default_value_t = 416, conflicts_with_all = ["width", "height"])]
     pub size: u32,
@@ -153,14 +160,15 @@ fn load_detector(m: &ModelArgs, conf: f32, nms: f32) -> Result<Detector, DetectE
         cfg.as_deref(),
         &weights,
         &device,
-        m.precision,
-        m.plan_mode(),
+        (m.precision, m.plan_mode()),
+        m.int8_chain,
     )?;
     Detector::new(model, opts)
 }
 
 /// Loads Darknet `.weights` (with `cfg`) or a Kestrel model file at `precision`, logging the
-/// per-layer plan when convs run reduced.
+/// per-layer plan when convs run reduced; `int8_chain` turns int8 chaining on (false: the
+/// default, `KESTREL_CHAIN`).
 ///
 /// # Errors
 /// Unreadable or mismatched files; a precision the device cannot run.
@@ -168,10 +176,11 @@ pub fn load_model(
     cfg: Option<&Path>,
     weights: &Path,
     device: &Device,
-    precision: Option<crate::quant::Precision>,
-    mode: crate::quant::PlanMode,
+    (precision, mode): (Option<crate::quant::Precision>, crate::quant::PlanMode),
+    int8_chain: bool,
 ) -> Result<Darknet, DetectError> {
-    let loaded = crate::quant::load_any(cfg, weights, device, precision, mode)?;
+    let chain = int8_chain.then_some(true);
+    let loaded = crate::quant::load_any_with(cfg, weights, device, precision, mode, chain)?;
     if !loaded.plan.is_empty() {
         let reduced = loaded.plan.iter().filter(|e| e.reduced).count();
         tracing::info!(

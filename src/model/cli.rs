@@ -26,6 +26,10 @@ pub struct InfoArgs {
     /// where it is measured faster than f32). Needs --weights.
     #[arg(long, requires = "weights")]
     pub precision: Option<String>,
+    /// With --precision q8: plan with int8 activations kept between int8 convs (`detect
+    /// --int8-chain`); the plan then shows each chainable conv's time from int8 input.
+    #[arg(long, requires = "precision")]
+    pub int8_chain: bool,
 }
 
 /// Prints the table (or JSON) of `cfg` at the size `args` asks for (default: the cfg's).

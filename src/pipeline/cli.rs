@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// AMX-BF16 or AVX512-BF16); default: the model file's own.
     #[arg(long)]
     pub precision: Option<String>,
+    /// With --precision q8: int8 activations kept between int8 convs (scales calibrated on the
+    /// first frame; see `kestrel detect --help`).
+    #[arg(long)]
+    pub int8_chain: bool,
     /// JSON Lines output file ("-" = stdout).
     #[arg(long)]
     pub jsonl: Option<String>,
@@ -120,6 +124,9 @@ pub fn effective_config(a: &RunArgs) -> Result<Config, PipelineError> {
     set(&mut m.nms, a.nms.map(Some));
     set(&mut m.device, a.device.clone().map(Some));
     set(&mut m.precision, a.precision.clone().map(Some));
+    if a.int8_chain {
+        m.int8_chain = Some(true);
+    }
     set(&mut o.jsonl, a.jsonl.clone().map(Some));
     set(&mut o.save_dir, a.save_dir.clone().map(Some));
     set(&mut o.save_every, a.save_every);
@@ -167,6 +174,7 @@ fn model_args(c: &Config) -> ModelArgs {
         nms: m.nms.unwrap_or(0.45),
         device: m.device.clone().unwrap_or_else(|| "cpu".into()),
         precision: m.precision.clone(),
+        int8_chain: m.int8_chain.unwrap_or(false),
     }
 }
 

@@ -19,6 +19,8 @@ pub struct ModelArgs {
     /// Conv precision name: f32, f16, bf16, q8, q4 (None: the model file's own, f32 for
     /// `.weights`).
     pub precision: Option<String>,
+    /// Int8 activations kept between int8 convs (see `detect::cli::ModelArgs::int8_chain`).
+    pub int8_chain: bool,
 }
 
 const ASSETS: [&str; 5] = [
@@ -95,7 +97,13 @@ pub fn build_detector(m: &ModelArgs) -> Result<(Detector, Vec<String>), DetectEr
             why: e.to_string(),
         })?;
     let mode = crate::quant::PlanMode::Measure;
-    let model = load_model(cfg.as_deref(), &weights, &device, precision, mode)?;
+    let model = load_model(
+        cfg.as_deref(),
+        &weights,
+        &device,
+        (precision, mode),
+        m.int8_chain,
+    )?;
     let (w, h) = match m.size {
         Some(s) => (s as u32, s as u32),
         None => (model.input_size().0 as u32, model.input_size().1 as u32),

@@ -116,12 +116,13 @@ pub fn info(args: crate::model::cli::InfoArgs) -> Result<(), QuantError> {
         } else {
             args.cfg.as_deref()
         };
-        let loaded = super::load_any(
+        let loaded = super::load_any_with(
             cfg_path,
             w,
             &Device::Cpu,
             Some(precision),
             PlanMode::Measure,
+            args.int8_chain.then_some(true),
         )?;
         println!();
         print!("{}", format_plan(loaded.precision, &loaded.plan));

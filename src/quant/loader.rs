@@ -139,6 +139,26 @@ pub fn load_any(
     precision: Option<Precision>,
     mode: PlanMode,
 ) -> Result<Loaded, QuantError> {
+    load_any_with(cfg, weights, device, precision, mode, None)
+}
+
+/// [`load_any`] with int8 chaining (`--int8-chain`, see `quant::chain`) set before the plan is
+/// measured, so that the plan times each conv as it will run: `Some(on)`, or None for the
+/// default (`KESTREL_CHAIN=1` turns it on).
+pub fn load_any_with(
+    cfg: Option<&Path>,
+    weights: &Path,
+    device: &Device,
+    precision: Option<Precision>,
+    mode: PlanMode,
+    chain: Option<bool>,
+) -> Result<Loaded, QuantError> {
+    let chained = |mut model: Darknet| {
+        if let Some(on) = chain {
+            model.set_int8_chaining(on);
+        }
+        model
+    };
     if is_model_file(weights)? {
         let file = ModelFile::read(weights)?;
         let name = weights.display().to_string();
@@ -149,7 +169,7 @@ pub fn load_any(
             .then_some(&file.plan)
             .filter(|p| !p.is_empty());
         let stored_plan = stored_plan.cloned();
-        let model = Darknet::from_parts(cfg, &dw, device)?;
+        let model = chained(Darknet::from_parts(cfg, &dw, device)?);
         let kernels: Option<Vec<StoredConv>> =
             (precision == file.precision && precision != Precision::F32).then_some(file.convs);
         finish(model, &dw, precision, mode, kernels, stored_plan)
@@ -162,7 +182,7 @@ pub fn load_any(
         })?;
         let cfg = Cfg::parse_file(cfg_path)?;
         let dw = DarknetWeights::read(weights, &cfg)?;
-        let model = Darknet::from_parts(cfg, &dw, device)?;
+        let model = chained(Darknet::from_parts(cfg, &dw, device)?);
         finish(
             model,
             &dw,

@@ -34,6 +34,6 @@ pub fn cpu_bf16_available() -> bool {
 pub fn cpu_int8_direct_available() -> bool {
     direct::Engine::for_op(direct::TileOp::Int8).is_some()
 }
-pub use loader::{load_any, Loaded, PlanMode};
+pub use loader::{load_any, load_any_with, Loaded, PlanMode};
 pub use precision::Precision;
 pub use qconv::{ConvGeom, QuantConv};

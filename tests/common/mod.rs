@@ -73,6 +73,7 @@ pub fn tiny_model_args(size: usize) -> kestrel::pipeline::model::ModelArgs {
         nms: 0.45,
         device: "cpu".into(),
         precision: None,
+        int8_chain: false,
     }
 }
 
