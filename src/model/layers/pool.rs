@@ -17,48 +17,15 @@ fn window(o: usize, n: usize, m: &MaxpoolCfg) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
-/// Max along W of each of `rows` lines of length `w` into lines of length `wo`.
+/// Max along W of each of `rows` lines of length `w` into lines of length `wo` (strides above 1;
+/// stride 1 is [`pool_stride1_slabs`]).
 fn pool_rows(src: &[f32], rows: usize, w: usize, m: &MaxpoolCfg, dst: &mut [f32]) {
     let wo = out_len(w, m);
-    if m.stride == 1 {
-        return pool_rows_stride1(src, rows, w, wo, m, dst);
-    }
     for r in 0..rows {
         let line = &src[r * w..(r + 1) * w];
         for (o, d) in dst[r * wo..(r + 1) * wo].iter_mut().enumerate() {
             let (lo, hi) = window(o, w, m);
             *d = line[lo..hi].iter().copied().fold(f32::MIN, f32::max);
-        }
-    }
-}
-
-/// Stride 1 (SPP): one shifted slice max per window tap, whole lines at a time (vectorisable).
-fn pool_rows_stride1(
-    src: &[f32],
-    rows: usize,
-    w: usize,
-    wo: usize,
-    m: &MaxpoolCfg,
-    dst: &mut [f32],
-) {
-    let off = (m.padding / 2) as isize;
-    for r in 0..rows {
-        let line = &src[r * w..(r + 1) * w];
-        let d = &mut dst[r * wo..(r + 1) * wo];
-        d.fill(f32::MIN);
-        for t in 0..m.size as isize {
-            // Output o reads input o + t - off; keep the o where that lies inside the line.
-            let shift = t - off;
-            let lo = (-shift).max(0) as usize;
-            let hi = ((w as isize - shift).max(0) as usize).min(wo);
-            if lo >= hi {
-                continue;
-            }
-            let from = (lo as isize + shift) as usize;
-            d[lo..hi]
-                .iter_mut()
-                .zip(&line[from..from + (hi - lo)])
-                .for_each(|(a, &b)| *a = gt_max(b, *a));
         }
     }
 }
@@ -76,6 +43,60 @@ fn pool_cols(src: &[f32], planes: usize, h: usize, wo: usize, m: &MaxpoolCfg, ds
                 d.iter_mut().zip(row).for_each(|(a, &b)| *a = gt_max(b, *a));
             }
         }
+    }
+}
+
+/// A stride-1 pool (SPP's 5×5, 9×9, 13×13) of one `h × w` plane into `dst` (`ho × wo`) in
+/// long slabs instead of row by row: on the 13² and 26² maps of the SPP blocks a row is 13 or 26
+/// values and every per-row loop ran its scalar remainder. Along W, the rows are laid out with
+/// `−∞` (f32::MIN) borders, `p = wo + size − 1` apart, so that each tap is one max over the whole
+/// padded slab (the values computed between rows are dropped); along H each tap is one max over
+/// a slab of whole rows. The taps in the same order onto the same f32::MIN start as the row
+/// loops (NaN ignored the same way), so the same values.
+fn pool_stride1_slabs(
+    plane: &[f32],
+    (h, w): (usize, usize),
+    m: &MaxpoolCfg,
+    buf: &mut Vec<f32>,
+    dst: &mut [f32],
+) {
+    let (ho, wo, off) = (out_len(h, m), out_len(w, m), m.padding / 2);
+    let (size, p) = (m.size, out_len(w, m) + m.size - 1);
+    let buf = super::sgemm::grown(buf, 2 * h * p + h * wo, f32::MIN);
+    let (padded, rest) = buf.split_at_mut(h * p);
+    let (wide, rows) = rest.split_at_mut(h * p);
+    // Input columns 0..w at padded positions off..off + w of each row; borders f32::MIN.
+    for (prow, row) in padded.chunks_exact_mut(p).zip(plane.chunks_exact(w)) {
+        prow.fill(f32::MIN);
+        prow[off..off + w].copy_from_slice(row);
+    }
+    // Output x of a row reads padded x + t: one slab per tap.
+    let span = h * p - (size - 1);
+    wide[..span].fill(f32::MIN);
+    for t in 0..size {
+        wide[..span]
+            .iter_mut()
+            .zip(&padded[t..t + span])
+            .for_each(|(a, &b)| *a = gt_max(b, *a));
+    }
+    for (r, wrow) in rows.chunks_exact_mut(wo).zip(wide.chunks(p)) {
+        r.copy_from_slice(&wrow[..wo]);
+    }
+    // Along H: output row y reads rows y + t − off that exist, a contiguous run per tap.
+    let dst = &mut dst[..ho * wo];
+    dst.fill(f32::MIN);
+    for t in 0..size as isize {
+        let shift = t - off as isize;
+        let lo = (-shift).max(0) as usize;
+        let hi = ((h as isize - shift).max(0) as usize).min(ho);
+        if lo >= hi {
+            continue;
+        }
+        let from = (lo as isize + shift) as usize;
+        dst[lo * wo..hi * wo]
+            .iter_mut()
+            .zip(&rows[from * wo..(from + hi - lo) * wo])
+            .for_each(|(a, &b)| *a = gt_max(b, *a));
     }
 }
 
@@ -178,9 +199,13 @@ pub(crate) fn maxpool_into(
     }
     let one = |(plane, dst): (&[f32], &mut [f32])| {
         let mut rows = ROWS.take();
-        let scratch = super::sgemm::grown(&mut rows, h * wo, 0.0);
-        pool_rows(plane, h, w, m, scratch);
-        pool_cols(scratch, 1, h, wo, m, dst);
+        if m.stride == 1 {
+            pool_stride1_slabs(plane, (h, w), m, &mut rows, dst);
+        } else {
+            let scratch = super::sgemm::grown(&mut rows, h * wo, 0.0);
+            pool_rows(plane, h, w, m, scratch);
+            pool_cols(scratch, 1, h, wo, m, dst);
+        }
         ROWS.set(rows);
     };
     if planes.len() >= 1 << 15 && rayon::current_num_threads() > 1 {
@@ -285,7 +310,16 @@ mod tests {
     #[test]
     fn multi_plane_non_square_matches_darknet() {
         let mut rng = crate::model::random::SplitMix64::new(5);
-        let (c, h, w) = (3, 9, 14);
+        // A few planes, then an SPP-sized map with planes enough to split over the pool.
+        for (c, h, w) in [(3, 9, 14), (200, 13, 13)] {
+            multi_plane_case(&mut rng, (c, h, w));
+        }
+    }
+
+    fn multi_plane_case(
+        rng: &mut crate::model::random::SplitMix64,
+        (c, h, w): (usize, usize, usize),
+    ) {
         let x: Vec<f32> = (0..c * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let t = Tensor::from_slice(&x, (1, c, h, w), &Device::Cpu).unwrap();
         for (size, stride, padding) in [(2, 2, 0), (3, 2, 1), (5, 1, 4), (13, 1, 12)] {
