@@ -7,11 +7,8 @@
 //! the default.
 
 use super::direct::{DirectGeom, DirectWeights, TileOp};
+use super::direct_f32::conv_f32_sums;
 use super::int8::{Epilogue, Int8Geom};
-#[cfg(target_arch = "x86_64")]
-use super::int8::{Finish, Sums};
-#[cfg(target_arch = "x86_64")]
-use crate::model::layers::sgemm::grown;
 use std::cell::RefCell;
 
 thread_local! {
@@ -70,42 +67,18 @@ impl Bf16Conv {
         dst: &mut [f32],
         epilogue: Option<Epilogue>,
     ) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if !(1..=2).contains(&g.stride) || g.cin != self.cin || plane.len() < g.cin * g.h * g.w
-            {
-                return false;
-            }
-            let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
-            let (ho, wo) = ((hp - g.size) / g.stride + 1, (wp - g.size) / g.stride + 1);
-            let dg = DirectGeom {
-                hp,
-                wp,
-                ho,
-                stride: g.stride,
-            };
-            let mut planes = PLANES.take();
-            let x = grown(&mut planes, self.direct.input_words(&dg), 0);
-            bf16_planes(plane, g, &dg, x);
-            let fin = Finish::new(epilogue);
-            let done = super::direct::with_banks(|banks| {
-                self.direct.conv_into(
-                    x,
-                    &dg,
-                    wo,
-                    &mut dst[..self.cout * ho * wo],
-                    banks,
-                    |b, segs| fin.rows(b, segs, |_| Sums::F32),
-                )
-            });
-            PLANES.set(planes);
-            done
+        if g.cin != self.cin || plane.len() < g.cin * g.h * g.w {
+            return false;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (plane, g, dst, epilogue);
-            false
-        }
+        let mut planes = PLANES.take();
+        let done = super::direct::with_banks(|banks| {
+            let bufs = (&mut planes, banks);
+            let all = |_: &DirectGeom, _: usize| true;
+            let fill = |dg: &DirectGeom, x: &mut [u32]| bf16_planes(plane, g, dg, x);
+            conv_f32_sums(&self.direct, self.cout, g, dst, epilogue, bufs, all, fill)
+        });
+        PLANES.set(planes);
+        done
     }
 }
 

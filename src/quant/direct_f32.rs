@@ -71,54 +71,76 @@ impl F32Direct {
         epilogue: Option<Epilogue>,
         scratch: &mut F32Scratch,
     ) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use super::int8::{Finish, Sums};
-            use crate::model::layers::sgemm::grown;
-            if !(1..=2).contains(&g.stride) || g.cin != self.cin || plane.len() < g.cin * g.h * g.w
-            {
-                return false;
-            }
-            let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
-            if hp < g.size || wp < g.size {
-                return false;
-            }
-            let (ho, wo) = ((hp - g.size) / g.stride + 1, (wp - g.size) / g.stride + 1);
-            if dst.len() < self.cout * ho * wo {
-                return false;
-            }
-            let dg = DirectGeom {
-                hp,
-                wp,
-                ho,
-                stride: g.stride,
-            };
-            if !worth_it(&dg, ho * wo) {
-                return false;
-            }
-            let x = grown(&mut scratch.planes, self.direct.input_words(&dg), 0);
-            let hw = g.h * g.w;
-            super::direct::fill_planes(&dg, (g.h, g.w, g.pad), g.cin, 0, x, |c, y, out| {
-                let row = &plane[c * hw + y * g.w..][..g.w];
-                for (d, v) in out.iter_mut().zip(row) {
-                    *d = v.to_bits();
-                }
-            });
-            let fin = Finish::new(epilogue);
-            self.direct.conv_into(
-                x,
-                &dg,
-                wo,
-                &mut dst[..self.cout * ho * wo],
-                &mut scratch.segs,
-                |b, segs| fin.rows(b, segs, |_| Sums::F32),
-            )
+        let hw = g.h * g.w;
+        if g.cin != self.cin || plane.len() < g.cin * hw {
+            return false;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (plane, g, dst, epilogue, scratch);
-            false
+        let bufs = (&mut scratch.planes, &mut scratch.segs);
+        conv_f32_sums(
+            &self.direct,
+            self.cout,
+            g,
+            dst,
+            epilogue,
+            bufs,
+            worth_it,
+            |dg, x| {
+                super::direct::fill_planes(dg, (g.h, g.w, g.pad), g.cin, 0, x, |c, y, out| {
+                    let row = &plane[c * hw + y * g.w..][..g.w];
+                    for (d, v) in out.iter_mut().zip(row) {
+                        *d = v.to_bits();
+                    }
+                });
+            },
+        )
+    }
+}
+
+/// The direct conv `d` (`cout` channels, f32 sums: f32 or bf16 words) of one input of geometry
+/// `g` into `dst` = `[cout, ho·wo]`, then `epilogue`, with the caller's planes and segment
+/// vectors: `fill(dg, x)` writes every word of the planes. False (nothing written) for strides
+/// other than 1 and 2, a map smaller than the kernel, a short `dst`, or where `accept` turns the
+/// geometry down (`accept(dg, outputs)`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_f32_sums(
+    d: &DirectWeights,
+    cout: usize,
+    g: Int8Geom,
+    dst: &mut [f32],
+    epilogue: Option<Epilogue>,
+    (planes, segs): (&mut Vec<u32>, &mut SegBanks),
+    accept: impl Fn(&DirectGeom, usize) -> bool,
+    fill: impl FnOnce(&DirectGeom, &mut [u32]),
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::int8::{Finish, Sums};
+        use crate::model::layers::sgemm::grown;
+        let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+        if !(1..=2).contains(&g.stride) || hp < g.size || wp < g.size {
+            return false;
         }
+        let (ho, wo) = ((hp - g.size) / g.stride + 1, (wp - g.size) / g.stride + 1);
+        let dg = DirectGeom {
+            hp,
+            wp,
+            ho,
+            stride: g.stride,
+        };
+        if dst.len() < cout * ho * wo || !accept(&dg, ho * wo) {
+            return false;
+        }
+        let x = grown(planes, d.input_words(&dg), 0);
+        fill(&dg, x);
+        let fin = Finish::new(epilogue);
+        d.conv_into(x, &dg, wo, &mut dst[..cout * ho * wo], segs, |b, segs| {
+            fin.rows(b, segs, |_| Sums::F32)
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (d, cout, g, dst, epilogue, planes, segs, accept, fill);
+        false
     }
 }
 
@@ -127,6 +149,7 @@ impl F32Direct {
 /// the GEMM won (tiny's 512 → 1024 3×3: 167 against 100 GMAC/s); from 26² on (≥ 92 % kept) the
 /// direct kernel won or tied (tiny's 3×3 layers at 416²–26²: 58 → 68, 112 → 148, 135 → 177,
 /// 134 → 158 GMAC/s).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn worth_it(dg: &DirectGeom, outputs: usize) -> bool {
     outputs * 100 >= dg.blocks() * super::direct::PIXELS * 90
 }
