@@ -88,33 +88,34 @@ fn f32_frames() {
 }
 
 /// Every conv int8 on the direct kernel (AMX or AVX-512 VNNI), plain and chained where it can
-/// be: a steady frame allocates the heads it hands back and nothing else (a few bytes of
-/// bookkeeping at most).
+/// be, then every conv bf16: a steady frame allocates the heads it hands back and nothing else
+/// (a few bytes of bookkeeping at most).
 fn int8_frames() {
-    int8_frames_chained(false);
-    int8_frames_chained(true);
-}
-
-fn int8_frames_chained(chained: bool) {
-    use kestrel::quant::loader::finish;
-    use kestrel::quant::{PlanMode, Precision};
+    use kestrel::quant::Precision;
     if !kestrel::quant::cpu_int8_direct_available() {
         println!("no direct int8 kernel on this CPU (AMX or AVX-512 VNNI): q8 not checked");
-        return;
+    } else {
+        reduced_frames(Precision::Q8, false);
+        reduced_frames(Precision::Q8, true);
     }
+    // bf16 (AMX-BF16 or AVX512-BF16): its planes are the workspace's too.
+    if !kestrel::quant::cpu_bf16_available() {
+        println!("no bf16 conv on this CPU (AMX-BF16 or AVX512-BF16): bf16 not checked");
+    } else {
+        reduced_frames(Precision::Bf16, false);
+    }
+}
+
+fn reduced_frames(precision: kestrel::quant::Precision, chained: bool) {
+    use kestrel::quant::loader::finish;
+    use kestrel::quant::PlanMode;
+    let p = precision.name();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for (name, size) in [("yolov3-tiny.cfg", 416), ("prune_0.95.cfg", 320)] {
         let cfg = Cfg::parse_file(&root.join("models/cfg").join(name)).unwrap();
         let weights = DarknetWeights::random(&cfg, 7).unwrap();
         let net = Darknet::from_parts(cfg, &weights, &Device::Cpu).unwrap();
-        let loaded = finish(
-            net,
-            &weights,
-            Precision::Q8,
-            PlanMode::AllReduced,
-            None,
-            None,
-        );
+        let loaded = finish(net, &weights, precision, PlanMode::AllReduced, None, None);
         let mut net = loaded.unwrap().model;
         net.set_int8_chaining(chained);
         let x = Tensor::full(0.5f32, (1, 3, size, size), &Device::Cpu).unwrap();
@@ -133,7 +134,7 @@ fn int8_frames_chained(chained: bool) {
         });
         let again = allocated(|| drop(net.forward(&x).unwrap()));
         println!(
-            "{name}@{size} q8: steady frames {steady:?}, {again:?} (blocks, B); {heads} heads of \
+            "{name}@{size} {p}: steady frames {steady:?}, {again:?} (blocks, B); {heads} heads of \
              {head_bytes} B; {} int8 chains",
             net.int8_chains()
         );
@@ -142,11 +143,11 @@ fn int8_frames_chained(chained: bool) {
             // Per head: its two value buffers and the tensors' shapes, strides and handles.
             assert!(
                 bytes >= head_bytes && bytes <= head_bytes + 4096,
-                "{name}: a steady q8 frame allocated {bytes} B for {head_bytes} B of heads"
+                "{name}: a steady {p} frame allocated {bytes} B for {head_bytes} B of heads"
             );
             assert!(
                 blocks as usize <= 12 * heads + 2,
-                "{name}: a steady q8 frame made {blocks} allocations for {heads} heads"
+                "{name}: a steady {p} frame made {blocks} allocations for {heads} heads"
             );
         }
     }

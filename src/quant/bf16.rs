@@ -7,14 +7,8 @@
 //! the default.
 
 use super::direct::{DirectGeom, DirectWeights, TileOp};
-use super::direct_f32::conv_f32_sums;
+use super::direct_f32::{conv_f32_sums, F32Scratch};
 use super::int8::{Epilogue, Int8Geom};
-use std::cell::RefCell;
-
-thread_local! {
-    /// Padded planes of bf16 pairs, reused call after call.
-    static PLANES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-}
 
 /// f32 → bf16, rounding to nearest even (NaN stays NaN).
 pub fn to_bf16(v: f32) -> u16 {
@@ -58,27 +52,23 @@ impl Bf16Conv {
         })
     }
 
-    /// Conv of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`, then `epilogue`. Stride 1
-    /// or 2; returns false (nothing written) for anything else.
-    pub fn forward_fused(
+    /// Conv of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`, then `epilogue`, with the
+    /// caller's buffers. Stride 1 or 2; returns false (nothing written) for anything else.
+    pub(crate) fn forward_fused(
         &self,
         plane: &[f32],
         g: Int8Geom,
         dst: &mut [f32],
         epilogue: Option<Epilogue>,
+        scratch: &mut F32Scratch,
     ) -> bool {
         if g.cin != self.cin || plane.len() < g.cin * g.h * g.w {
             return false;
         }
-        let mut planes = PLANES.take();
-        let done = super::direct::with_banks(|banks| {
-            let bufs = (&mut planes, banks);
-            let all = |_: &DirectGeom, _: usize| true;
-            let fill = |dg: &DirectGeom, x: &mut [u32]| bf16_planes(plane, g, dg, x);
-            conv_f32_sums(&self.direct, self.cout, g, dst, epilogue, bufs, all, fill)
-        });
-        PLANES.set(planes);
-        done
+        let bufs = (&mut scratch.planes, &mut scratch.segs);
+        let all = |_: &DirectGeom, _: usize| true;
+        let fill = |dg: &DirectGeom, x: &mut [u32]| bf16_planes(plane, g, dg, x);
+        conv_f32_sums(&self.direct, self.cout, g, dst, epilogue, bufs, all, fill)
     }
 }
 
@@ -246,7 +236,7 @@ mod tests {
             };
             let conv = Bf16Conv::new(&k, cout, cin, size).expect("bf16 is available");
             let mut got = vec![f32::NAN; cout * ho * wo];
-            assert!(conv.forward_fused(&x, g, &mut got, None));
+            assert!(conv.forward_fused(&x, g, &mut got, None, &mut F32Scratch::default()));
             for (reference, what, tol) in [
                 (
                     conv_f32(&round(&x), &round(&k), cout, g),
@@ -266,7 +256,8 @@ mod tests {
                 );
             }
             // Stride 3 is refused, not computed wrong.
-            assert!(!conv.forward_fused(&x, Int8Geom { stride: 3, ..g }, &mut got, None));
+            let g3 = Int8Geom { stride: 3, ..g };
+            assert!(!conv.forward_fused(&x, g3, &mut got, None, &mut F32Scratch::default()));
         }
     }
 }

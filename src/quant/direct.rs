@@ -468,7 +468,8 @@ const MAX_PARTS: usize = 64;
 
 /// Emptied segment vectors of the last direct conv (one bank per destination), kept for the
 /// next one: with them a conv allocates nothing once the vectors have grown. The planned
-/// forward keeps one per input size; other callers use their thread's ([`with_banks`]).
+/// forward keeps one per input size; other callers keep their own (a thread-local one for the
+/// int8 conv outside the planned forward).
 #[derive(Default)]
 pub(crate) struct SegBanks([Vec<Segments<'static, u8>>; 2]);
 
@@ -487,19 +488,6 @@ impl SegBanks {
     fn give<T>(&mut self, segs: Vec<Segments<'_, T>>, bank: usize) {
         self.0[bank] = segs.into_iter().map(relabel).collect();
     }
-}
-
-thread_local! {
-    static BANKS: std::cell::RefCell<SegBanks> = std::cell::RefCell::new(SegBanks::default());
-}
-
-/// `f` with this thread's segment vectors (taken out meanwhile: a conv on this thread inside
-/// `f`, from a rayon steal, finds fresh ones instead of a borrowed cell).
-pub(crate) fn with_banks<R>(f: impl FnOnce(&mut SegBanks) -> R) -> R {
-    let mut banks = BANKS.take();
-    let r = f(&mut banks);
-    BANKS.set(banks);
-    r
 }
 
 /// An emptied vector of slices as a vector of slices of another type and lifetime, on the same

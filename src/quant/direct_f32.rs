@@ -11,15 +11,13 @@
 use super::direct::{DirectGeom, DirectWeights, SegBanks, TileOp};
 use super::int8::{Epilogue, Int8Geom};
 
-/// The direct f32 conv's buffers (padded planes, segment vectors), kept by the caller between
-/// calls: the planned forward keeps one per input size, so a steady frame allocates nothing
-/// whichever pool thread runs it.
+/// The buffers of a direct conv with f32 sums — this f32 conv, or the bf16 one (padded planes,
+/// segment vectors) — kept by the caller between calls: the planned forward keeps one per input
+/// size, so a steady frame allocates nothing whichever pool thread runs it.
 #[derive(Default)]
 pub(crate) struct F32Scratch {
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    planes: Vec<u32>,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    segs: SegBanks,
+    pub(super) planes: Vec<u32>,
+    pub(super) segs: SegBanks,
 }
 
 /// Whether f32 convs run on this kernel: opt-in (`KESTREL_F32_DIRECT=1`), because it is not

@@ -179,8 +179,8 @@ impl QuantConv {
     }
 
     /// Conv without bias of NCHW `data` (`b, cin, h, w`) into `out` (`[b, cout, ho, wo]`), on the
-    /// planned forward's reused buffers; the int8 and bf16 kernels also apply `epilogue` (bias +
-    /// activation) as they write. Returns whether the epilogue was applied (otherwise the caller
+    /// planned forward's reused buffers (`scratch`: the bf16 conv's); the int8 and bf16 kernels
+    /// also apply `epilogue` (bias + activation) as they write. Returns whether the epilogue was applied (otherwise the caller
     /// applies it).
     pub(crate) fn forward_fused(
         &self,
@@ -188,6 +188,7 @@ impl QuantConv {
         (b, cin, h, w): (usize, usize, usize, usize),
         out: &mut [f32],
         epilogue: Option<super::int8::Epilogue>,
+        scratch: &mut super::direct_f32::F32Scratch,
     ) -> Result<bool> {
         let (ho, wo) = self.geom.out_hw(h, w);
         let n = ho * wo;
@@ -222,7 +223,7 @@ impl QuantConv {
                 }
                 Weights::Int8(c) => c.forward_fused(plane, g, dst, epilogue),
                 Weights::Bf16(c) => {
-                    if !c.forward_fused(plane, g, dst, epilogue) {
+                    if !c.forward_fused(plane, g, dst, epilogue, scratch) {
                         candle_core::bail!(
                             "the bf16 conv cannot run {cin}x{h}x{w} (stride {})",
                             g.stride
@@ -342,7 +343,13 @@ mod tests {
         let mut got = vec![f32::NAN; want.len()];
         QuantConv::new(geom, &kernel, p)
             .unwrap()
-            .forward_fused(&xv, (2, geom.cin, h, w), &mut got, None)
+            .forward_fused(
+                &xv,
+                (2, geom.cin, h, w),
+                &mut got,
+                None,
+                &mut Default::default(),
+            )
             .unwrap();
         let num: f32 = got.iter().zip(&want).map(|(a, b)| (a - b).powi(2)).sum();
         let den: f32 = want.iter().map(|b| b * b).sum();

@@ -269,7 +269,13 @@ impl ConvLayer {
                 bias: &self.bias,
                 activation: c.activation,
             };
-            if !q.forward_fused(src, (b, cin, h, w), out, Some(epilogue))? {
+            if !q.forward_fused(
+                src,
+                (b, cin, h, w),
+                out,
+                Some(epilogue),
+                &mut scratch.direct,
+            )? {
                 self.bias_activate(out, n);
             }
             return Ok(());
