@@ -13,7 +13,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 #[cfg(target_arch = "x86_64")]
-use super::direct::{DirectGeom, DirectWeights, TileOp, COUT_GROUP, PIXELS};
+use super::direct::{block_order, DirectGeom, DirectWeights, TileOp, COUT_GROUP, PIXELS};
 use std::sync::OnceLock;
 
 /// Whether the AMX int8 kernel runs here: CPU support (cpuid), the kernel's grant of the tile
@@ -121,7 +121,8 @@ impl TileConfig {
     }
 }
 
-/// Blocks a task runs group after group (all of them per group).
+/// Blocks a task runs group after group (see `direct::block_order`; runs of 4 and 16 measured
+/// the same).
 const BLOCK_RUN: usize = 8;
 
 /// [`DirectWeights::run`] on the tiles (bounds checked there).
@@ -147,50 +148,39 @@ pub(super) fn run_tiles(
     // config is a valid palette-1 layout: 16-row tiles, A tiles of chunk_q·4
     // ≤ 64 bytes per row, B tiles of chunk_q ≤ 16 rows of 64 bytes.
     unsafe { config.load() };
-    // Blocks in runs of BLOCK_RUN, each 32-channel group over the whole run: a group's weights
-    // are read once per run, not once per block (a 512 → 1024 3×3 conv streams 4.7 MB of int8
-    // weights per block otherwise, past L2).
-    let runs = (b0..b1)
-        .step_by(BLOCK_RUN)
-        .map(|r| r..(r + BLOCK_RUN).min(b1));
-    let order = runs.flat_map(|run| {
-        (0..d.cout)
-            .step_by(COUT_GROUP)
-            .flat_map(move |o| run.clone().map(move |b| (b, o)))
-    });
-    for (b, o) in order {
+    // A 512 → 1024 3×3 conv would stream 4.7 MB of int8 weights per block, past L2, were the
+    // blocks not taken in runs (`direct::block_order`).
+    for (b, o) in block_order(b0..b1, 0..d.cout, BLOCK_RUN) {
         let p0 = b * PIXELS;
-        {
-            let w = &d.w[(o / 16) * group_len..(o / 16 + 2) * group_len];
-            let mut steps = 0;
-            // SAFETY: tiles configured above.
-            unsafe { zero_sums() };
-            for ky in 0..d.size {
-                for kx in 0..d.size {
-                    let shift = p0 + g.position(ky, kx);
-                    for j in 0..d.chunks {
-                        let a = steps * 16 * d.chunk_q;
-                        let xb = j * d.chunk_q * stride + shift;
-                        // SAFETY: weight rows a.. + 16·chunk_q (and the second group at
-                        // + group_len) lie in `w`; activation rows xb + r·word_stride for
-                        // r < chunk_q, 32 words each, lie in `x` (`DirectWeights::run`).
-                        unsafe {
-                            let (a0, a1) = (w.as_ptr().add(a), w.as_ptr().add(group_len + a));
-                            let xp = x.as_ptr().add(xb);
-                            match d.op {
-                                TileOp::Int8 => step(a0, a1, d.chunk_q * 4, xp, stride * 4),
-                                TileOp::Bf16 => step_bf16(a0, a1, d.chunk_q * 4, xp, stride * 4),
-                                TileOp::F32 => unreachable!("no f32 tiles: Engine::for_op"),
-                            }
-                        };
-                        steps += 1;
-                    }
+        let w = &d.w[(o / 16) * group_len..(o / 16 + 2) * group_len];
+        let mut steps = 0;
+        // SAFETY: tiles configured above.
+        unsafe { zero_sums() };
+        for ky in 0..d.size {
+            for kx in 0..d.size {
+                let shift = p0 + g.position(ky, kx);
+                for j in 0..d.chunks {
+                    let a = steps * 16 * d.chunk_q;
+                    let xb = j * d.chunk_q * stride + shift;
+                    // SAFETY: weight rows a.. + 16·chunk_q (and the second group at
+                    // + group_len) lie in `w`; activation rows xb + r·word_stride for
+                    // r < chunk_q, 32 words each, lie in `x` (`DirectWeights::run`).
+                    unsafe {
+                        let (a0, a1) = (w.as_ptr().add(a), w.as_ptr().add(group_len + a));
+                        let xp = x.as_ptr().add(xb);
+                        match d.op {
+                            TileOp::Int8 => step(a0, a1, d.chunk_q * 4, xp, stride * 4),
+                            TileOp::Bf16 => step_bf16(a0, a1, d.chunk_q * 4, xp, stride * 4),
+                            TileOp::F32 => unreachable!("no f32 tiles: Engine::for_op"),
+                        }
+                    };
+                    steps += 1;
                 }
             }
-            // SAFETY: `acc` holds 32 rows of 32 i32.
-            unsafe { store(acc.as_mut_ptr()) };
-            block(b, o, COUT_GROUP.min(d.cout - o), &acc);
         }
+        // SAFETY: `acc` holds 32 rows of 32 i32.
+        unsafe { store(acc.as_mut_ptr()) };
+        block(b, o, COUT_GROUP.min(d.cout - o), &acc);
     }
     // SAFETY: no tile is used past this point on this thread.
     unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };

@@ -11,7 +11,7 @@
 
 use super::direct::TileOp;
 #[cfg(target_arch = "x86_64")]
-use super::direct::{DirectGeom, DirectWeights, COUT_GROUP, PIXELS};
+use super::direct::{block_order, DirectGeom, DirectWeights, COUT_GROUP, PIXELS};
 
 /// Output channels per register pass.
 const CHANNELS: usize = 8;
@@ -50,7 +50,9 @@ pub(super) fn run_regs(
 ) {
     let mut acc = [[0i32; PIXELS]; COUT_GROUP];
     let end = (g1 * COUT_GROUP).min(d.cout);
-    let mut group = |b: usize, o: usize| {
+    // A group's weights (590 KB in f32 for 512 → 1024 3×3) are read once per run of blocks
+    // from L2 (`direct::block_order`), and the run's planes (≤ 1 MB) stay in L2 over the groups.
+    for (b, o) in block_order(b0..b1, g0 * COUT_GROUP..end, BLOCK_RUN) {
         let rows = COUT_GROUP.min(d.cout - o);
         for pass in 0..rows.div_ceil(CHANNELS) {
             let c0 = o + pass * CHANNELS;
@@ -68,22 +70,10 @@ pub(super) fn run_regs(
             }
         }
         block(b, o, rows, &acc);
-    };
-    // Blocks in runs of BLOCK_RUN, each 32-channel group over the whole run: a group's weights
-    // (590 KB in f32 for 512 → 1024 3×3) are read once per run from L2 instead of once per
-    // block (every block streaming all 19 MB of that conv's weights from memory), and the run's
-    // planes (≤ 1 MB) stay in L2 over the groups.
-    let mut b = b0;
-    while b < b1 {
-        let run = b..(b + BLOCK_RUN).min(b1);
-        for o in (g0 * COUT_GROUP..end).step_by(COUT_GROUP) {
-            run.clone().for_each(|b| group(b, o));
-        }
-        b = run.end;
     }
 }
 
-/// Blocks a task runs group after group (all of them per group).
+/// Blocks a task runs group after group (see `direct::block_order`).
 const BLOCK_RUN: usize = 16;
 
 /// Defines one register pass: sums of channels `c0..c0 + 8` over the 32 padded pixels from `p0`

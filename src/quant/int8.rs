@@ -389,13 +389,8 @@ impl Int8Conv {
             ChainIn::Planes(x) if g.stride == 1 => x,
             // Stride 2 reads phase planes: regrouped from the stride-1 planes the producer wrote.
             ChainIn::Planes(src) => {
-                let src_ws = self
-                    .planes_spec(Int8Geom { stride: 1, ..g })?
-                    .dg
-                    .word_stride();
                 let x = grown(&mut s.planes, d.input_words(&dg), ZERO_WORD);
-                let done =
-                    super::direct::phase_planes_from(&dg, (src, src_ws), d.words(), ZERO_WORD, x);
+                let done = super::direct::phase_planes_from(&dg, src, d.words(), ZERO_WORD, x);
                 if !done {
                     return None;
                 }
@@ -632,37 +627,20 @@ fn quad_row_avx512(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
     if rows.iter().flatten().any(|r| r.len() < full) {
         return quad_row_portable(rows, inv, dst);
     }
-    for i in (0..full).step_by(16) {
+    // Up to `end`, 16 words at a time, the last vector under a mask: where every present row
+    // reaches the end of `dst`, the tail too (on 13- and 26-wide maps it is all or 10/26 of every
+    // row, and value by value it cost as much as the rest).
+    let masked_tail = rows.iter().flatten().all(|r| r.len() >= n);
+    let end = if masked_tail { n } else { full };
+    for i in (0..end).step_by(16) {
+        let m = lane_mask(end - i);
         let mut word = _mm512_setzero_si512();
         for (j, r) in rows.iter().enumerate() {
             let q = match r {
-                // SAFETY: i + 16 ≤ full ≤ r.len() (checked above).
+                // SAFETY: the lanes under the mask, i..min(i + 16, end), lie in r (end ≤ full
+                // ≤ r.len(), or end = n ≤ r.len(): checked above); masked-off lanes are not read.
                 Some(r) => unsafe {
-                    let v = _mm512_mul_ps(_mm512_loadu_ps(r.as_ptr().add(i)), scale);
-                    _mm512_cvttps_epi32(_mm512_add_ps(
-                        _mm512_min_ps(_mm512_max_ps(v, lo), hi),
-                        half,
-                    ))
-                },
-                None => zero,
-            };
-            word = _mm512_or_si512(word, _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * j as i32)));
-        }
-        // SAFETY: i + 16 ≤ full ≤ dst.len().
-        unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut _, word) };
-    }
-    // The last n − full words under a mask, the same operations: on 13- and 26-wide maps the
-    // tail is all or 10/26 of every row, and done value by value it cost as much as the rest.
-    let left = n - full;
-    if left > 0 && rows.iter().flatten().all(|r| r.len() >= n) {
-        let m = lane_mask(left);
-        let mut word = _mm512_setzero_si512();
-        for (j, r) in rows.iter().enumerate() {
-            let q = match r {
-                // SAFETY: the lanes under the mask, full..n, lie in r (r.len() ≥ n, checked);
-                // masked-off lanes are not read.
-                Some(r) => unsafe {
-                    let x = _mm512_maskz_loadu_ps(m, r.as_ptr().add(full));
+                    let x = _mm512_maskz_loadu_ps(m, r.as_ptr().add(i));
                     let v = _mm512_mul_ps(x, scale);
                     _mm512_cvttps_epi32(_mm512_add_ps(
                         _mm512_min_ps(_mm512_max_ps(v, lo), hi),
@@ -673,8 +651,10 @@ fn quad_row_avx512(rows: [Option<&[f32]>; 4], inv: f32, dst: &mut [u32]) {
             };
             word = _mm512_or_si512(word, _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * j as i32)));
         }
-        // SAFETY: the lanes under the mask, full..n, lie in dst.
-        unsafe { _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(full) as *mut _, m, word) };
+        // SAFETY: the lanes under the mask lie in dst (end ≤ dst.len()).
+        unsafe { _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(i) as *mut _, m, word) };
+    }
+    if masked_tail {
         return;
     }
     let tail = rows.map(|r| r.map(|r| &r[full.min(r.len())..]));

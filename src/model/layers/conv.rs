@@ -40,8 +40,8 @@ pub(crate) struct ConvLayer {
     bias_t: Tensor,
     /// Reduced-precision replacement of the f32 matmul (set by `quant`; CPU only).
     reduced: Option<crate::quant::QuantConv>,
-    /// The f32 conv straight from padded planes (stride 1 or 2, groups 1, CPUs with AVX-512):
-    /// replaces im2col + GEMM where present.
+    /// The f32 conv straight from padded planes (CPUs with AVX-512, opted in with
+    /// `KESTREL_F32_DIRECT=1`): replaces im2col + GEMM where present.
     direct: Option<Box<crate::quant::direct_f32::F32Direct>>,
 }
 

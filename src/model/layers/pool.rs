@@ -60,8 +60,8 @@ fn pool_stride1_slabs(
     buf: &mut Vec<f32>,
     dst: &mut [f32],
 ) {
-    let (ho, wo, off) = (out_len(h, m), out_len(w, m), m.padding / 2);
-    let (size, p) = (m.size, out_len(w, m) + m.size - 1);
+    let (ho, wo, off, size) = (out_len(h, m), out_len(w, m), m.padding / 2, m.size);
+    let p = wo + size - 1;
     let buf = super::sgemm::grown(buf, 2 * h * p + h * wo, f32::MIN);
     let (padded, rest) = buf.split_at_mut(h * p);
     let (wide, rows) = rest.split_at_mut(h * p);
