@@ -26,6 +26,7 @@ const TILE_COL_FLOATS: usize = 1 << 18;
 pub(crate) struct ConvScratch {
     col: Vec<f32>,
     direct: crate::quant::direct_f32::F32Scratch,
+    nchwc: super::nchwc::NchwcScratch,
 }
 
 /// A conv layer ready to run: folded weights packed once for the chosen backend.
@@ -43,6 +44,9 @@ pub(crate) struct ConvLayer {
     /// The f32 conv straight from padded planes (CPUs with AVX-512, opted in with
     /// `KESTREL_F32_DIRECT=1`): replaces im2col + GEMM where present.
     direct: Option<Box<crate::quant::direct_f32::F32Direct>>,
+    /// The f32 conv with output channels in the vector lanes (CPUs with AVX-512): replaces
+    /// im2col + GEMM where present.
+    nchwc: Option<Box<super::nchwc::NchwcConv>>,
 }
 
 /// BN folded into kernel and bias, the way Darknet's CPU path and OpenCV compute it.
@@ -91,7 +95,15 @@ impl ConvLayer {
             }
             _ => None,
         };
+        let nchwc = match backend {
+            ConvBackend::CpuIm2col if cfg.groups == 1 && kh == kw && nchwc_wanted(&cfg, i, o) => {
+                super::nchwc::NchwcConv::new(&packed, (o, i), (kh, cfg.stride, cfg.pad))
+                    .map(Box::new)
+            }
+            _ => None,
+        };
         Ok(ConvLayer {
+            nchwc,
             cfg,
             backend,
             weights,
@@ -280,6 +292,9 @@ impl ConvLayer {
             }
             return Ok(());
         }
+        if self.forward_nchwc(src, (b, cin, h, w), out, &mut scratch.nchwc) {
+            return Ok(());
+        }
         if self.forward_direct(src, (b, cin, h, w), out, &mut scratch.direct)? {
             return Ok(());
         }
@@ -322,6 +337,27 @@ impl ConvLayer {
             }
         }
         Ok(())
+    }
+
+    /// The conv on the channels-in-lanes kernel, image by image, bias and activation applied;
+    /// false where this conv has none or it refused the shapes (then the GEMM path rewrites
+    /// every output).
+    fn forward_nchwc(
+        &self,
+        src: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        out: &mut [f32],
+        scratch: &mut super::nchwc::NchwcScratch,
+    ) -> bool {
+        let Some(nc) = &self.nchwc else {
+            return false;
+        };
+        let (plane, per) = (cin * h * w, out.len() / b.max(1));
+        let epi = (&self.bias[..], self.cfg.activation);
+        out.chunks_exact_mut(per.max(1))
+            .zip(src.chunks_exact(plane.max(1)))
+            .take(b)
+            .all(|(dst, img)| nc.forward(img, (h, w), dst, epi, scratch))
     }
 
     /// The conv on the direct f32 kernel, image by image, bias and activation applied; false
@@ -496,6 +532,27 @@ impl ConvLayer {
                     self.bias[o_abs % self.cfg.filters],
                 );
             });
+    }
+}
+
+/// Whether a conv runs on the channels-in-lanes kernel (`super::nchwc`): 3×3 stride-1 convs
+/// whose channel counts fill whole 16-lane blocks, from 32 input channels up. Measured on the
+/// Xeon of docs/performance.md against im2col + GEMM in whole nets: yolov3-tiny 29.0–29.6 →
+/// 27.5–28.1 ms, yolov3-spp3 308–311 → 286–291 ms; the pruned nets tie (few of their convs
+/// qualify); stride-2 convs, 1×1 convs, the thin high-resolution first layers and channel
+/// counts that leave a block part-empty ran slower on it. `KESTREL_NCHWC=0` turns it off,
+/// `KESTREL_NCHWC=all` puts every conv of one group on it (tests, measurements).
+fn nchwc_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
+    match std::env::var("KESTREL_NCHWC").as_deref() {
+        Ok("0") => false,
+        Ok("all") => true,
+        _ => {
+            c.size == 3
+                && c.stride == 1
+                && cin.is_multiple_of(16)
+                && cout.is_multiple_of(16)
+                && cin >= 32
+        }
     }
 }
 

@@ -1,0 +1,724 @@
+//! The f32 conv with output channels in the vector lanes: 16 output channels per AVX-512
+//! register, input channels blocked by 16 and interleaved per pixel ("NCHWc", the layout ONNX
+//! Runtime's MLAS runs its fp32 convs in). Each kernel tap of a block of pixels is read straight
+//! from the interleaved input (no im2col matrix, no per-call packing), the weights are packed
+//! once at load, and one register tile of 32 channels × 12 pixels (24 accumulators) takes one
+//! broadcast per pixel and one vector load per 16 channels for each input channel. (64 channels
+//! × 6 pixels, MLAS's shape, ran as fast on one conv in L1 — 86 GMAC/s on one core of the Xeon
+//! in docs/performance.md — but slower inside whole nets: twice the weights per chunk in L1.)
+//!
+//! Work order, per (group of ≤ 32 output channels, band of output pixels): input-channel blocks
+//! outermost, so one block's weights (18 KB for a 3×3 kernel) stay in L1 while every pixel of
+//! the band uses them; the band's partial sums (≤ 128 KB) stay in L2 between blocks. The last
+//! block's sums are transposed into the NCHW output with bias and activation, 16 × 16 at a time.
+//! Splitting a block's taps into smaller chunks, and smaller bands, measured slower.
+
+// Off x86_64 there is no kernel: `NchwcConv::new` answers None there.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
+use super::activation::bias_act;
+use super::sgemm::grown;
+use crate::model::Activation;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Output channels per register (f32 lanes of a 512-bit vector).
+const LANES: usize = 16;
+/// Registers of output channels per tile (32 channels).
+const MAX_FB: usize = 2;
+/// Input channels per block.
+const ICB: usize = 16;
+/// Partial sums per band (floats): 128 KB, inside L2 next to the input rows the band reads.
+const BAND_FLOATS: usize = 1 << 15;
+/// Weights per input-channel chunk (floats): 32 KB, inside L1.
+const CHUNK_FLOATS: usize = 1 << 13;
+
+thread_local! {
+    /// A band's partial sums and its pixels' input offsets, per pool thread, grown once (taken,
+    /// not borrowed, across rayon joins, as conv.rs's scratch).
+    static PART: RefCell<(Vec<f32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Pixels per register tile: 24 accumulators at two registers of channels (fewer would leave
+/// the FMA units waiting on each sum's latency; a group of one register keeps 12).
+const TILE_PIXELS: usize = 12;
+
+/// The interleaved input's buffer, kept by the caller between calls (the planned forward keeps
+/// one per input size): a steady frame allocates nothing.
+#[derive(Default)]
+pub(crate) struct NchwcScratch {
+    input: Vec<f32>,
+}
+
+/// A conv's f32 weights packed for the channels-in-lanes kernel.
+pub(crate) struct NchwcConv {
+    cout: usize,
+    cin: usize,
+    size: usize,
+    stride: usize,
+    pad: usize,
+    /// Input channels per block: 16, or `cin` when it is smaller (the RGB layer: no 16-wide
+    /// padding of a 3-channel map).
+    icb: usize,
+    cblocks: usize,
+    /// Per group of ≤ 32 output channels, `[cb][tap][ic][fb][16]`, groups back to back.
+    w: Vec<f32>,
+}
+
+/// The output side of one conv call, shared by the tasks that write it.
+#[derive(Clone, Copy)]
+struct OutPtr {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: an OutPtr is only turned into slices by `segment`, whose callers write disjoint
+// ranges (one output channel's band each); the buffer outlives the rayon scope that uses it.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// `len` values from `start`.
+    ///
+    /// # Safety
+    /// No other live slice from this OutPtr overlaps the range.
+    unsafe fn segment<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        assert!(start + len <= self.len, "output segment out of range");
+        // SAFETY: in bounds (asserted); exclusive (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
+/// Geometry of one call, derived once.
+struct Geom {
+    wp: usize,
+    ho: usize,
+    wo: usize,
+    /// Floats per input-channel block (`hp · wp · icb`).
+    cb_stride: usize,
+    taps: [usize; 49],
+}
+
+impl NchwcConv {
+    /// From a BN-folded OIHW kernel (`[cout][cin·size²]`); None where this CPU has no
+    /// AVX-512, for kernels above 7×7, strides above 2, or a kernel of the wrong length.
+    pub fn new(
+        kernel: &[f32],
+        (cout, cin): (usize, usize),
+        (size, stride, pad): (usize, usize, usize),
+    ) -> Option<NchwcConv> {
+        let taps = size * size;
+        if !available()
+            || !(1..=7).contains(&size)
+            || !(1..=2).contains(&stride)
+            || cout == 0
+            || cin == 0
+            || kernel.len() != cout * cin * taps
+        {
+            return None;
+        }
+        let icb = cin.min(ICB);
+        let cblocks = cin.div_ceil(icb);
+        let oblocks = cout.div_ceil(LANES);
+        let mut w = Vec::with_capacity(oblocks * LANES * cblocks * icb * taps);
+        for g0 in (0..oblocks).step_by(MAX_FB) {
+            let fb = (oblocks - g0).min(MAX_FB);
+            for cb in 0..cblocks {
+                for t in 0..taps {
+                    for ic in 0..icb {
+                        let c = cb * icb + ic;
+                        for lane in 0..fb * LANES {
+                            let o = g0 * LANES + lane;
+                            let v = if o < cout && c < cin {
+                                kernel[(o * cin + c) * taps + t]
+                            } else {
+                                0.0
+                            };
+                            w.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        Some(NchwcConv {
+            cout,
+            cin,
+            size,
+            stride,
+            pad,
+            icb,
+            cblocks,
+            w,
+        })
+    }
+
+    fn groups(&self) -> usize {
+        self.cout.div_ceil(LANES).div_ceil(MAX_FB)
+    }
+
+    /// Registers of output channels in group `g`.
+    fn group_fb(&self, g: usize) -> usize {
+        (self.cout.div_ceil(LANES) - g * MAX_FB).min(MAX_FB)
+    }
+
+    /// Weight floats of one group per input-channel block.
+    fn block_floats(&self, fb: usize) -> usize {
+        self.size * self.size * self.icb * fb * LANES
+    }
+
+    /// The conv of one `[cin, h, w]` map into `dst` = `[cout, ho·wo]` with bias and
+    /// activation, on the rayon pool. False (nothing written) when the buffers do not fit the
+    /// shapes or the map is smaller than the kernel.
+    pub fn forward(
+        &self,
+        src: &[f32],
+        (h, w): (usize, usize),
+        dst: &mut [f32],
+        (bias, act): (&[f32], Activation),
+        scratch: &mut NchwcScratch,
+    ) -> bool {
+        let (hp, wp) = (h + 2 * self.pad, w + 2 * self.pad);
+        if hp < self.size || wp < self.size || src.len() < self.cin * h * w {
+            return false;
+        }
+        let (ho, wo) = (
+            (hp - self.size) / self.stride + 1,
+            (wp - self.size) / self.stride + 1,
+        );
+        let n = ho * wo;
+        if dst.len() < self.cout * n || bias.len() < self.cout {
+            return false;
+        }
+        let mut taps = [0usize; 49];
+        for ky in 0..self.size {
+            for kx in 0..self.size {
+                taps[ky * self.size + kx] = (ky * wp + kx) * self.icb;
+            }
+        }
+        let g = Geom {
+            wp,
+            ho,
+            wo,
+            cb_stride: hp * wp * self.icb,
+            taps,
+        };
+        let x = grown(&mut scratch.input, self.cblocks * g.cb_stride, 0.0);
+        self.interleave(src, (h, w), &g, x);
+        let x: &[f32] = x;
+        let out = OutPtr {
+            ptr: dst.as_mut_ptr(),
+            len: self.cout * n,
+        };
+        let groups = self.groups();
+        let threads = rayon::current_num_threads().max(1);
+        // Bands: partial sums inside L2, and at least two tasks per thread where the map allows.
+        let unit = 2 * TILE_PIXELS;
+        let cap = (BAND_FLOATS / (MAX_FB.min(self.cout.div_ceil(LANES)) * LANES)).max(unit);
+        let want = n.div_ceil(cap).max((2 * threads).div_ceil(groups));
+        let band = n.div_ceil(want.max(1)).div_ceil(unit) * unit;
+        let bands = n.div_ceil(band);
+        let item = |i: usize| {
+            let (gi, bi) = (i / bands, i % bands);
+            let p = (bi * band, ((bi + 1) * band).min(n));
+            let mut part = PART.take();
+            self.band(x, &g, gi, p, &mut part, out, (bias, act));
+            PART.set(part);
+        };
+        if groups * bands == 1 || threads == 1 {
+            (0..groups * bands).for_each(item);
+        } else {
+            (0..groups * bands).into_par_iter().for_each(item);
+        }
+        true
+    }
+
+    /// `src` `[cin][h][w]` into `x` = `[cb][hp][wp][icb]` with zero padding around and in the
+    /// lanes past `cin`; one channel block per task.
+    fn interleave(&self, src: &[f32], (h, w): (usize, usize), g: &Geom, x: &mut [f32]) {
+        let (icb, pad, cin) = (self.icb, self.pad, self.cin);
+        let fill = |(cb, xb): (usize, &mut [f32])| {
+            let row_floats = g.wp * icb;
+            xb[..pad * row_floats].fill(0.0);
+            xb[(pad + h) * row_floats..].fill(0.0);
+            for y in 0..h {
+                let row = &mut xb[(pad + y) * row_floats..][..row_floats];
+                row[..pad * icb].fill(0.0);
+                row[(pad + w) * icb..].fill(0.0);
+                let inner = &mut row[pad * icb..(pad + w) * icb];
+                if icb == LANES {
+                    interleave_row16(src, (cb * LANES, cin), (h, w, y), inner);
+                    continue;
+                }
+                for c in 0..icb {
+                    let ch = cb * icb + c;
+                    if ch < cin {
+                        let s = &src[(ch * h + y) * w..][..w];
+                        for (d, &v) in inner.iter_mut().skip(c).step_by(icb).zip(s) {
+                            *d = v;
+                        }
+                    } else {
+                        inner.iter_mut().skip(c).step_by(icb).for_each(|d| *d = 0.0);
+                    }
+                }
+            }
+        };
+        let chunks = x.chunks_mut(g.cb_stride).enumerate();
+        if self.cblocks > 1 && self.cblocks * g.cb_stride >= 1 << 15 {
+            x.par_chunks_mut(g.cb_stride).enumerate().for_each(fill);
+        } else {
+            chunks.for_each(fill);
+        }
+    }
+
+    /// Output pixels `p.0..p.1` of group `gi`: every input-channel chunk over the band, then the
+    /// transposed store with bias and activation.
+    #[allow(clippy::too_many_arguments)]
+    fn band(
+        &self,
+        x: &[f32],
+        g: &Geom,
+        gi: usize,
+        (p0, p1): (usize, usize),
+        (part, offs): &mut (Vec<f32>, Vec<usize>),
+        out: OutPtr,
+        (bias, act): (&[f32], Activation),
+    ) {
+        let fb = self.group_fb(gi);
+        let px = TILE_PIXELS;
+        let width = fb * LANES;
+        let rows = ((p1 - p0).div_ceil(px) * px).max((p1 - p0).div_ceil(LANES) * LANES);
+        let part = grown(part, rows * width, 0.0);
+        let per_block = self.block_floats(fb);
+        let group_base: usize = (0..gi)
+            .map(|q| self.block_floats(self.group_fb(q)))
+            .sum::<usize>()
+            * self.cblocks;
+        let chunk = (CHUNK_FLOATS / per_block).clamp(1, self.cblocks);
+        let taps = &g.taps[..self.size * self.size];
+        let s = self.stride;
+        // Each pixel's input offset (top-left tap, block 0), once per band.
+        offs.clear();
+        let (mut oy, mut ox) = (p0 / g.wo, p0 % g.wo);
+        for _ in p0..p1 {
+            offs.push((oy * s * g.wp + ox * s) * self.icb);
+            ox += 1;
+            if ox == g.wo {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
+        for cb0 in (0..self.cblocks).step_by(chunk) {
+            let cb1 = (cb0 + chunk).min(self.cblocks);
+            let w = &self.w[group_base + cb0 * per_block..group_base + cb1 * per_block];
+            let mut q = p0;
+            while q < p1 {
+                let cnt = (p1 - q).min(px);
+                let t = Tile {
+                    x,
+                    px: &offs[q - p0..q - p0 + cnt],
+                    taps,
+                    cb_stride: g.cb_stride,
+                    cbs: (cb0, cb1),
+                    icb: self.icb,
+                    w,
+                    part: &mut part[(q - p0) * width..][..cnt * width],
+                    first: cb0 == 0,
+                };
+                run_tile(fb, cnt, t);
+                q += cnt;
+            }
+        }
+        self.store(part, gi, (p0, p1), g.ho * g.wo, out, (bias, act));
+    }
+
+    /// The band's sums `[pixel][fb·16]` into the NCHW output, channel by channel, with bias and
+    /// activation.
+    fn store(
+        &self,
+        part: &[f32],
+        gi: usize,
+        (p0, p1): (usize, usize),
+        n: usize,
+        out: OutPtr,
+        (bias, act): (&[f32], Activation),
+    ) {
+        let fb = self.group_fb(gi);
+        let width = fb * LANES;
+        let o0 = gi * MAX_FB * LANES;
+        let len = p1 - p0;
+        assert!(
+            part.len() >= len.div_ceil(LANES) * LANES * width,
+            "nchwc band sums too short"
+        );
+        let plain = matches!(act, Activation::Leaky | Activation::Linear);
+        for k in 0..len.div_ceil(LANES) {
+            let cnt = (len - k * LANES).min(LANES);
+            for f in 0..fb {
+                let lanes = LANES.min(self.cout.saturating_sub(o0 + f * LANES));
+                for (j, v) in transposed(part, width, (k * LANES, f), cnt)
+                    .iter()
+                    .enumerate()
+                    .take(lanes)
+                {
+                    let o = o0 + f * LANES + j;
+                    // SAFETY: each (output channel, band) belongs to exactly one task, and
+                    // this borrow ends with the statement.
+                    let d = unsafe { out.segment(o * n + p0 + k * LANES, cnt) };
+                    store_row(d, v, bias[o], act);
+                }
+            }
+        }
+        if !plain {
+            let end = (o0 + width).min(self.cout);
+            for (o, &b) in bias.iter().enumerate().take(end).skip(o0) {
+                // SAFETY: as above.
+                let d = unsafe { out.segment(o * n + p0, len) };
+                bias_act(act, d, None, b);
+            }
+        }
+    }
+}
+
+/// 16 values of a channel: plus `bias` and leaky (or plain) where `act` is one of those,
+/// else as they are (the caller applies the rest).
+fn store_row(d: &mut [f32], v: &[f32; LANES], bias: f32, act: Activation) {
+    match act {
+        Activation::Leaky => d.iter_mut().zip(v).for_each(|(d, &v)| {
+            let v = v + bias;
+            *d = v.max(0.1 * v)
+        }),
+        Activation::Linear => d.iter_mut().zip(v).for_each(|(d, &v)| *d = v + bias),
+        _ => d.copy_from_slice(&v[..d.len()]),
+    }
+}
+
+/// The 16 × 16 block of `part` (`[pixel][width]`) at pixels `p..p + 16`, channels
+/// `16f..16f + 16`, transposed: row j = channel 16f + j over the 16 pixels. Pixels from `cnt`
+/// on read as zero.
+fn transposed(
+    part: &[f32],
+    width: usize,
+    (p, f): (usize, usize),
+    cnt: usize,
+) -> [[f32; LANES]; LANES] {
+    let mut rows = [[0f32; LANES]; LANES];
+    for (i, r) in rows.iter_mut().enumerate().take(cnt) {
+        r.copy_from_slice(&part[(p + i) * width + f * LANES..][..LANES]);
+    }
+    transpose16(&mut rows);
+    rows
+}
+
+/// In-place transpose of a 16 × 16 block (AVX-512 shuffles where the CPU has them).
+fn transpose16(m: &mut [[f32; LANES]; LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX-512F was found.
+        unsafe { transpose16_avx512(m) };
+        return;
+    }
+    let copy = *m;
+    for (i, row) in m.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = copy[j][i];
+        }
+    }
+}
+
+/// Four rounds of shuffles: 4 × 4 blocks inside each 128-bit lane (unpack, shuffle_ps),
+/// then the 4 × 4 grid of 128-bit lanes (two shuffle_f32x4 rounds).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16_avx512(m: &mut [[f32; LANES]; LANES]) {
+    use std::arch::x86_64::*;
+    // SAFETY: each row is 16 f32 (64 bytes).
+    let r: [__m512; LANES] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(m[i].as_ptr()) });
+    // s[g][k], lane L: rows 4g..4g+4 of column 4L + k.
+    let mut s = [[_mm512_setzero_ps(); 4]; 4];
+    for (g, sg) in s.iter_mut().enumerate() {
+        let (a, b, c, d) = (r[4 * g], r[4 * g + 1], r[4 * g + 2], r[4 * g + 3]);
+        let (t0, t1) = (_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        let (t2, t3) = (_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+        sg[0] = _mm512_shuffle_ps::<0x44>(t0, t2);
+        sg[1] = _mm512_shuffle_ps::<0xEE>(t0, t2);
+        sg[2] = _mm512_shuffle_ps::<0x44>(t1, t3);
+        sg[3] = _mm512_shuffle_ps::<0xEE>(t1, t3);
+    }
+    for k in 0..4 {
+        let x0 = _mm512_shuffle_f32x4::<0x44>(s[0][k], s[1][k]);
+        let x1 = _mm512_shuffle_f32x4::<0xEE>(s[0][k], s[1][k]);
+        let x2 = _mm512_shuffle_f32x4::<0x44>(s[2][k], s[3][k]);
+        let x3 = _mm512_shuffle_f32x4::<0xEE>(s[2][k], s[3][k]);
+        let out = [
+            _mm512_shuffle_f32x4::<0x88>(x0, x2),
+            _mm512_shuffle_f32x4::<0xDD>(x0, x2),
+            _mm512_shuffle_f32x4::<0x88>(x1, x3),
+            _mm512_shuffle_f32x4::<0xDD>(x1, x3),
+        ];
+        for (l, v) in out.iter().enumerate() {
+            // SAFETY: row 4l + k is 16 f32.
+            unsafe { _mm512_storeu_ps(m[4 * l + k].as_mut_ptr(), *v) };
+        }
+    }
+}
+
+/// Row `y` of channels `c0..c0 + 16` (zeros from `cin` on) into `inner` = `[x][16]`, 16 pixels
+/// at a time through a transpose.
+fn interleave_row16(
+    src: &[f32],
+    (c0, cin): (usize, usize),
+    (h, w, y): (usize, usize, usize),
+    inner: &mut [f32],
+) {
+    let mut m = [[0f32; LANES]; LANES];
+    for x0 in (0..w).step_by(LANES) {
+        let cnt = (w - x0).min(LANES);
+        for (c, r) in m.iter_mut().enumerate() {
+            let ch = c0 + c;
+            if ch < cin {
+                r[..cnt].copy_from_slice(&src[(ch * h + y) * w + x0..][..cnt]);
+            } else {
+                r.fill(0.0);
+            }
+        }
+        transpose16(&mut m);
+        for (j, r) in m.iter().enumerate().take(cnt) {
+            inner[(x0 + j) * LANES..][..LANES].copy_from_slice(r);
+        }
+    }
+}
+
+/// Whether this CPU runs the kernel (`KESTREL_NCHWC=0` turns it off).
+pub(crate) fn available() -> bool {
+    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::env::var("KESTREL_NCHWC").as_deref() != Ok("0")
+                && std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// One register tile's work: `cnt` pixels (input offsets `px`) × `fb` registers of output
+/// channels over input-channel blocks `cbs`.
+struct Tile<'a> {
+    x: &'a [f32],
+    px: &'a [usize],
+    taps: &'a [usize],
+    cb_stride: usize,
+    cbs: (usize, usize),
+    icb: usize,
+    /// The chunk's weights, `[cb][tap][ic][fb·16]`.
+    w: &'a [f32],
+    /// `[pixel][fb·16]` sums: read unless `first`, then written.
+    part: &'a mut [f32],
+    first: bool,
+}
+
+/// Runs the register tile for `fb` registers and `cnt` pixels.
+fn run_tile(fb: usize, cnt: usize, mut t: Tile) {
+    // Every offset the kernel reads: the last block's last tap of the last pixel, and the
+    // chunk's weights; checked once here so the kernel can read without checks.
+    let last = t.px.iter().max().copied().unwrap_or(0)
+        + (t.cbs.1 - 1) * t.cb_stride
+        + t.taps.iter().max().copied().unwrap_or(0)
+        + t.icb;
+    let wlen = (t.cbs.1 - t.cbs.0) * t.taps.len() * t.icb * fb * LANES;
+    assert!(
+        last <= t.x.len()
+            && wlen <= t.w.len()
+            && t.part.len() >= cnt * fb * LANES
+            && t.px.len() == cnt,
+        "nchwc tile out of range"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! by_px {
+            ($fb:literal, [$($p:literal)*]) => {
+                match cnt {
+                    // SAFETY: AVX-512F was found (`available`); the reads are in range
+                    // (asserted above).
+                    $($p => unsafe { tile::<$fb, $p>(&mut t) },)*
+                    _ => unreachable!("tile of {cnt} pixels"),
+                }
+            };
+        }
+        match fb {
+            1 => by_px!(1, [1 2 3 4 5 6 7 8 9 10 11 12]),
+            _ => by_px!(2, [1 2 3 4 5 6 7 8 9 10 11 12]),
+        }
+    }
+}
+
+/// The register tile: `PX` pixels × `FB` · 16 output channels.
+///
+/// # Safety
+/// The CPU has AVX-512F; every read lies in `t.x` and `t.w` and every write in `t.part`
+/// (`run_tile` checks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // acc[f][j] pairs with the (j, f) offsets.
+unsafe fn tile<const FB: usize, const PX: usize>(t: &mut Tile) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); PX]; FB];
+    let part = t.part.as_ptr();
+    if !t.first {
+        for j in 0..PX {
+            for (f, af) in acc.iter_mut().enumerate() {
+                // SAFETY: (j·FB + f + 1)·16 ≤ PX·FB·16 ≤ part.len() (checked).
+                af[j] = unsafe { _mm512_loadu_ps(part.add((j * FB + f) * LANES)) };
+            }
+        }
+    }
+    let px: [usize; PX] = std::array::from_fn(|j| t.px[j]);
+    let x = t.x.as_ptr();
+    let mut wp = t.w.as_ptr();
+    for cb in t.cbs.0..t.cbs.1 {
+        for &tap in t.taps {
+            // SAFETY: offsets below `last` of run_tile.
+            let base = unsafe { x.add(cb * t.cb_stride + tap) };
+            let mut pix = [base; PX];
+            for (p, &o) in pix.iter_mut().zip(&px) {
+                // SAFETY: as above.
+                *p = unsafe { base.add(o) };
+            }
+            for _ in 0..t.icb {
+                let mut wv = [_mm512_setzero_ps(); FB];
+                for (f, v) in wv.iter_mut().enumerate() {
+                    // SAFETY: the chunk holds FB·16 weights per (cb, tap, ic) (checked).
+                    *v = unsafe { _mm512_loadu_ps(wp.add(f * LANES)) };
+                }
+                for (j, p) in pix.iter_mut().enumerate() {
+                    // SAFETY: pixel j's channel ic of this block and tap (checked).
+                    let b = _mm512_set1_ps(unsafe { **p });
+                    for f in 0..FB {
+                        acc[f][j] = _mm512_fmadd_ps(wv[f], b, acc[f][j]);
+                    }
+                    *p = unsafe { p.add(1) };
+                }
+                wp = unsafe { wp.add(FB * LANES) };
+            }
+        }
+    }
+    let part = t.part.as_mut_ptr();
+    for j in 0..PX {
+        for f in 0..FB {
+            // SAFETY: inside part (checked); `t.part` is this tile's exclusive borrow.
+            unsafe { _mm512_storeu_ps(part.add((j * FB + f) * LANES), acc[f][j]) };
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::model::random::SplitMix64;
+
+    /// Plain direct conv, f64 sums.
+    fn reference(
+        x: &[f32],
+        k: &[f32],
+        (cin, h, w): (usize, usize, usize),
+        (cout, size, stride, pad): (usize, usize, usize, usize),
+    ) -> Vec<f32> {
+        let ho = (h + 2 * pad - size) / stride + 1;
+        let wo = (w + 2 * pad - size) / stride + 1;
+        let mut out = vec![0f32; cout * ho * wo];
+        for o in 0..cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = 0f64;
+                    for c in 0..cin {
+                        for ky in 0..size {
+                            for kx in 0..size {
+                                let iy = (oy * stride + ky) as isize - pad as isize;
+                                let ix = (ox * stride + kx) as isize - pad as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let v = x[(c * h + iy as usize) * w + ix as usize] as f64;
+                                s += v * k[((o * cin + c) * size + ky) * size + kx] as f64;
+                            }
+                        }
+                    }
+                    out[(o * ho + oy) * wo + ox] = s as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn nchwc_conv_matches_the_reference_conv() {
+        if !available() {
+            println!("no AVX-512 here: the NCHWc conv does not run (nothing to compare)");
+            return;
+        }
+        let mut rng = SplitMix64::new(11);
+        let mut sc = NchwcScratch::default();
+        // Partial channel blocks, 1–4 output registers and partial ones, strides 1 and 2,
+        // 1×1 to 5×5, maps narrower than a tile, several chunks (cin 200 with 1×1).
+        for (cin, cout, h, w, size, stride, pad) in [
+            (3, 16, 34, 30, 3, 1, 1),
+            (20, 40, 17, 23, 3, 2, 1),
+            (33, 7, 13, 13, 3, 1, 1),
+            (8, 70, 11, 9, 5, 1, 2),
+            (17, 130, 20, 19, 3, 2, 1),
+            (200, 64, 6, 5, 1, 1, 0),
+            (16, 255, 4, 3, 1, 1, 0),
+            (48, 96, 3, 2, 3, 1, 1),
+        ] {
+            let kernel: Vec<f32> = (0..cout * cin * size * size)
+                .map(|_| rng.uniform(-0.5, 0.5))
+                .collect();
+            let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let want = reference(&x, &kernel, (cin, h, w), (cout, size, stride, pad));
+            let conv = NchwcConv::new(&kernel, (cout, cin), (size, stride, pad)).unwrap();
+            let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.01 - 0.2).collect();
+            for act in [Activation::Linear, Activation::Leaky] {
+                let mut got = vec![f32::NAN; want.len() + 3];
+                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), &mut sc));
+                let n = want.len() / cout;
+                for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
+                    let v = b + bias[i / n];
+                    let v = if act == Activation::Leaky && v < 0.0 {
+                        0.1 * v
+                    } else {
+                        v
+                    };
+                    assert!(
+                        (a - v).abs() <= 1e-4 * v.abs().max(1.0),
+                        "{cin}->{cout} {h}x{w} k{size}/{stride} at {i}: {a} vs {v}"
+                    );
+                }
+                assert!(
+                    got[want.len()..].iter().all(|v| v.is_nan()),
+                    "wrote past the end"
+                );
+            }
+        }
+        // Refusals: a short destination, a map smaller than the kernel.
+        let conv = NchwcConv::new(&[1.0; 9], (1, 1), (3, 1, 0)).unwrap();
+        assert!(!conv.forward(
+            &[0.0; 16],
+            (4, 4),
+            &mut [0.0; 3],
+            (&[0.0], Activation::Linear),
+            &mut sc
+        ));
+        assert!(!conv.forward(
+            &[0.0; 4],
+            (2, 2),
+            &mut [0.0; 4],
+            (&[0.0], Activation::Linear),
+            &mut sc
+        ));
+    }
+}
