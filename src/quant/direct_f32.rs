@@ -3,7 +3,7 @@
 //! `vfmadd231ps` for the products. The im2col + GEMM path unfolds a 3×3 conv's input nine
 //! times (a 26² layer of yolov3-tiny: a 9 MB matrix, which the GEMM then packs again); here
 //! each tap is read straight from the planes. Full f32 precision — only the order of the sums
-//! differs from the GEMM's. Opt-in ([`opted_in`]): it did not beat the GEMM on every CPU.
+//! differs from the GEMM's. Used where it measured faster ([`wanted`]): the thin inputs.
 
 // Off x86_64 there is no engine: `F32Direct::new` answers None there.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -20,12 +20,18 @@ pub(crate) struct F32Scratch {
     pub(super) segs: SegBanks,
 }
 
-/// Whether f32 convs run on this kernel: opt-in (`KESTREL_F32_DIRECT=1`), because it is not
-/// faster everywhere. On the 2-core Sapphire-Rapids-class Xeon of docs/performance.md it ran the
-/// 3×3 stride-1 convs of yolov3-spp3 at 111–149 GMAC/s against im2col + GEMM's 124–152 (the
-/// large ones 20 % slower); the cut-off session that wrote it saw it win on a Zen 5.
-pub(crate) fn opted_in() -> bool {
-    std::env::var("KESTREL_F32_DIRECT").as_deref() == Ok("1")
+/// Whether an f32 conv with `cin` input channels runs on this kernel: the thin inputs (≤ 16
+/// channels, one K step per tap) by default, every width with `KESTREL_F32_DIRECT=1`, none with
+/// `=0`. On the 2-core Sapphire-Rapids-class Xeon of docs/performance.md (whole nets, alternated
+/// runs) it ran the RGB layers at 416² in 1.5 ms against im2col + GEMM's 2.1–2.3 (tiny), 3.0
+/// against 4.1 (spp3), and tiny's 16 → 32 at 208² in 1.9 against 2.5; wider inputs lost to the
+/// GEMM or to the channels-in-lanes kernel (spp3's 3×3 layers 111–149 against 124–152 GMAC/s).
+pub(crate) fn wanted(cin: usize) -> bool {
+    match std::env::var("KESTREL_F32_DIRECT").as_deref() {
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => cin <= 16,
+    }
 }
 
 /// A conv's f32 weights packed for the direct kernel.

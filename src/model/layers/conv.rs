@@ -41,8 +41,8 @@ pub(crate) struct ConvLayer {
     bias_t: Tensor,
     /// Reduced-precision replacement of the f32 matmul (set by `quant`; CPU only).
     reduced: Option<crate::quant::QuantConv>,
-    /// The f32 conv straight from padded planes (CPUs with AVX-512, opted in with
-    /// `KESTREL_F32_DIRECT=1`): replaces im2col + GEMM where present.
+    /// The f32 conv straight from padded planes (CPUs with AVX-512; thin inputs, see
+    /// `direct_f32::wanted`): replaces im2col + GEMM where present.
     direct: Option<Box<crate::quant::direct_f32::F32Direct>>,
     /// The f32 conv with output channels in the vector lanes (CPUs with AVX-512): replaces
     /// im2col + GEMM where present.
@@ -84,13 +84,10 @@ impl ConvLayer {
             ),
         };
         let bias_t = Tensor::from_slice(&bias, (1, o, 1, 1), device)?;
-        // Opted in (`KESTREL_F32_DIRECT=1`): where the direct kernel measured faster than
-        // im2col + GEMM on a Zen 5 — stride 1, at least 16 input channels (it lost on the thin
-        // 5–12-channel inputs of prune_0.95 and on every stride-2 conv), maps from 26² up (see
-        // `F32Direct::forward_fused`).
-        let direct_shape = cfg.groups == 1 && cfg.stride == 1 && kh == kw && i >= 16;
+        // Stride 1 only (it lost on every stride-2 conv); which input widths: `wanted`.
+        let direct_shape = cfg.groups == 1 && cfg.stride == 1 && kh == kw;
         let direct = match backend {
-            ConvBackend::CpuIm2col if direct_shape && crate::quant::direct_f32::opted_in() => {
+            ConvBackend::CpuIm2col if direct_shape && crate::quant::direct_f32::wanted(i) => {
                 crate::quant::direct_f32::F32Direct::new(&packed, o, i, kh).map(Box::new)
             }
             _ => None,
@@ -352,6 +349,10 @@ impl ConvLayer {
         let Some(nc) = &self.nchwc else {
             return false;
         };
+        let (ho, wo) = self.out_hw(h, w);
+        if ho * wo < NCHWC_MIN_PIXELS && !super::nchwc::everywhere() {
+            return false;
+        }
         let (plane, per) = (cin * h * w, out.len() / b.max(1));
         let epi = (&self.bias[..], self.cfg.activation);
         out.chunks_exact_mut(per.max(1))
@@ -535,6 +536,11 @@ impl ConvLayer {
     }
 }
 
+/// Output pixels below which a conv chosen for the channels-in-lanes kernel is left to im2col +
+/// GEMM: on a 13² map (yolov3-tiny's 512 → 1024) it ran 6.3 ms against the GEMM's 5.9 in the
+/// whole net; from 26² up it won.
+const NCHWC_MIN_PIXELS: usize = 26 * 26;
+
 /// Whether a conv runs on the channels-in-lanes kernel (`super::nchwc`): 3×3 stride-1 convs
 /// whose channel counts fill whole 16-lane blocks, from 32 input channels up. Measured on the
 /// Xeon of docs/performance.md against im2col + GEMM in whole nets: yolov3-tiny 29.0–29.6 →
@@ -543,17 +549,12 @@ impl ConvLayer {
 /// counts that leave a block part-empty ran slower on it. `KESTREL_NCHWC=0` turns it off,
 /// `KESTREL_NCHWC=all` puts every conv of one group on it (tests, measurements).
 fn nchwc_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
-    match std::env::var("KESTREL_NCHWC").as_deref() {
-        Ok("0") => false,
-        Ok("all") => true,
-        _ => {
-            c.size == 3
-                && c.stride == 1
-                && cin.is_multiple_of(16)
-                && cout.is_multiple_of(16)
-                && cin >= 32
-        }
+    if super::nchwc::everywhere() {
+        return true;
     }
+    // Output channels padded to whole registers: at most 1/16 of the work wasted.
+    let waste = cout.div_ceil(16) * 16 - cout;
+    c.size == 3 && c.stride == 1 && cin >= 32 && waste * 16 <= cout
 }
 
 /// Geometry of one im2col: input `c×h×w`, kernel `k`, stride `s`, padding `p`, output `ho×wo`.

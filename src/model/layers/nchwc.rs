@@ -124,12 +124,13 @@ impl NchwcConv {
         for g0 in (0..oblocks).step_by(MAX_FB) {
             let fb = (oblocks - g0).min(MAX_FB);
             for cb in 0..cblocks {
+                // A last, part-filled block keeps only its real channels.
                 for t in 0..taps {
-                    for ic in 0..icb {
+                    for ic in 0..icb.min(cin - cb * icb) {
                         let c = cb * icb + ic;
                         for lane in 0..fb * LANES {
                             let o = g0 * LANES + lane;
-                            let v = if o < cout && c < cin {
+                            let v = if o < cout {
                                 kernel[(o * cin + c) * taps + t]
                             } else {
                                 0.0
@@ -161,9 +162,14 @@ impl NchwcConv {
         (self.cout.div_ceil(LANES) - g * MAX_FB).min(MAX_FB)
     }
 
-    /// Weight floats of one group per input-channel block.
+    /// Weight floats of one group per full input-channel block.
     fn block_floats(&self, fb: usize) -> usize {
         self.size * self.size * self.icb * fb * LANES
+    }
+
+    /// Weight floats of one group (a part-filled last block holds only its channels).
+    fn group_floats(&self, fb: usize) -> usize {
+        self.size * self.size * self.cin * fb * LANES
     }
 
     /// The conv of one `[cin, h, w]` map into `dst` = `[cout, ho·wo]` with bias and
@@ -289,10 +295,7 @@ impl NchwcConv {
         let rows = ((p1 - p0).div_ceil(px) * px).max((p1 - p0).div_ceil(LANES) * LANES);
         let part = grown(part, rows * width, 0.0);
         let per_block = self.block_floats(fb);
-        let group_base: usize = (0..gi)
-            .map(|q| self.block_floats(self.group_fb(q)))
-            .sum::<usize>()
-            * self.cblocks;
+        let group_base: usize = (0..gi).map(|q| self.group_floats(self.group_fb(q))).sum();
         let chunk = (CHUNK_FLOATS / per_block).clamp(1, self.cblocks);
         let taps = &g.taps[..self.size * self.size];
         let s = self.stride;
@@ -306,9 +309,18 @@ impl NchwcConv {
                 (oy, ox) = (oy + 1, 0);
             }
         }
-        for cb0 in (0..self.cblocks).step_by(chunk) {
-            let cb1 = (cb0 + chunk).min(self.cblocks);
-            let w = &self.w[group_base + cb0 * per_block..group_base + cb1 * per_block];
+        // Chunks of whole blocks; a part-filled last block is a chunk of its own (its own count
+        // of channels per step).
+        let full = self.cin / self.icb;
+        let mut cb0 = 0;
+        while cb0 < self.cblocks {
+            let (cb1, count) = if cb0 < full {
+                ((cb0 + chunk).min(full), self.icb)
+            } else {
+                (self.cblocks, self.cin - full * self.icb)
+            };
+            let wlen = (cb1 - cb0) * taps.len() * count * width;
+            let w = &self.w[group_base + cb0 * per_block..][..wlen];
             let mut q = p0;
             while q < p1 {
                 let cnt = (p1 - q).min(px);
@@ -318,7 +330,7 @@ impl NchwcConv {
                     taps,
                     cb_stride: g.cb_stride,
                     cbs: (cb0, cb1),
-                    icb: self.icb,
+                    icb: count,
                     w,
                     part: &mut part[(q - p0) * width..][..cnt * width],
                     first: cb0 == 0,
@@ -326,6 +338,7 @@ impl NchwcConv {
                 run_tile(fb, cnt, t);
                 q += cnt;
             }
+            cb0 = cb1;
         }
         self.store(part, gi, (p0, p1), g.ho * g.wo, out, (bias, act));
     }
@@ -490,6 +503,13 @@ fn interleave_row16(
     }
 }
 
+/// `KESTREL_NCHWC=all`: every conv of one group runs here, whatever its shape (tests,
+/// measurements).
+pub(crate) fn everywhere() -> bool {
+    static ALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALL.get_or_init(|| std::env::var("KESTREL_NCHWC").as_deref() == Ok("all"))
+}
+
 /// Whether this CPU runs the kernel (`KESTREL_NCHWC=0` turns it off).
 pub(crate) fn available() -> bool {
     static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -514,6 +534,7 @@ struct Tile<'a> {
     taps: &'a [usize],
     cb_stride: usize,
     cbs: (usize, usize),
+    /// Input channels per step (16, or a part-filled last block's count).
     icb: usize,
     /// The chunk's weights, `[cb][tap][ic][fb·16]`.
     w: &'a [f32],
