@@ -4,7 +4,8 @@
 Acts as sysid 1 / compid 1 (ArduCopter-like): HEARTBEAT 1 Hz, ATTITUDE 50 Hz, GLOBAL_POSITION_INT
 10 Hz, TIMESYNC requests 2 Hz; answers TIMESYNC like ArduPilot and SET_MESSAGE_INTERVAL with
 COMMAND_ACK. Records what the companion (compid 191) sends and prints one JSON object:
-CRC/parse errors, message counts, heartbeat times, every DETS array, TIMESYNC answer delays, and
+CRC/parse errors, message counts, heartbeat times, every DETS array, TIMESYNC answer delays (of
+requests sent once the companion was heard; earlier ones apart), and
 each CAMERA_TRACKING_GEO_STATUS with its distance to the position this script computes itself for
 the target pixel (numpy rotation matrices, independent of Kestrel's code).
 """
@@ -74,10 +75,11 @@ def main():
     boot_ns = lambda: int((time.monotonic() - boot) * 1e9)  # noqa: E731
     exp_lat, exp_lon, exp_slant = expected_target(a)
     out = {"bad_data": 0, "counts": {}, "heartbeats": [], "hb_states": [], "dets": [],
-           "timesync_delay_ms": [], "timesync_answered_to_us": 0, "geo": [], "acks_sent": 0,
+           "timesync_delay_ms": [], "timesync_before_heard_ms": [], "timesync_answered_to_us": 0, "geo": [], "acks_sent": 0,
            "interval_requests": [], "src": [], "expected": {"lat": exp_lat, "lon": exp_lon,
                                                            "slant": exp_slant}}
     pending = {}
+    heard = False  # the companion (compid 191) has sent something this session
     next_hb = next_att = next_pos = next_ts = 0.0
     end = time.monotonic() + a.duration
     while time.monotonic() < end:
@@ -97,7 +99,9 @@ def main():
         if now >= next_ts:
             next_ts = now + 0.5
             ts1 = time.monotonic_ns()
-            pending[ts1] = True
+            # A request sent before the companion was heard may sit in the link's buffers until
+            # it (re)opens the port: its answer's delay is the reconnect's, not the companion's.
+            pending[ts1] = heard
             mav.timesync_send(0, ts1)
         while True:
             m = conn.recv_msg()
@@ -109,6 +113,7 @@ def main():
                 continue
             if m.get_srcComponent() != 191:
                 continue
+            heard = True
             out["counts"][t] = out["counts"].get(t, 0) + 1
             src = [m.get_srcSystem(), m.get_srcComponent()]
             if src not in out["src"]:
@@ -123,8 +128,11 @@ def main():
                 if m.tc1 == 0:
                     mav.timesync_send(boot_ns(), m.ts1)
                 elif m.ts1 in pending:
-                    out["timesync_delay_ms"].append((time.monotonic_ns() - m.ts1) / 1e6)
-                    del pending[m.ts1]
+                    delay = (time.monotonic_ns() - m.ts1) / 1e6
+                    if pending.pop(m.ts1):
+                        out["timesync_delay_ms"].append(delay)
+                    else:
+                        out["timesync_before_heard_ms"].append(delay)
             elif t == "COMMAND_LONG" and m.command == mavutil.mavlink.MAV_CMD_SET_MESSAGE_INTERVAL:
                 out["interval_requests"].append([int(m.param1), m.param2])
                 mav.command_ack_send(m.command, mavutil.mavlink.MAV_RESULT_ACCEPTED)

@@ -544,7 +544,7 @@ struct Tile<'a> {
 }
 
 /// Runs the register tile for `fb` registers and `cnt` pixels.
-fn run_tile(fb: usize, cnt: usize, mut t: Tile) {
+fn run_tile(fb: usize, cnt: usize, t: Tile) {
     // Every offset the kernel reads: the last block's last tap of the last pixel, and the
     // chunk's weights; checked once here so the kernel can read without checks.
     let last = t.px.iter().max().copied().unwrap_or(0)
@@ -561,6 +561,7 @@ fn run_tile(fb: usize, cnt: usize, mut t: Tile) {
     );
     #[cfg(target_arch = "x86_64")]
     {
+        let mut t = t;
         macro_rules! by_px {
             ($fb:literal, [$($p:literal)*]) => {
                 match cnt {
