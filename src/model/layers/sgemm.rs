@@ -93,16 +93,66 @@ pub(crate) fn sgemm(
     Ok(())
 }
 
+/// Columns `c0..c1` of `dst[m×n] = a[m×k] · b[k×n]` (row-major, dense), single-threaded: the
+/// column blocks of one product handed to different tasks, each packing only its own part of
+/// `b` (a row split packs all of `b` once per task).
+///
+/// # Safety
+/// `dst` points to `m·n` values that no other live reference or task's column block overlaps
+/// in columns `c0..c1`; `a` holds `m·k` and `b` `k·n` values.
+pub(crate) unsafe fn sgemm_cols(
+    (m, n, k): (usize, usize, usize),
+    (c0, c1): (usize, usize),
+    a: &[f32],
+    b: &[f32],
+    dst: *mut f32,
+) {
+    assert!(c0 <= c1 && c1 <= n && a.len() >= m * k && b.len() >= k * n);
+    if m == 0 || c1 == c0 || k == 0 {
+        return;
+    }
+    // SAFETY: every element gemm touches is dst[r·n + c], a[r·k + p], b[p·n + c] with r < m,
+    // p < k, c0 ≤ c < c1 ≤ n: inside the m·n, m·k and k·n values (caller, asserted); the
+    // columns are this call's alone (caller).
+    unsafe {
+        gemm::gemm(
+            m,
+            c1 - c0,
+            k,
+            dst.add(c0),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr().add(c0),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Whether an `m×k · k×n` GEMM is worth splitting over threads: below 2 Mi multiply-adds a
+/// hand-off costs more than it saves.
+pub(crate) fn worth_splitting(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= 1 << 21
+}
+
 /// Rows per block when an `m×k · k×n` GEMM is split over the rows of its output on up to
 /// `threads` threads: `m` itself (no split) when the work is too small to pay for a hand-off or
 /// there are too few rows; blocks are multiples of 8 rows (gemm's register tile works in such
 /// groups), so the last block may be shorter.
 pub(crate) fn row_block(m: usize, n: usize, k: usize, threads: usize) -> usize {
-    /// Below this many multiply-adds a split costs more than it saves.
-    const MIN_SPLIT_WORK: usize = 1 << 21;
     const ROW_ALIGN: usize = 8;
     let parts = threads.min(m / ROW_ALIGN);
-    if parts <= 1 || m * n * k < MIN_SPLIT_WORK {
+    if parts <= 1 || !worth_splitting(m, n, k) {
         return m.max(1);
     }
     m.div_ceil(parts).div_ceil(ROW_ALIGN) * ROW_ALIGN
@@ -156,6 +206,28 @@ mod tests {
                 let mut d = vec![0.5f32; m * n];
                 sgemm((m, n, k), &a, &b, &mut d, true, threads).unwrap();
                 assert!(err(&d, 0.5) < 1e-4, "{m}x{n}x{k} accumulate");
+            }
+        }
+    }
+
+    #[test]
+    fn column_blocks_write_their_columns_only() {
+        let mut rng = SplitMix64::new(9);
+        let (m, n, k) = (13, 70, 33);
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let want = naive(m, n, k, &a, &b);
+        let mut d = vec![f32::NAN; m * n];
+        for (c0, c1) in [(0, 16), (16, 17), (17, 64), (64, 70)] {
+            // SAFETY: one block at a time into d's m·n values; a and b hold m·k and k·n.
+            unsafe { sgemm_cols((m, n, k), (c0, c1), &a, &b, d.as_mut_ptr()) };
+            for (i, (&x, &y)) in d.iter().zip(&want).enumerate() {
+                let c = i % n;
+                if c < c1 {
+                    assert!((x - y).abs() < 1e-4, "({}, {c}) after block {c0}..{c1}", i / n);
+                } else {
+                    assert!(x.is_nan(), "column {c} written by block {c0}..{c1}");
+                }
             }
         }
     }
