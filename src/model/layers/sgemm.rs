@@ -224,7 +224,11 @@ mod tests {
             for (i, (&x, &y)) in d.iter().zip(&want).enumerate() {
                 let c = i % n;
                 if c < c1 {
-                    assert!((x - y).abs() < 1e-4, "({}, {c}) after block {c0}..{c1}", i / n);
+                    assert!(
+                        (x - y).abs() < 1e-4,
+                        "({}, {c}) after block {c0}..{c1}",
+                        i / n
+                    );
                 } else {
                     assert!(x.is_nan(), "column {c} written by block {c0}..{c1}");
                 }
