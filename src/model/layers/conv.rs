@@ -1,7 +1,7 @@
 //! Convolution with BN folded at load (Darknet: scale = γ/(sqrt(var)+1e-6)).
 
 use super::activation::{apply_tensor, bias_act};
-use super::sgemm::{grown, row_block, sgemm, with_f32, worth_splitting};
+use super::sgemm::{grown, row_block, sgemm, with_f32, worth_splitting, SharedOut};
 use super::ConvBackend;
 use crate::model::{ConvCfg, ConvWeights};
 use candle_core::{Device, Result, Tensor};
@@ -538,29 +538,16 @@ impl ConvLayer {
         dst: &mut [f32],
         threads: usize,
     ) {
-        /// The output shared by the tasks, each writing its own columns.
-        #[derive(Clone, Copy)]
-        struct Dst(*mut f32);
-        // SAFETY: the tasks below write disjoint column blocks of the buffer, which outlives
-        // the parallel loop (a borrow of `dst` held across it).
-        unsafe impl Send for Dst {}
-        unsafe impl Sync for Dst {}
-        impl Dst {
-            // A method, so that the task closure captures the whole (Send) wrapper.
-            fn at(self, i: usize) -> *mut f32 {
-                self.0.wrapping_add(i)
-            }
-        }
-        let d = Dst(dst[..m * n].as_mut_ptr());
+        let out = SharedOut::new(&mut dst[..m * n]);
         let parts = (2 * threads).min(n.div_ceil(64)).max(1);
         let cols = n.div_ceil(parts).div_ceil(16) * 16;
         (0..n.div_ceil(cols)).into_par_iter().for_each(|t| {
             let (c0, c1) = (t * cols, ((t + 1) * cols).min(n));
-            // SAFETY: column blocks are disjoint per task; sizes as sgemm_cols asks.
-            unsafe { super::sgemm::sgemm_cols((m, n, k), (c0, c1), a, b, d.at(0)) };
+            // SAFETY: each task has its own column block c0..c1.
+            unsafe { super::sgemm::sgemm_cols((m, n, k), (c0, c1), a, b, out) };
             for r in 0..m {
-                // SAFETY: row r's columns c0..c1 are this task's.
-                let seg = unsafe { std::slice::from_raw_parts_mut(d.at(r * n + c0), c1 - c0) };
+                // SAFETY: row r's columns c0..c1 are this task's (the GEMM above is done).
+                let seg = unsafe { out.segment(r * n + c0, c1 - c0) };
                 bias_act(self.cfg.activation, seg, None, self.bias[o_first + r]);
             }
         });

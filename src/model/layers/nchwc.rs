@@ -17,7 +17,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::activation::bias_act;
-use super::sgemm::grown;
+use super::sgemm::{grown, SharedOut};
 use crate::model::Activation;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -63,30 +63,6 @@ pub(crate) struct NchwcConv {
     cblocks: usize,
     /// Per group of ≤ 32 output channels, `[cb][tap][ic][fb][16]`, groups back to back.
     w: Vec<f32>,
-}
-
-/// The output side of one conv call, shared by the tasks that write it.
-#[derive(Clone, Copy)]
-struct OutPtr {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: an OutPtr is only turned into slices by `segment`, whose callers write disjoint
-// ranges (one output channel's band each); the buffer outlives the rayon scope that uses it.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// `len` values from `start`.
-    ///
-    /// # Safety
-    /// No other live slice from this OutPtr overlaps the range.
-    unsafe fn segment<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
-        assert!(start + len <= self.len, "output segment out of range");
-        // SAFETY: in bounds (asserted); exclusive (the caller's contract).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
-    }
 }
 
 /// Geometry of one call, derived once.
@@ -211,10 +187,7 @@ impl NchwcConv {
         let x = grown(&mut scratch.input, self.cblocks * g.cb_stride, 0.0);
         self.interleave(src, (h, w), &g, x);
         let x: &[f32] = x;
-        let out = OutPtr {
-            ptr: dst.as_mut_ptr(),
-            len: self.cout * n,
-        };
+        let out = SharedOut::new(&mut dst[..self.cout * n]);
         let groups = self.groups();
         let threads = rayon::current_num_threads().max(1);
         // Bands: partial sums inside L2, and at least two tasks per thread where the map allows.
@@ -286,7 +259,7 @@ impl NchwcConv {
         gi: usize,
         (p0, p1): (usize, usize),
         (part, offs): &mut (Vec<f32>, Vec<usize>),
-        out: OutPtr,
+        out: SharedOut<'_>,
         (bias, act): (&[f32], Activation),
     ) {
         let fb = self.group_fb(gi);
@@ -351,7 +324,7 @@ impl NchwcConv {
         gi: usize,
         (p0, p1): (usize, usize),
         n: usize,
-        out: OutPtr,
+        out: SharedOut<'_>,
         (bias, act): (&[f32], Activation),
     ) {
         let fb = self.group_fb(gi);

@@ -93,33 +93,67 @@ pub(crate) fn sgemm(
     Ok(())
 }
 
+/// One output buffer written by several rayon tasks at once, each in ranges of its own (a
+/// conv's bands of output channels, a GEMM's column blocks): what the tasks share in place of
+/// the `&mut` borrow, which it holds for as long as it lives.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _buf: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a SharedOut only hands out its buffer through `segment` and `sgemm_cols`, whose
+// callers promise that no two tasks' ranges overlap; the buffer stays borrowed while it lives.
+unsafe impl Send for SharedOut<'_> {}
+unsafe impl Sync for SharedOut<'_> {}
+
+impl<'a> SharedOut<'a> {
+    pub fn new(buf: &'a mut [f32]) -> Self {
+        SharedOut {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            _buf: std::marker::PhantomData,
+        }
+    }
+
+    /// `len` values from `start` (panics when out of the buffer).
+    ///
+    /// # Safety
+    /// No other live slice or write from this buffer overlaps the range.
+    pub unsafe fn segment(self, start: usize, len: usize) -> &'a mut [f32] {
+        assert!(start + len <= self.len, "output segment out of range");
+        // SAFETY: in bounds (asserted); exclusive (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
 /// Columns `c0..c1` of `dst[m×n] = a[m×k] · b[k×n]` (row-major, dense), single-threaded: the
 /// column blocks of one product handed to different tasks, each packing only its own part of
-/// `b` (a row split packs all of `b` once per task).
+/// `b` (a row split packs all of `b` once per task). Panics when a slice is short for its shape.
 ///
 /// # Safety
-/// `dst` points to `m·n` values that no other live reference or task's column block overlaps
-/// in columns `c0..c1`; `a` holds `m·k` and `b` `k·n` values.
+/// No other task writes, or holds a slice of, columns `c0..c1` of `dst` meanwhile.
 pub(crate) unsafe fn sgemm_cols(
     (m, n, k): (usize, usize, usize),
     (c0, c1): (usize, usize),
     a: &[f32],
     b: &[f32],
-    dst: *mut f32,
+    dst: SharedOut<'_>,
 ) {
-    assert!(c0 <= c1 && c1 <= n && a.len() >= m * k && b.len() >= k * n);
+    assert!(c0 <= c1 && c1 <= n && a.len() >= m * k && b.len() >= k * n && dst.len >= m * n);
     if m == 0 || c1 == c0 || k == 0 {
         return;
     }
     // SAFETY: every element gemm touches is dst[r·n + c], a[r·k + p], b[p·n + c] with r < m,
-    // p < k, c0 ≤ c < c1 ≤ n: inside the m·n, m·k and k·n values (caller, asserted); the
-    // columns are this call's alone (caller).
+    // p < k, c0 ≤ c < c1 ≤ n: inside the m·n, m·k and k·n values (asserted); the columns are
+    // this call's alone (caller).
     unsafe {
         gemm::gemm(
             m,
             c1 - c0,
             k,
-            dst.add(c0),
+            dst.ptr.add(c0),
             1,
             n as isize,
             false,
@@ -219,8 +253,8 @@ mod tests {
         let want = naive(m, n, k, &a, &b);
         let mut d = vec![f32::NAN; m * n];
         for (c0, c1) in [(0, 16), (16, 17), (17, 64), (64, 70)] {
-            // SAFETY: one block at a time into d's m·n values; a and b hold m·k and k·n.
-            unsafe { sgemm_cols((m, n, k), (c0, c1), &a, &b, d.as_mut_ptr()) };
+            // SAFETY: one block at a time, nothing else borrowing d meanwhile.
+            unsafe { sgemm_cols((m, n, k), (c0, c1), &a, &b, SharedOut::new(&mut d)) };
             for (i, (&x, &y)) in d.iter().zip(&want).enumerate() {
                 let c = i % n;
                 if c < c1 {
