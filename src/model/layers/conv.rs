@@ -667,12 +667,15 @@ fn im2col_channel(plane: &[f32], g: &Im2col, (oy0, oy1): (usize, usize), col: &m
 /// (two loads and one two-source permute per 16 values) where the CPU has them: the scalar
 /// gather was 31 % of a 32 → 64 stride-2 conv at 416² (as long as its GEMM).
 fn gather_strided(dst: &mut [f32], src: &[f32], s: usize) {
-    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if s == 2 && std::arch::is_x86_feature_detected!("avx512f") {
+    let done = if s == 2 && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F was found.
-        done = unsafe { gather_even_avx512(dst, src) };
-    }
+        unsafe { gather_even_avx512(dst, src) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
     for (d, &v) in dst[done..]
         .iter_mut()
         .zip(src[done * s..].iter().step_by(s))
