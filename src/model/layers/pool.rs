@@ -116,9 +116,14 @@ fn pool_2x2_s2(src: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize), ds
                 r0 // a lone last row: max over it alone
             };
             let full = (w / 2).min(wo);
-            orow[..full]
+            let done = pair_max_rows(&mut orow[..full], r0, r1);
+            orow[done..full]
                 .iter_mut()
-                .zip(r0.chunks_exact(2).zip(r1.chunks_exact(2)))
+                .zip(
+                    r0[2 * done..]
+                        .chunks_exact(2)
+                        .zip(r1[2 * done..].chunks_exact(2)),
+                )
                 .for_each(|(o, (a, b))| *o = gt_max(gt_max(a[0], a[1]), gt_max(b[0], b[1])));
             for (ox, o) in orow.iter_mut().enumerate().skip(full) {
                 let (lo, hi) = ((2 * ox).min(w), (2 * ox + 2).min(w));
@@ -139,6 +144,48 @@ fn pool_2x2_s2(src: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize), ds
             .zip(dst.chunks_exact_mut(ho * wo))
             .for_each(one);
     }
+}
+
+/// The leading 2×2 windows of two input rows in AVX-512 registers where the CPU has them (16
+/// outputs per two rows of 32 values: a vertical max, then the even and odd lanes picked by two
+/// permutes): the same maximum as [`gt_max`]'s order for any input without NaN. Returns how many
+/// outputs it wrote; the rest is the caller's.
+fn pair_max_rows(out: &mut [f32], r0: &[f32], r1: &[f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was found.
+        return unsafe { pair_max_rows_avx512(out, r0, r1) };
+    }
+    let _ = (out, r0, r1);
+    0
+}
+
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pair_max_rows_avx512(out: &mut [f32], r0: &[f32], r1: &[f32]) -> usize {
+    use std::arch::x86_64::*;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let mut i = 0;
+    while i + 16 <= out.len() && 2 * i + 32 <= r0.len().min(r1.len()) {
+        // SAFETY: values 2i..2i + 32 of both rows and outputs i..i + 16 are in bounds (loop
+        // condition).
+        unsafe {
+            let (p0, p1) = (r0.as_ptr().add(2 * i), r1.as_ptr().add(2 * i));
+            // gt_max(a, b) = a > b ? a : b; maxps(x, y) = x > y ? x : y.
+            let lo = _mm512_max_ps(_mm512_loadu_ps(p0), _mm512_loadu_ps(p1));
+            let hi = _mm512_max_ps(_mm512_loadu_ps(p0.add(16)), _mm512_loadu_ps(p1.add(16)));
+            let v = _mm512_max_ps(
+                _mm512_permutex2var_ps(lo, even, hi),
+                _mm512_permutex2var_ps(lo, odd, hi),
+            );
+            _mm512_storeu_ps(out.as_mut_ptr().add(i), v);
+        }
+        i += 16;
+    }
+    i
 }
 
 /// Darknet's `val > max ? val : max`: also what one `maxps` lane computes, so the 2×2 pool's
@@ -311,7 +358,15 @@ mod tests {
     fn multi_plane_non_square_matches_darknet() {
         let mut rng = crate::model::random::SplitMix64::new(5);
         // A few planes, then an SPP-sized map with planes enough to split over the pool.
-        for (c, h, w) in [(3, 9, 14), (200, 13, 13)] {
+        // Widths around the 2×2 pass's 32-value vector blocks, odd and even heights.
+        for (c, h, w) in [
+            (3, 9, 14),
+            (200, 13, 13),
+            (2, 7, 31),
+            (2, 6, 64),
+            (3, 5, 67),
+            (1, 4, 130),
+        ] {
             multi_plane_case(&mut rng, (c, h, w));
         }
     }
