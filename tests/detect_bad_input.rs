@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{asset, kestrel, path_str};
+use common::{assert_success, asset, kestrel, path_str};
 
 fn detect(images: &[&std::path::Path]) -> std::process::Output {
     let mut cmd = kestrel();
@@ -77,11 +77,7 @@ fn save_dir_writes_annotated_copies_and_json_file() {
         .env("KESTREL_ASSETS", common::assets_dir())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let line = std::fs::read_to_string(&json).unwrap();
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(v["width"], 1280);

@@ -13,11 +13,7 @@ fn print_config(extra: &[&str]) -> Table {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     text.parse()
         .unwrap_or_else(|e| panic!("printed config is TOML: {e}\n{text}"))
 }

@@ -67,11 +67,7 @@ fn visdrone_replay_one_line_per_frame_in_order_then_clean_exit() {
         .args(model_args())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v = lines(&jl);
     let frames: Vec<u64> = v.iter().map(|l| l["frame"].as_u64().unwrap()).collect();
     assert_eq!(frames, [0, 1, 2, 3], "none lost, in order");

@@ -71,11 +71,7 @@ fn h264_clip_of_real_photos_one_line_per_decoded_frame_with_detections() {
         .args(model_args())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let lines: Vec<Value> = std::fs::read_to_string(&jl)
         .unwrap()
         .lines()

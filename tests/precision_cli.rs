@@ -114,11 +114,7 @@ fn int8_chain_flag_plans_from_int8_inputs_and_detects_like_f32() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.lines()
             .skip_while(|l| !l.trim_start().starts_with("layer"))
@@ -156,11 +152,7 @@ fn info_shows_the_plan_of_a_model_file() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(text.contains("5.56 BFLOPs"), "layer table missing: {text}");
     let plan: Vec<&str> = text
         .lines()
@@ -227,11 +219,7 @@ fn run_takes_a_model_file_and_a_precision() {
         .args(["--jsonl", path_str(&jsonl)])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let lines = std::fs::read_to_string(&jsonl).unwrap();
     assert_eq!(lines.lines().count(), 3, "{lines}");
 }
@@ -244,11 +232,7 @@ fn bench_reports_the_precision_it_ran() {
         .args(["--precision", "q8", "--all-reduced"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench json");
     assert_eq!(v["precision"], "q8_0");
     assert!(v["forward"]["median_ms"].as_f64().unwrap() > 0.0);

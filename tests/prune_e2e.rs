@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{cfg, kestrel, path_str, run_python};
+use common::{assert_success, cfg, kestrel, path_str, run_python};
 use kestrel::prune::{load_net, masked_random_net, write_weights, Header, Layer};
 
 /// Writes random masked weights for `cfg_text` (see `masked_random_net`).
@@ -383,11 +383,7 @@ fn slimyolo_pruning_of_spp3_keeps_floor_and_shortcut_unions_and_loads_in_opencv(
             .args(["info", "--json", "--cfg", path_str(cfg_file)])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(info["total_params"], report[p], "{p}");
         let (a, b) = (

@@ -110,6 +110,16 @@ pub fn kestrel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kestrel"))
 }
 
+/// Fails the test with the command's stderr unless it exited with success.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }

@@ -241,11 +241,10 @@ impl NchwcConv {
                 }
             }
         };
-        let chunks = x.chunks_mut(g.cb_stride).enumerate();
         if self.cblocks > 1 && self.cblocks * g.cb_stride >= 1 << 15 {
             x.par_chunks_mut(g.cb_stride).enumerate().for_each(fill);
         } else {
-            chunks.for_each(fill);
+            x.chunks_mut(g.cb_stride).enumerate().for_each(fill);
         }
     }
 
