@@ -48,6 +48,7 @@ fn check(cfg_name: &str, sizes: &[(usize, usize)]) {
             let spread = ours.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(spread > 0.5, "{what} head {k}: outputs are trivially small ({spread}): the generator is degenerate");
             let err = relative_error(&ours, &r.raw[k]);
+            println!("{what} head {k}: relative error {err:.2e} against OpenCV");
             assert!(err <= 1e-4, "{what} head {k}: relative error {err}");
         }
         let dets = as_ref_dets(det.postprocess(&heads, &place).unwrap());

@@ -193,6 +193,7 @@ fn identical_pixels_give_raw_heads_within_1e4_and_identical_detections() {
         for (k, h) in heads.iter().enumerate() {
             let ours: Vec<f32> = h.raw.flatten_all().unwrap().to_vec1().unwrap();
             let err = relative_error(&ours, &r.raw[k]);
+            println!("{name} head {k}: relative error {err:.2e} against OpenCV");
             assert!(err <= 1e-4, "{name} head {k}: relative error {err}");
         }
         let dets = as_ref_dets(det.postprocess(&heads, &place).unwrap());

@@ -27,6 +27,7 @@ pub(crate) struct ConvScratch {
     col: Vec<f32>,
     direct: crate::quant::direct_f32::F32Scratch,
     nchwc: super::nchwc::NchwcScratch,
+    winograd: super::winograd::WinogradScratch,
 }
 
 /// A conv layer ready to run: folded weights packed once for the chosen backend.
@@ -47,6 +48,9 @@ pub(crate) struct ConvLayer {
     /// The f32 conv with output channels in the vector lanes (CPUs with AVX-512): replaces
     /// im2col + GEMM where present.
     nchwc: Option<Box<super::nchwc::NchwcConv>>,
+    /// The same convs (3×3 stride 1) by Winograd's F(2×2, 3×3) where present: replaces
+    /// `nchwc`.
+    winograd: Option<Box<super::winograd::WinogradConv>>,
 }
 
 /// BN folded into kernel and bias, the way Darknet's CPU path and OpenCV compute it.
@@ -99,8 +103,15 @@ impl ConvLayer {
             }
             _ => None,
         };
+        let winograd = match &nchwc {
+            Some(_) if kh == 3 && cfg.stride == 1 && cfg.pad == 1 && i >= WINOGRAD_MIN_CIN => {
+                super::winograd::WinogradConv::new(&packed, (o, i)).map(Box::new)
+            }
+            _ => None,
+        };
         Ok(ConvLayer {
             nchwc,
+            winograd,
             cfg,
             backend,
             weights,
@@ -289,7 +300,7 @@ impl ConvLayer {
             }
             return Ok(());
         }
-        if self.forward_nchwc(src, (b, cin, h, w), out, &mut scratch.nchwc) {
+        if self.forward_nchwc(src, (b, cin, h, w), out, scratch) {
             return Ok(());
         }
         if self.forward_direct(src, (b, cin, h, w), out, &mut scratch.direct)? {
@@ -344,21 +355,31 @@ impl ConvLayer {
         src: &[f32],
         (b, cin, h, w): (usize, usize, usize, usize),
         out: &mut [f32],
-        scratch: &mut super::nchwc::NchwcScratch,
+        scratch: &mut ConvScratch,
     ) -> bool {
         let Some(nc) = &self.nchwc else {
             return false;
         };
         let (ho, wo) = self.out_hw(h, w);
+        let (plane, per) = (cin * h * w, out.len() / b.max(1));
+        let epi = (&self.bias[..], self.cfg.activation);
+        if let Some(wg) = &self.winograd {
+            if ho * wo >= WINOGRAD_MIN_PIXELS || super::nchwc::everywhere() {
+                let sc = &mut scratch.winograd;
+                return out
+                    .chunks_exact_mut(per.max(1))
+                    .zip(src.chunks_exact(plane.max(1)))
+                    .take(b)
+                    .all(|(dst, img)| wg.forward(img, (h, w), dst, epi, sc));
+            }
+        }
         if ho * wo < NCHWC_MIN_PIXELS && !super::nchwc::everywhere() {
             return false;
         }
-        let (plane, per) = (cin * h * w, out.len() / b.max(1));
-        let epi = (&self.bias[..], self.cfg.activation);
         out.chunks_exact_mut(per.max(1))
             .zip(src.chunks_exact(plane.max(1)))
             .take(b)
-            .all(|(dst, img)| nc.forward(img, (h, w), dst, epi, scratch))
+            .all(|(dst, img)| nc.forward(img, (h, w), dst, epi, &mut scratch.nchwc))
     }
 
     /// The conv on the direct f32 kernel, image by image, bias and activation applied; false
@@ -573,6 +594,15 @@ impl ConvLayer {
 /// GEMM: on a 13² map (yolov3-tiny's 512 → 1024) it ran 6.3 ms against the GEMM's 5.9 in the
 /// whole net; from 26² up it won.
 const NCHWC_MIN_PIXELS: usize = 26 * 26;
+
+/// Output pixels from which a conv with a Winograd form runs it.
+const WINOGRAD_MIN_PIXELS: usize = 1;
+
+/// Input channels from which a 3×3 stride-1 conv on the channels-in-lanes kernel runs by
+/// Winograd instead: the transforms cost per channel what the products save per channel
+/// pair, so thin inputs lose (yolov3-spp3's 32 → 64 @208²: 8.1 ms direct, 9.4 Winograd;
+/// yolov3-tiny's 32 → 64 @104² tied).
+const WINOGRAD_MIN_CIN: usize = 64;
 
 /// Whether a conv runs on the channels-in-lanes kernel (`super::nchwc`): 3×3 stride-1 convs
 /// whose channel counts fill whole 16-lane blocks, from 32 input channels up. Measured on the

@@ -8,6 +8,7 @@ pub(crate) mod pool;
 pub(crate) mod sgemm;
 pub(crate) mod shortcut;
 pub(crate) mod vexp;
+pub(crate) mod winograd;
 pub(crate) mod yolo;
 
 /// How convolutions (and pooling) run: own CPU kernels, or Candle's tensor ops (any device).

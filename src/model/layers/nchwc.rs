@@ -23,15 +23,15 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Output channels per register (f32 lanes of a 512-bit vector).
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 /// Registers of output channels per tile (32 channels).
-const MAX_FB: usize = 2;
+pub(super) const MAX_FB: usize = 2;
 /// Input channels per block.
 const ICB: usize = 16;
 /// Partial sums per band (floats): 128 KB, inside L2 next to the input rows the band reads.
 const BAND_FLOATS: usize = 1 << 15;
 /// Weights per input-channel chunk (floats): 32 KB, inside L1.
-const CHUNK_FLOATS: usize = 1 << 13;
+pub(super) const CHUNK_FLOATS: usize = 1 << 13;
 
 thread_local! {
     /// A band's partial sums and its pixels' input offsets, per pool thread, grown once (taken,
@@ -41,7 +41,7 @@ thread_local! {
 
 /// Pixels per register tile: 24 accumulators at two registers of channels (fewer would leave
 /// the FMA units waiting on each sum's latency; a group of one register keeps 12).
-const TILE_PIXELS: usize = 12;
+pub(super) const TILE_PIXELS: usize = 12;
 
 /// The interleaved input's buffer, kept by the caller between calls (the planned forward keeps
 /// one per input size): a steady frame allocates nothing.
@@ -185,7 +185,13 @@ impl NchwcConv {
             taps,
         };
         let x = grown(&mut scratch.input, self.cblocks * g.cb_stride, 0.0);
-        self.interleave(src, (h, w), &g, x);
+        interleave(
+            src,
+            (h, w),
+            (self.cin, self.icb, self.pad),
+            (g.wp, g.cb_stride),
+            x,
+        );
         let x: &[f32] = x;
         let out = SharedOut::new(&mut dst[..self.cout * n]);
         let groups = self.groups();
@@ -209,43 +215,6 @@ impl NchwcConv {
             (0..groups * bands).into_par_iter().for_each(item);
         }
         true
-    }
-
-    /// `src` `[cin][h][w]` into `x` = `[cb][hp][wp][icb]` with zero padding around and in the
-    /// lanes past `cin`; one channel block per task.
-    fn interleave(&self, src: &[f32], (h, w): (usize, usize), g: &Geom, x: &mut [f32]) {
-        let (icb, pad, cin) = (self.icb, self.pad, self.cin);
-        let fill = |(cb, xb): (usize, &mut [f32])| {
-            let row_floats = g.wp * icb;
-            xb[..pad * row_floats].fill(0.0);
-            xb[(pad + h) * row_floats..].fill(0.0);
-            for y in 0..h {
-                let row = &mut xb[(pad + y) * row_floats..][..row_floats];
-                row[..pad * icb].fill(0.0);
-                row[(pad + w) * icb..].fill(0.0);
-                let inner = &mut row[pad * icb..(pad + w) * icb];
-                if icb == LANES {
-                    interleave_row16(src, (cb * LANES, cin), (h, w, y), inner);
-                    continue;
-                }
-                for c in 0..icb {
-                    let ch = cb * icb + c;
-                    if ch < cin {
-                        let s = &src[(ch * h + y) * w..][..w];
-                        for (d, &v) in inner.iter_mut().skip(c).step_by(icb).zip(s) {
-                            *d = v;
-                        }
-                    } else {
-                        inner.iter_mut().skip(c).step_by(icb).for_each(|d| *d = 0.0);
-                    }
-                }
-            }
-        };
-        if self.cblocks > 1 && self.cblocks * g.cb_stride >= 1 << 15 {
-            x.par_chunks_mut(g.cb_stride).enumerate().for_each(fill);
-        } else {
-            x.chunks_mut(g.cb_stride).enumerate().for_each(fill);
-        }
     }
 
     /// Output pixels `p.0..p.1` of group `gi`: every input-channel chunk over the band, then the
@@ -312,53 +281,59 @@ impl NchwcConv {
             }
             cb0 = cb1;
         }
-        self.store(part, gi, (p0, p1), g.ho * g.wo, out, (bias, act));
-    }
-
-    /// The band's sums `[pixel][fb·16]` into the NCHW output, channel by channel, with bias and
-    /// activation.
-    fn store(
-        &self,
-        part: &[f32],
-        gi: usize,
-        (p0, p1): (usize, usize),
-        n: usize,
-        out: SharedOut<'_>,
-        (bias, act): (&[f32], Activation),
-    ) {
-        let fb = self.group_fb(gi);
-        let width = fb * LANES;
         let o0 = gi * MAX_FB * LANES;
-        let len = p1 - p0;
-        assert!(
-            part.len() >= len.div_ceil(LANES) * LANES * width,
-            "nchwc band sums too short"
+        store(
+            part,
+            (o0, fb, self.cout),
+            (p0, p1),
+            g.ho * g.wo,
+            out,
+            (bias, act),
         );
-        let plain = matches!(act, Activation::Leaky | Activation::Linear);
-        for k in 0..len.div_ceil(LANES) {
-            let cnt = (len - k * LANES).min(LANES);
-            for f in 0..fb {
-                let lanes = LANES.min(self.cout.saturating_sub(o0 + f * LANES));
-                for (j, v) in transposed(part, width, (k * LANES, f), cnt)
-                    .iter()
-                    .enumerate()
-                    .take(lanes)
-                {
-                    let o = o0 + f * LANES + j;
-                    // SAFETY: each (output channel, band) belongs to exactly one task, and
-                    // this borrow ends with the statement.
-                    let d = unsafe { out.segment(o * n + p0 + k * LANES, cnt) };
-                    store_row(d, v, bias[o], act);
-                }
+    }
+}
+
+/// A band's sums `part` = `[pixel][fb·16]` of output channels `o0..` (of `cout`) into the
+/// NCHW output (`n` pixels per channel) at pixels `p0..p1`, channel by channel, with bias and
+/// activation. `part` holds whole 16-pixel rows (the rows past `p1` are not read).
+pub(super) fn store(
+    part: &[f32],
+    (o0, fb, cout): (usize, usize, usize),
+    (p0, p1): (usize, usize),
+    n: usize,
+    out: SharedOut<'_>,
+    (bias, act): (&[f32], Activation),
+) {
+    let width = fb * LANES;
+    let len = p1 - p0;
+    assert!(
+        part.len() >= len.div_ceil(LANES) * LANES * width,
+        "nchwc band sums too short"
+    );
+    let plain = matches!(act, Activation::Leaky | Activation::Linear);
+    for k in 0..len.div_ceil(LANES) {
+        let cnt = (len - k * LANES).min(LANES);
+        for f in 0..fb {
+            let lanes = LANES.min(cout.saturating_sub(o0 + f * LANES));
+            for (j, v) in transposed(part, width, (k * LANES, f), cnt)
+                .iter()
+                .enumerate()
+                .take(lanes)
+            {
+                let o = o0 + f * LANES + j;
+                // SAFETY: each (output channel, band) belongs to exactly one task, and
+                // this borrow ends with the statement.
+                let d = unsafe { out.segment(o * n + p0 + k * LANES, cnt) };
+                store_row(d, v, bias[o], act);
             }
         }
-        if !plain {
-            let end = (o0 + width).min(self.cout);
-            for (o, &b) in bias.iter().enumerate().take(end).skip(o0) {
-                // SAFETY: as above.
-                let d = unsafe { out.segment(o * n + p0, len) };
-                bias_act(act, d, None, b);
-            }
+    }
+    if !plain {
+        let end = (o0 + width).min(cout);
+        for (o, &b) in bias.iter().enumerate().take(end).skip(o0) {
+            // SAFETY: as above.
+            let d = unsafe { out.segment(o * n + p0, len) };
+            bias_act(act, d, None, b);
         }
     }
 }
@@ -449,6 +424,49 @@ unsafe fn transpose16_avx512(m: &mut [[f32; LANES]; LANES]) {
     }
 }
 
+/// `src` `[cin][h][w]` into `x` = `[cb][hp][wp][icb]` (blocks of `cb_stride` floats) with
+/// zero padding: `pad` rows and columns before the map, the rest of each block after it, and
+/// the lanes past `cin`; one channel block per task.
+pub(super) fn interleave(
+    src: &[f32],
+    (h, w): (usize, usize),
+    (cin, icb, pad): (usize, usize, usize),
+    (wp, cb_stride): (usize, usize),
+    x: &mut [f32],
+) {
+    let fill = |(cb, xb): (usize, &mut [f32])| {
+        let row_floats = wp * icb;
+        xb[..pad * row_floats].fill(0.0);
+        xb[(pad + h) * row_floats..].fill(0.0);
+        for y in 0..h {
+            let row = &mut xb[(pad + y) * row_floats..][..row_floats];
+            row[..pad * icb].fill(0.0);
+            row[(pad + w) * icb..].fill(0.0);
+            let inner = &mut row[pad * icb..(pad + w) * icb];
+            if icb == LANES {
+                interleave_row16(src, (cb * LANES, cin), (h, w, y), inner);
+                continue;
+            }
+            for c in 0..icb {
+                let ch = cb * icb + c;
+                if ch < cin {
+                    let s = &src[(ch * h + y) * w..][..w];
+                    for (d, &v) in inner.iter_mut().skip(c).step_by(icb).zip(s) {
+                        *d = v;
+                    }
+                } else {
+                    inner.iter_mut().skip(c).step_by(icb).for_each(|d| *d = 0.0);
+                }
+            }
+        }
+    };
+    if x.len() > cb_stride && x.len() >= 1 << 15 {
+        x.par_chunks_mut(cb_stride).enumerate().for_each(fill);
+    } else {
+        x.chunks_mut(cb_stride).enumerate().for_each(fill);
+    }
+}
+
 /// Row `y` of channels `c0..c0 + 16` (zeros from `cin` on) into `inner` = `[x][16]`, 16 pixels
 /// at a time through a transpose.
 fn interleave_row16(
@@ -500,23 +518,23 @@ pub(crate) fn available() -> bool {
 
 /// One register tile's work: `cnt` pixels (input offsets `px`) × `fb` registers of output
 /// channels over input-channel blocks `cbs`.
-struct Tile<'a> {
-    x: &'a [f32],
-    px: &'a [usize],
-    taps: &'a [usize],
-    cb_stride: usize,
-    cbs: (usize, usize),
+pub(super) struct Tile<'a> {
+    pub(super) x: &'a [f32],
+    pub(super) px: &'a [usize],
+    pub(super) taps: &'a [usize],
+    pub(super) cb_stride: usize,
+    pub(super) cbs: (usize, usize),
     /// Input channels per step (16, or a part-filled last block's count).
-    icb: usize,
+    pub(super) icb: usize,
     /// The chunk's weights, `[cb][tap][ic][fb·16]`.
-    w: &'a [f32],
+    pub(super) w: &'a [f32],
     /// `[pixel][fb·16]` sums: read unless `first`, then written.
-    part: &'a mut [f32],
-    first: bool,
+    pub(super) part: &'a mut [f32],
+    pub(super) first: bool,
 }
 
 /// Runs the register tile for `fb` registers and `cnt` pixels.
-fn run_tile(fb: usize, cnt: usize, t: Tile) {
+pub(super) fn run_tile(fb: usize, cnt: usize, t: Tile) {
     // Every offset the kernel reads: the last block's last tap of the last pixel, and the
     // chunk's weights; checked once here so the kernel can read without checks.
     let last = t.px.iter().max().copied().unwrap_or(0)

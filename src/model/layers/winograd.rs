@@ -1,0 +1,625 @@
+//! 3×3 stride-1 convs by Winograd's minimal filtering F(2×2, 3×3): each 2×2 block of outputs
+//! from a 4×4 block of inputs in 16 products per input/output channel pair instead of 36, so
+//! the multiply-adds of the layer fall 2.25×. Three steps, channels in the vector lanes as in
+//! `super::nchwc` (whose register tile runs the products):
+//!
+//! 1. input transform, once per layer: the map is interleaved into 16-channel blocks, then each
+//!    4×4 input tile (step 2) becomes 16 values `V = Bᵀ d B` (adds only), stored
+//!    `[cb][ξ][tile][16]`;
+//! 2. per (group of 32 output channels, band of tile rows), for each of the 16 positions ξ, the
+//!    sums `M_ξ[tile][oc] = Σ_ic V_ξ[tile][ic] · U_ξ[ic][oc]` — a 1×1 conv over tiles on the
+//!    NCHWc tile kernel, with `U = G g Gᵀ` packed at load;
+//! 3. output transform `Y = Aᵀ M A` (adds only) into the band's pixels, then the NCHW store
+//!    with bias and activation.
+//!
+//! The transform matrices hold only 0, ±1 and ±½, so rounding stays at the level of the direct
+//! sum (measured against an f64 reference conv in the tests, and through whole nets against
+//! OpenCV DNN in tests/parity_*.rs). `KESTREL_WINOGRAD=0` turns it off.
+
+// Off x86_64 there is no kernel: `WinogradConv::new` answers None there.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
+use super::nchwc::{self, run_tile, store, Tile, CHUNK_FLOATS, LANES, MAX_FB, TILE_PIXELS};
+use super::sgemm::{grown, SharedOut};
+use crate::model::Activation;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Transformed values per tile (4 × 4).
+const XI: usize = 16;
+/// A band's transformed input (floats), at most: 4 MB. Every band streams all the transformed
+/// weights (16/9 of the kernel) once, so fewer, larger bands won in whole nets even past L2:
+/// on the Xeon of docs/performance.md, tiny's 384→256 @26² 4.6–4.7 ms at 1 MB, 3.5–3.6 at 4 MB
+/// (one band), 512→1024 @13² 8.0–9.2 at 1 MB, 6.6–7.8 at 4 MB.
+const V_BAND_FLOATS: usize = 1 << 20;
+/// Tiles per band at most: 16 sums per tile and output channel, 32 channels → 512 KB of sums.
+const MAX_BAND_TILES: usize = 256;
+
+thread_local! {
+    /// A band's sums per ξ, its output pixels, and its tiles' offsets, per pool thread, grown
+    /// once (taken, not borrowed, across rayon joins).
+    static PART: RefCell<BandBuffers> = const {
+        RefCell::new(BandBuffers { sums: Vec::new(), pixels: Vec::new(), offs: Vec::new() })
+    };
+}
+
+#[derive(Default)]
+struct BandBuffers {
+    sums: Vec<f32>,
+    pixels: Vec<f32>,
+    offs: Vec<usize>,
+}
+
+/// The interleaved input and its transform, kept by the caller between calls.
+#[derive(Default)]
+pub(crate) struct WinogradScratch {
+    x: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// A 3×3 stride-1 pad-1 conv's weights, transformed and packed.
+pub(crate) struct WinogradConv {
+    cout: usize,
+    cin: usize,
+    cblocks: usize,
+    /// Per group of ≤ 32 output channels, `[ξ][cb][ic][fb][16]` (a part-filled last block holds
+    /// only its channels), groups back to back.
+    w: Vec<f32>,
+}
+
+/// Geometry of one call.
+#[derive(Clone, Copy)]
+struct Geom {
+    h: usize,
+    w: usize,
+    /// Tiles down and across.
+    th: usize,
+    tw: usize,
+}
+
+impl Geom {
+    fn tiles(&self) -> usize {
+        self.th * self.tw
+    }
+}
+
+/// `G g Gᵀ` of a 3×3 kernel `g` (row-major), as 16 values row-major.
+fn transform_kernel(g: &[f32]) -> [f32; XI] {
+    const G: [[f64; 3]; 4] = [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+    let mut gg = [[0f64; 3]; 4];
+    for (i, row) in gg.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = (0..3).map(|k| G[i][k] * g[k * 3 + j] as f64).sum();
+        }
+    }
+    let mut u = [0f32; XI];
+    for i in 0..4 {
+        for j in 0..4 {
+            u[i * 4 + j] = (0..3).map(|k| gg[i][k] * G[j][k]).sum::<f64>() as f32;
+        }
+    }
+    u
+}
+
+impl WinogradConv {
+    /// From a BN-folded OIHW 3×3 kernel (`[cout][cin·9]`); None where this CPU has no AVX-512
+    /// (see `nchwc::available`), `KESTREL_WINOGRAD=0`, or the kernel has the wrong length.
+    #[allow(clippy::needless_range_loop)] // ξ indexes each pair's 16 values.
+    pub fn new(kernel: &[f32], (cout, cin): (usize, usize)) -> Option<WinogradConv> {
+        if !nchwc::available()
+            || !enabled()
+            || cout == 0
+            || cin == 0
+            || kernel.len() != cout * cin * 9
+        {
+            return None;
+        }
+        let u: Vec<[f32; XI]> = kernel.chunks_exact(9).map(transform_kernel).collect();
+        let cblocks = cin.div_ceil(LANES);
+        let oblocks = cout.div_ceil(LANES);
+        let mut w = Vec::with_capacity(oblocks * LANES * cin * XI);
+        for g0 in (0..oblocks).step_by(MAX_FB) {
+            let fb = (oblocks - g0).min(MAX_FB);
+            for xi in 0..XI {
+                for c in 0..cin {
+                    for lane in 0..fb * LANES {
+                        let o = g0 * LANES + lane;
+                        w.push(if o < cout { u[o * cin + c][xi] } else { 0.0 });
+                    }
+                }
+            }
+        }
+        Some(WinogradConv {
+            cout,
+            cin,
+            cblocks,
+            w,
+        })
+    }
+
+    fn groups(&self) -> usize {
+        self.cout.div_ceil(LANES).div_ceil(MAX_FB)
+    }
+
+    /// Registers of output channels in group `g`.
+    fn group_fb(&self, g: usize) -> usize {
+        (self.cout.div_ceil(LANES) - g * MAX_FB).min(MAX_FB)
+    }
+
+    /// The conv (3×3, stride 1, pad 1) of one `[cin, h, w]` map into `dst` = `[cout, h·w]`
+    /// with bias and activation, on the rayon pool. False (nothing written) when the buffers
+    /// do not fit the shapes.
+    pub fn forward(
+        &self,
+        src: &[f32],
+        (h, w): (usize, usize),
+        dst: &mut [f32],
+        (bias, act): (&[f32], Activation),
+        scratch: &mut WinogradScratch,
+    ) -> bool {
+        let n = h * w;
+        if n == 0 || src.len() < self.cin * n || dst.len() < self.cout * n || bias.len() < self.cout
+        {
+            return false;
+        }
+        let g = Geom {
+            h,
+            w,
+            th: h.div_ceil(2),
+            tw: w.div_ceil(2),
+        };
+        // Padded so that every 4×4 tile lies inside: one zero row / column before, the rest
+        // after.
+        let (hp, wp) = (2 * g.th + 2, 2 * g.tw + 2);
+        let cb_stride = hp * wp * LANES;
+        let x = grown(&mut scratch.x, self.cblocks * cb_stride, 0.0);
+        nchwc::interleave(src, (h, w), (self.cin, LANES, 1), (wp, cb_stride), x);
+        let per_block = XI * g.tiles() * LANES;
+        let v = grown(&mut scratch.v, self.cblocks * per_block, 0.0);
+        let x: &[f32] = x;
+        let transform = |(cb, vb): (usize, &mut [f32])| {
+            transform_block(&x[cb * cb_stride..][..cb_stride], wp, &g, vb);
+        };
+        if self.cblocks > 1 {
+            v.par_chunks_mut(per_block).enumerate().for_each(transform);
+        } else {
+            v.chunks_mut(per_block).enumerate().for_each(transform);
+        }
+        let v: &[f32] = v;
+        let out = SharedOut::new(&mut dst[..self.cout * n]);
+        let groups = self.groups();
+        let threads = rayon::current_num_threads().max(1);
+        // Bands of whole tile rows whose transformed input (all ξ, all channels) stays in L2
+        // while every group runs over it: items go band-major, so a thread's consecutive items
+        // share their band.
+        let band_tiles =
+            (V_BAND_FLOATS / (XI * self.cblocks * LANES)).clamp(TILE_PIXELS, MAX_BAND_TILES);
+        let rows = (band_tiles / g.tw).clamp(1, g.th);
+        let rows = rows.min(g.th.div_ceil((2 * threads).div_ceil(groups).max(1)));
+        let bands = g.th.div_ceil(rows);
+        let item = |i: usize| {
+            let (bi, gi) = (i / groups, i % groups);
+            let tr = (bi * rows, ((bi + 1) * rows).min(g.th));
+            let mut bufs = PART.take();
+            self.band(v, &g, gi, tr, &mut bufs, out, (bias, act));
+            PART.set(bufs);
+        };
+        if groups * bands == 1 || threads == 1 {
+            (0..groups * bands).for_each(item);
+        } else {
+            (0..groups * bands).into_par_iter().for_each(item);
+        }
+        true
+    }
+
+    /// Tile rows `tr.0..tr.1` of group `gi`: the 16 products over every input channel, the
+    /// output transform, the store.
+    #[allow(clippy::too_many_arguments)]
+    fn band(
+        &self,
+        v: &[f32],
+        g: &Geom,
+        gi: usize,
+        (tr0, tr1): (usize, usize),
+        bufs: &mut BandBuffers,
+        out: SharedOut<'_>,
+        (bias, act): (&[f32], Activation),
+    ) {
+        let fb = self.group_fb(gi);
+        let width = fb * LANES;
+        let (t0, t1) = (tr0 * g.tw, tr1 * g.tw);
+        let nt = t1 - t0;
+        let sums = grown(&mut bufs.sums, XI * nt * width, 0.0);
+        bufs.offs.clear();
+        bufs.offs.extend((t0..t1).map(|t| t * LANES));
+        let offs = &bufs.offs;
+        let group_base = gi * MAX_FB * LANES * XI * self.cin;
+        let chunk = (CHUNK_FLOATS / (LANES * width)).clamp(1, self.cblocks);
+        let full = self.cin / LANES;
+        for xi in 0..XI {
+            let taps = [xi * g.tiles() * LANES];
+            let wxi = group_base + xi * self.cin * width;
+            let sxi = &mut sums[xi * nt * width..][..nt * width];
+            let mut cb0 = 0;
+            while cb0 < self.cblocks {
+                let (cb1, count) = if cb0 < full {
+                    ((cb0 + chunk).min(full), LANES)
+                } else {
+                    (self.cblocks, self.cin - full * LANES)
+                };
+                let w = &self.w[wxi + cb0 * LANES * width..][..(cb1 - cb0) * count * width];
+                let mut q = 0;
+                while q < nt {
+                    // Near-equal tiles: no 1-tile remainder running on two accumulators.
+                    let cnt = (nt - q).div_ceil((nt - q).div_ceil(TILE_PIXELS));
+                    let t = Tile {
+                        x: v,
+                        px: &offs[q..q + cnt],
+                        taps: &taps,
+                        cb_stride: XI * g.tiles() * LANES,
+                        cbs: (cb0, cb1),
+                        icb: count,
+                        w,
+                        part: &mut sxi[q * width..][..cnt * width],
+                        first: cb0 == 0,
+                    };
+                    run_tile(fb, cnt, t);
+                    q += cnt;
+                }
+                cb0 = cb1;
+            }
+        }
+        let (p0, p1) = (2 * tr0 * g.w, (2 * tr1).min(g.h) * g.w);
+        let pixels = grown(
+            &mut bufs.pixels,
+            (p1 - p0).div_ceil(LANES) * LANES * width,
+            0.0,
+        );
+        untransform_band(sums, g, (tr0, tr1), width, pixels);
+        store(
+            pixels,
+            (gi * MAX_FB * LANES, fb, self.cout),
+            (p0, p1),
+            g.h * g.w,
+            out,
+            (bias, act),
+        );
+    }
+}
+
+/// One interleaved channel block `x` = `[hp][wp][16]` into `vb` = `[ξ][tile][16]`:
+/// `V = Bᵀ d B` of every 4×4 tile `d` at (2·ty, 2·tx), with
+/// `Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]`.
+fn transform_block(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32]) {
+    let tiles = g.tiles();
+    assert!(
+        x.len() >= (2 * g.th + 2) * wp * LANES && vb.len() >= XI * tiles * LANES,
+        "winograd input block too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if nchwc::available() {
+        // SAFETY: AVX-512F was found; the reads and writes are in range (asserted above).
+        unsafe { transform_block_avx512(x, wp, g, vb) };
+        return;
+    }
+    transform_block_portable(x, wp, g, vb)
+}
+
+/// `transform_block` lane by lane (CPUs without AVX-512; the tests' cross-check).
+fn transform_block_portable(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32]) {
+    let tiles = g.tiles();
+    let tile_at = |ty: usize, tx: usize| -> [[[f32; LANES]; 4]; 4] {
+        std::array::from_fn(|i| {
+            std::array::from_fn(|j| {
+                let o = ((2 * ty + i) * wp + 2 * tx + j) * LANES;
+                x[o..o + LANES].try_into().expect("16 lanes")
+            })
+        })
+    };
+    for ty in 0..g.th {
+        for tx in 0..g.tw {
+            let t = ty * g.tw + tx;
+            let d = tile_at(ty, tx);
+            for l in 0..LANES {
+                let col = |j: usize| bt([d[0][j][l], d[1][j][l], d[2][j][l], d[3][j][l]]);
+                let r: [[f32; 4]; 4] = std::array::from_fn(col); // r[j][i] = (Bᵀ d)[i][j]
+                for i in 0..4 {
+                    let v = bt([r[0][i], r[1][i], r[2][i], r[3][i]]);
+                    for (k, &vk) in v.iter().enumerate() {
+                        vb[((i * 4 + k) * tiles + t) * LANES + l] = vk;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Bᵀ v` of four values.
+fn bt([d0, d1, d2, d3]: [f32; 4]) -> [f32; 4] {
+    [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+}
+
+/// `transform_block` in AVX-512 registers: 16 loads, 32 adds, 16 stores per tile.
+///
+/// # Safety
+/// The CPU has AVX-512F; `x` and `vb` hold the whole geometry (`transform_block` checks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_block_avx512(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let tiles = g.tiles();
+    let (xp, vp) = (x.as_ptr(), vb.as_mut_ptr());
+    let bt = |[a, b, c, d]: [__m512; 4]| {
+        [
+            _mm512_sub_ps(a, c),
+            _mm512_add_ps(b, c),
+            _mm512_sub_ps(c, b),
+            _mm512_sub_ps(b, d),
+        ]
+    };
+    for ty in 0..g.th {
+        for tx in 0..g.tw {
+            let t = ty * g.tw + tx;
+            let row = |i: usize| -> [__m512; 4] {
+                let o = ((2 * ty + i) * wp + 2 * tx) * LANES;
+                // SAFETY: rows 2ty..2ty+4, columns 2tx..2tx+4 lie in the padded block.
+                std::array::from_fn(|j| unsafe { _mm512_loadu_ps(xp.add(o + j * LANES)) })
+            };
+            let d = [row(0), row(1), row(2), row(3)];
+            // Bᵀ d, column by column: r[i][j].
+            let mut r = [[_mm512_setzero_ps(); 4]; 4];
+            for j in 0..4 {
+                let c = bt([d[0][j], d[1][j], d[2][j], d[3][j]]);
+                for i in 0..4 {
+                    r[i][j] = c[i];
+                }
+            }
+            for (i, ri) in r.iter().enumerate() {
+                for (k, v) in bt(*ri).iter().enumerate() {
+                    // SAFETY: ξ < 16, t < tiles.
+                    unsafe { _mm512_storeu_ps(vp.add(((i * 4 + k) * tiles + t) * LANES), *v) };
+                }
+            }
+        }
+    }
+}
+
+/// The band's sums `[ξ][tile][width]` (tiles of rows `tr0..tr1`) into its output pixels
+/// `[pixel][width]`, pixel 0 = the band's first: `Y = Aᵀ M A` with
+/// `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`; the last row / column of an odd map is dropped.
+fn untransform_band(
+    sums: &[f32],
+    g: &Geom,
+    (tr0, tr1): (usize, usize),
+    width: usize,
+    pixels: &mut [f32],
+) {
+    let nt = (tr1 - tr0) * g.tw;
+    let rows = (2 * tr1).min(g.h) - 2 * tr0;
+    assert!(
+        sums.len() >= XI * nt * width
+            && pixels.len() >= rows * g.w * width
+            && width.is_multiple_of(LANES),
+        "winograd band buffers too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if nchwc::available() {
+        // SAFETY: AVX-512F was found; the reads and writes are in range (asserted above).
+        unsafe { untransform_band_avx512(sums, g, (tr0, tr1), width, pixels) };
+        return;
+    }
+    untransform_band_portable(sums, g, (tr0, tr1), width, pixels)
+}
+
+/// `untransform_band` value by value (CPUs without AVX-512; the tests' cross-check).
+fn untransform_band_portable(
+    sums: &[f32],
+    g: &Geom,
+    (tr0, tr1): (usize, usize),
+    width: usize,
+    pixels: &mut [f32],
+) {
+    let nt = (tr1 - tr0) * g.tw;
+    for ty in tr0..tr1 {
+        for tx in 0..g.tw {
+            let t = (ty - tr0) * g.tw + tx;
+            for c in 0..width {
+                let m = |xi: usize| sums[(xi * nt + t) * width + c];
+                let s: [[f32; 4]; 2] = [
+                    std::array::from_fn(|j| m(j) + m(4 + j) + m(8 + j)),
+                    std::array::from_fn(|j| m(4 + j) - m(8 + j) - m(12 + j)),
+                ];
+                for (dy, sy) in s.iter().enumerate() {
+                    let y = [sy[0] + sy[1] + sy[2], sy[1] - sy[2] - sy[3]];
+                    for (dx, &v) in y.iter().enumerate() {
+                        let (oy, ox) = (2 * ty + dy, 2 * tx + dx);
+                        if oy < g.h && ox < g.w {
+                            pixels[((oy - 2 * tr0) * g.w + ox) * width + c] = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `untransform_band` in AVX-512 registers.
+///
+/// # Safety
+/// The CPU has AVX-512F; the buffers hold the band (`untransform_band` checks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // s[row][j] pairs with the column j of M.
+unsafe fn untransform_band_avx512(
+    sums: &[f32],
+    g: &Geom,
+    (tr0, tr1): (usize, usize),
+    width: usize,
+    pixels: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let nt = (tr1 - tr0) * g.tw;
+    let (sp, pp) = (sums.as_ptr(), pixels.as_mut_ptr());
+    for ty in tr0..tr1 {
+        for tx in 0..g.tw {
+            let t = (ty - tr0) * g.tw + tx;
+            for c0 in (0..width).step_by(LANES) {
+                // SAFETY: ξ < 16, t < nt, c0 + 16 ≤ width.
+                let m = |xi: usize| unsafe { _mm512_loadu_ps(sp.add((xi * nt + t) * width + c0)) };
+                let mut s = [[_mm512_setzero_ps(); 4]; 2];
+                for j in 0..4 {
+                    let (m0, m1, m2, m3) = (m(j), m(4 + j), m(8 + j), m(12 + j));
+                    s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                }
+                for (dy, sy) in s.iter().enumerate() {
+                    let oy = 2 * ty + dy;
+                    if oy >= g.h {
+                        continue;
+                    }
+                    let y = [
+                        _mm512_add_ps(_mm512_add_ps(sy[0], sy[1]), sy[2]),
+                        _mm512_sub_ps(_mm512_sub_ps(sy[1], sy[2]), sy[3]),
+                    ];
+                    for (dx, v) in y.iter().enumerate() {
+                        let ox = 2 * tx + dx;
+                        if ox < g.w {
+                            let o = ((oy - 2 * tr0) * g.w + ox) * width + c0;
+                            // SAFETY: a pixel of the band's rows, c0 + 16 ≤ width.
+                            unsafe { _mm512_storeu_ps(pp.add(o), *v) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether 3×3 stride-1 convs may run here (`KESTREL_WINOGRAD=0` turns it off).
+pub(crate) fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("KESTREL_WINOGRAD").as_deref() != Ok("0"))
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::model::random::SplitMix64;
+
+    /// Plain 3×3 stride-1 pad-1 conv, f64 sums.
+    fn reference(
+        x: &[f32],
+        k: &[f32],
+        (cin, h, w): (usize, usize, usize),
+        cout: usize,
+    ) -> Vec<f64> {
+        let mut out = vec![0f64; cout * h * w];
+        for o in 0..cout {
+            for oy in 0..h {
+                for ox in 0..w {
+                    let mut s = 0f64;
+                    for c in 0..cin {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (iy, ix) = (oy + ky, ox + kx);
+                                if iy < 1 || ix < 1 || iy > h || ix > w {
+                                    continue;
+                                }
+                                let v = x[(c * h + iy - 1) * w + ix - 1] as f64;
+                                s += v * k[((o * cin + c) * 3 + ky) * 3 + kx] as f64;
+                            }
+                        }
+                    }
+                    out[(o * h + oy) * w + ox] = s;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn winograd_conv_matches_the_reference_conv() {
+        if !nchwc::available() || !enabled() {
+            println!("no AVX-512 here (or KESTREL_WINOGRAD=0): nothing to compare");
+            return;
+        }
+        let mut rng = SplitMix64::new(5);
+        let mut sc = WinogradScratch::default();
+        // Odd and even sides, maps narrower than a tile, part-filled channel blocks in and out,
+        // several chunks and bands (cin 300, 40×40).
+        for (cin, cout, h, w) in [
+            (32, 32, 8, 8),
+            (16, 16, 1, 1),
+            (20, 40, 13, 13),
+            (33, 7, 5, 9),
+            (48, 70, 40, 40),
+            (300, 64, 6, 7),
+            (64, 255, 3, 2),
+        ] {
+            let kernel: Vec<f32> = (0..cout * cin * 9)
+                .map(|_| rng.uniform(-0.5, 0.5))
+                .collect();
+            let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let want = reference(&x, &kernel, (cin, h, w), cout);
+            let conv = WinogradConv::new(&kernel, (cout, cin)).unwrap();
+            let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.01 - 0.2).collect();
+            // The error scale of a direct f32 sum of cin·9 products of this size.
+            let tol = 1e-6 * (cin * 9) as f64;
+            for act in [Activation::Linear, Activation::Leaky] {
+                let mut got = vec![f32::NAN; want.len() + 3];
+                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), &mut sc));
+                let n = h * w;
+                for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
+                    let v = b + bias[i / n] as f64;
+                    let v = if act == Activation::Leaky && v < 0.0 {
+                        0.1 * v
+                    } else {
+                        v
+                    };
+                    assert!(
+                        (a as f64 - v).abs() <= tol * v.abs().max(1.0),
+                        "{cin}->{cout} {h}x{w} at {i}: {a} vs {v}"
+                    );
+                }
+                assert!(
+                    got[want.len()..].iter().all(|v| v.is_nan()),
+                    "wrote past the end"
+                );
+            }
+        }
+        // The lane-by-lane transforms (CPUs without AVX-512) agree with the vector ones.
+        let g = Geom {
+            h: 7,
+            w: 5,
+            th: 4,
+            tw: 3,
+        };
+        let (wp, hp) = (2 * g.tw + 2, 2 * g.th + 2);
+        let x: Vec<f32> = (0..hp * wp * LANES)
+            .map(|_| rng.uniform(-1.0, 1.0))
+            .collect();
+        let (mut fast, mut slow) = (vec![0f32; XI * 12 * LANES], vec![1f32; XI * 12 * LANES]);
+        transform_block(&x, wp, &g, &mut fast);
+        transform_block_portable(&x, wp, &g, &mut slow);
+        assert_eq!(fast, slow, "input transforms differ");
+        let sums: Vec<f32> = (0..XI * 12 * 32).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let (mut fast, mut slow) = (vec![0f32; 7 * 5 * 32], vec![1f32; 7 * 5 * 32]);
+        untransform_band(&sums, &g, (0, 4), 32, &mut fast);
+        untransform_band_portable(&sums, &g, (0, 4), 32, &mut slow);
+        assert_eq!(fast, slow, "output transforms differ");
+        // Refusal: a short destination.
+        let conv = WinogradConv::new(&[1.0; 9], (1, 1)).unwrap();
+        assert!(!conv.forward(
+            &[0.0; 16],
+            (4, 4),
+            &mut [0.0; 3],
+            (&[0.0], Activation::Linear),
+            &mut sc
+        ));
+    }
+}
