@@ -32,6 +32,8 @@ const XI: usize = 16;
 /// on the Xeon of docs/performance.md, tiny's 384→256 @26² 4.6–4.7 ms at 1 MB, 3.5–3.6 at 4 MB
 /// (one band), 512→1024 @13² 8.0–9.2 at 1 MB, 6.6–7.8 at 4 MB.
 const V_BAND_FLOATS: usize = 1 << 20;
+/// Sums per item (floats): 1 MB in L2, for `[group][ξ][tile][32]`.
+const SUM_FLOATS: usize = 1 << 18;
 /// Tiles per band at most: 16 sums per tile and output channel, 32 channels → 512 KB of sums.
 const MAX_BAND_TILES: usize = 256;
 
@@ -80,6 +82,14 @@ struct Geom {
 impl Geom {
     fn tiles(&self) -> usize {
         self.th * self.tw
+    }
+
+    /// Floats per channel block of the transformed input: `[ξ][tile][16]` and one spare line,
+    /// so that consecutive blocks start an odd number of cache lines apart. (At 16 · tiles
+    /// lines, a multiple of 4 KB whenever the tiles are, a tile's blocks all fell into the
+    /// same L1 sets: more blocks per chunk than the cache has ways.)
+    fn block_floats(&self) -> usize {
+        (XI * self.tiles() + 1) * LANES
     }
 }
 
@@ -179,7 +189,7 @@ impl WinogradConv {
         let cb_stride = hp * wp * LANES;
         let x = grown(&mut scratch.x, self.cblocks * cb_stride, 0.0);
         nchwc::interleave(src, (h, w), (self.cin, LANES, 1), (wp, cb_stride), x);
-        let per_block = XI * g.tiles() * LANES;
+        let per_block = g.block_floats();
         let v = grown(&mut scratch.v, self.cblocks * per_block, 0.0);
         let x: &[f32] = x;
         let transform = |(cb, vb): (usize, &mut [f32])| {
@@ -194,57 +204,65 @@ impl WinogradConv {
         let out = SharedOut::new(&mut dst[..self.cout * n]);
         let groups = self.groups();
         let threads = rayon::current_num_threads().max(1);
-        // Bands of whole tile rows whose transformed input (all ξ, all channels) stays in L2
-        // while every group runs over it: items go band-major, so a thread's consecutive items
-        // share their band.
+        // Bands of whole tile rows; each item runs `per` groups over one band, so every value
+        // of the transformed input brought into cache feeds `per` · 32 output channels (one
+        // group alone left the products waiting on memory: 16 values per input pixel).
         let band_tiles =
             (V_BAND_FLOATS / (XI * self.cblocks * LANES)).clamp(TILE_PIXELS, MAX_BAND_TILES);
         let rows = (band_tiles / g.tw).clamp(1, g.th);
         let rows = rows.min(g.th.div_ceil((2 * threads).div_ceil(groups).max(1)));
         let bands = g.th.div_ceil(rows);
+        let nt = rows * g.tw;
+        // Runs of near-equal group counts, at least two items per thread.
+        let most = (SUM_FLOATS / (XI * nt * MAX_FB * LANES)).clamp(1, groups);
+        let runs = groups
+            .div_ceil(most)
+            .max((2 * threads).div_ceil(bands))
+            .min(groups);
+        let per = groups.div_ceil(runs);
+        let runs = groups.div_ceil(per);
         let item = |i: usize| {
-            let (bi, gi) = (i / groups, i % groups);
+            let (bi, ri) = (i / runs, i % runs);
             let tr = (bi * rows, ((bi + 1) * rows).min(g.th));
+            let gs = (ri * per, ((ri + 1) * per).min(groups));
             let mut bufs = PART.take();
-            self.band(v, &g, gi, tr, &mut bufs, out, (bias, act));
+            self.band(v, &g, gs, tr, &mut bufs, out, (bias, act));
             PART.set(bufs);
         };
-        if groups * bands == 1 || threads == 1 {
-            (0..groups * bands).for_each(item);
+        if runs * bands == 1 || threads == 1 {
+            (0..runs * bands).for_each(item);
         } else {
-            (0..groups * bands).into_par_iter().for_each(item);
+            (0..runs * bands).into_par_iter().for_each(item);
         }
         true
     }
 
-    /// Tile rows `tr.0..tr.1` of group `gi`: the 16 products over every input channel, the
-    /// output transform, the store.
+    /// Tile rows `tr.0..tr.1` of groups `gs.0..gs.1`: the 16 products over every input
+    /// channel (each chunk of the input once for all the groups), the output transform, the
+    /// store.
     #[allow(clippy::too_many_arguments)]
     fn band(
         &self,
         v: &[f32],
         g: &Geom,
-        gi: usize,
+        (g0, g1): (usize, usize),
         (tr0, tr1): (usize, usize),
         bufs: &mut BandBuffers,
         out: SharedOut<'_>,
         (bias, act): (&[f32], Activation),
     ) {
-        let fb = self.group_fb(gi);
-        let width = fb * LANES;
         let (t0, t1) = (tr0 * g.tw, tr1 * g.tw);
         let nt = t1 - t0;
-        let sums = grown(&mut bufs.sums, XI * nt * width, 0.0);
+        // Sums `[group][ξ][tile][fb·16]`, a group's block of `XI · nt · 32` floats.
+        let per_group = XI * nt * MAX_FB * LANES;
+        let sums = grown(&mut bufs.sums, (g1 - g0) * per_group, 0.0);
         bufs.offs.clear();
         bufs.offs.extend((t0..t1).map(|t| t * LANES));
         let offs = &bufs.offs;
-        let group_base = gi * MAX_FB * LANES * XI * self.cin;
-        let chunk = (CHUNK_FLOATS / (LANES * width)).clamp(1, self.cblocks);
+        let chunk = (CHUNK_FLOATS / (LANES * MAX_FB * LANES)).clamp(1, self.cblocks);
         let full = self.cin / LANES;
         for xi in 0..XI {
             let taps = [xi * g.tiles() * LANES];
-            let wxi = group_base + xi * self.cin * width;
-            let sxi = &mut sums[xi * nt * width..][..nt * width];
             let mut cb0 = 0;
             while cb0 < self.cblocks {
                 let (cb1, count) = if cb0 < full {
@@ -252,43 +270,53 @@ impl WinogradConv {
                 } else {
                     (self.cblocks, self.cin - full * LANES)
                 };
-                let w = &self.w[wxi + cb0 * LANES * width..][..(cb1 - cb0) * count * width];
-                let mut q = 0;
-                while q < nt {
-                    // Near-equal tiles: no 1-tile remainder running on two accumulators.
-                    let cnt = (nt - q).div_ceil((nt - q).div_ceil(TILE_PIXELS));
-                    let t = Tile {
-                        x: v,
-                        px: &offs[q..q + cnt],
-                        taps: &taps,
-                        cb_stride: XI * g.tiles() * LANES,
-                        cbs: (cb0, cb1),
-                        icb: count,
-                        w,
-                        part: &mut sxi[q * width..][..cnt * width],
-                        first: cb0 == 0,
-                    };
-                    run_tile(fb, cnt, t);
-                    q += cnt;
+                for (gi, gsums) in (g0..g1).zip(sums.chunks_exact_mut(per_group)) {
+                    let fb = self.group_fb(gi);
+                    let width = fb * LANES;
+                    let wxi = gi * MAX_FB * LANES * XI * self.cin + xi * self.cin * width;
+                    let w = &self.w[wxi + cb0 * LANES * width..][..(cb1 - cb0) * count * width];
+                    let sxi = &mut gsums[xi * nt * width..][..nt * width];
+                    let mut q = 0;
+                    while q < nt {
+                        // Near-equal tiles: no 1-tile remainder running on two accumulators.
+                        let cnt = (nt - q).div_ceil((nt - q).div_ceil(TILE_PIXELS));
+                        let t = Tile {
+                            x: v,
+                            px: &offs[q..q + cnt],
+                            taps: &taps,
+                            cb_stride: g.block_floats(),
+                            cbs: (cb0, cb1),
+                            icb: count,
+                            w,
+                            part: &mut sxi[q * width..][..cnt * width],
+                            first: cb0 == 0,
+                        };
+                        run_tile(fb, cnt, t);
+                        q += cnt;
+                    }
                 }
                 cb0 = cb1;
             }
         }
         let (p0, p1) = (2 * tr0 * g.w, (2 * tr1).min(g.h) * g.w);
-        let pixels = grown(
-            &mut bufs.pixels,
-            (p1 - p0).div_ceil(LANES) * LANES * width,
-            0.0,
-        );
-        untransform_band(sums, g, (tr0, tr1), width, pixels);
-        store(
-            pixels,
-            (gi * MAX_FB * LANES, fb, self.cout),
-            (p0, p1),
-            g.h * g.w,
-            out,
-            (bias, act),
-        );
+        for (gi, gsums) in (g0..g1).zip(sums.chunks_exact(per_group)) {
+            let fb = self.group_fb(gi);
+            let width = fb * LANES;
+            let pixels = grown(
+                &mut bufs.pixels,
+                (p1 - p0).div_ceil(LANES) * LANES * width,
+                0.0,
+            );
+            untransform_band(gsums, g, (tr0, tr1), width, pixels);
+            store(
+                pixels,
+                (gi * MAX_FB * LANES, fb, self.cout),
+                (p0, p1),
+                g.h * g.w,
+                out,
+                (bias, act),
+            );
+        }
     }
 }
 
