@@ -554,6 +554,10 @@ pub(crate) fn fill_planes(
             return;
         }
         ROW.with_borrow_mut(|tmp| {
+            // At least 32 KB on the first growth: any pool thread may meet the widest row late.
+            if tmp.capacity() < w {
+                tmp.reserve_exact(w.max(1 << 13) - tmp.len());
+            }
             tmp.resize(w, 0);
             out.fill(zero);
             for y in 0..h {

@@ -17,7 +17,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::activation::bias_act;
-use super::sgemm::{grown, SharedOut};
+use super::sgemm::{grown, grown_at_least, SharedOut};
 use crate::model::Activation;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -234,7 +234,12 @@ impl NchwcConv {
         let px = TILE_PIXELS;
         let width = fb * LANES;
         let rows = ((p1 - p0).div_ceil(px) * px).max((p1 - p0).div_ceil(LANES) * LANES);
-        let part = grown(part, rows * width, 0.0);
+        let part = grown_at_least(
+            part,
+            rows * width,
+            BAND_FLOATS + 2 * TILE_PIXELS * MAX_FB * LANES,
+            0.0,
+        );
         let per_block = self.block_floats(fb);
         let group_base: usize = (0..gi).map(|q| self.group_floats(self.group_fb(q))).sum();
         let chunk = (CHUNK_FLOATS / per_block).clamp(1, self.cblocks);
@@ -242,6 +247,7 @@ impl NchwcConv {
         let s = self.stride;
         // Each pixel's input offset (top-left tap, block 0), once per band.
         offs.clear();
+        offs.reserve(BAND_FLOATS / LANES);
         let (mut oy, mut ox) = (p0 / g.wo, p0 % g.wo);
         for _ in p0..p1 {
             offs.push((oy * s * g.wp + ox * s) * self.icb);

@@ -24,8 +24,20 @@ pub(crate) fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
 /// shorter tile followed by a longer one must not pay for refilling): callers overwrite what
 /// they use.
 pub(crate) fn grown<T: Copy>(v: &mut Vec<T>, len: usize, fill: T) -> &mut [T] {
+    grown_at_least(v, len, len, fill)
+}
+
+/// As [`grown`], growing to at least `floor` values on the first growth: a per-thread buffer
+/// whose size depends on which task its thread happens to run first stops growing after one
+/// allocation (steady frames allocate nothing whichever thread runs what).
+pub(crate) fn grown_at_least<T: Copy>(
+    v: &mut Vec<T>,
+    len: usize,
+    floor: usize,
+    fill: T,
+) -> &mut [T] {
     if v.len() < len {
-        v.resize(len, fill);
+        v.resize(len.max(floor), fill);
     }
     &mut v[..len]
 }

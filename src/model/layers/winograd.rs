@@ -20,7 +20,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::nchwc::{self, run_tile, store, Tile, CHUNK_FLOATS, LANES, MAX_FB, TILE_PIXELS};
-use super::sgemm::{grown, SharedOut};
+use super::sgemm::{grown, grown_at_least, SharedOut};
 use crate::model::Activation;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -255,8 +255,9 @@ impl WinogradConv {
         let nt = t1 - t0;
         // Sums `[group][ξ][tile][fb·16]`, a group's block of `XI · nt · 32` floats.
         let per_group = XI * nt * MAX_FB * LANES;
-        let sums = grown(&mut bufs.sums, (g1 - g0) * per_group, 0.0);
+        let sums = grown_at_least(&mut bufs.sums, (g1 - g0) * per_group, SUM_FLOATS, 0.0);
         bufs.offs.clear();
+        bufs.offs.reserve(MAX_BAND_TILES);
         bufs.offs.extend((t0..t1).map(|t| t * LANES));
         let offs = &bufs.offs;
         let chunk = (CHUNK_FLOATS / (LANES * MAX_FB * LANES)).clamp(1, self.cblocks);
@@ -302,9 +303,10 @@ impl WinogradConv {
         for (gi, gsums) in (g0..g1).zip(sums.chunks_exact(per_group)) {
             let fb = self.group_fb(gi);
             let width = fb * LANES;
-            let pixels = grown(
+            let pixels = grown_at_least(
                 &mut bufs.pixels,
                 (p1 - p0).div_ceil(LANES) * LANES * width,
+                4 * MAX_BAND_TILES * MAX_FB * LANES,
                 0.0,
             );
             untransform_band(gsums, g, (tr0, tr1), width, pixels);
