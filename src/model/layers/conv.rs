@@ -103,8 +103,8 @@ impl ConvLayer {
             }
             _ => None,
         };
-        let winograd = match &nchwc {
-            Some(_) if kh == 3 && cfg.stride == 1 && cfg.pad == 1 && i >= WINOGRAD_MIN_CIN => {
+        let winograd = match backend {
+            ConvBackend::CpuIm2col if kh == kw && winograd_wanted(&cfg, i, o) => {
                 super::winograd::WinogradConv::new(&packed, (o, i)).map(Box::new)
             }
             _ => None,
@@ -357,22 +357,20 @@ impl ConvLayer {
         out: &mut [f32],
         scratch: &mut ConvScratch,
     ) -> bool {
-        let Some(nc) = &self.nchwc else {
-            return false;
-        };
         let (ho, wo) = self.out_hw(h, w);
         let (plane, per) = (cin * h * w, out.len() / b.max(1));
         let epi = (&self.bias[..], self.cfg.activation);
         if let Some(wg) = &self.winograd {
-            if ho * wo >= WINOGRAD_MIN_PIXELS || super::nchwc::everywhere() {
-                let sc = &mut scratch.winograd;
-                return out
-                    .chunks_exact_mut(per.max(1))
-                    .zip(src.chunks_exact(plane.max(1)))
-                    .take(b)
-                    .all(|(dst, img)| wg.forward(img, (h, w), dst, epi, sc));
-            }
+            let sc = &mut scratch.winograd;
+            return out
+                .chunks_exact_mut(per.max(1))
+                .zip(src.chunks_exact(plane.max(1)))
+                .take(b)
+                .all(|(dst, img)| wg.forward(img, (h, w), dst, epi, sc));
         }
+        let Some(nc) = &self.nchwc else {
+            return false;
+        };
         if ho * wo < NCHWC_MIN_PIXELS && !super::nchwc::everywhere() {
             return false;
         }
@@ -595,14 +593,28 @@ impl ConvLayer {
 /// whole net; from 26² up it won.
 const NCHWC_MIN_PIXELS: usize = 26 * 26;
 
-/// Output pixels from which a conv with a Winograd form runs it.
-const WINOGRAD_MIN_PIXELS: usize = 1;
+/// Input channels from which a 3×3 stride-1 conv runs by Winograd (see [`winograd_wanted`]): the
+/// transforms cost per channel what the products save per channel pair, so thin inputs lose.
+/// Measured in whole nets on the Xeon of docs/performance.md: yolov3-tiny's 16 → 32 @208² 1.9–2.0
+/// ms on the direct f32 kernel, 3.6–3.8 by Winograd; its 32 → 64 @104² 1.9–2.0 ms on the direct
+/// channels-in-lanes kernel, 1.7–1.9 by Winograd; yolov3-spp3's 32 → 64 @208² tied (7.6–8.9 ms).
+const WINOGRAD_MIN_CIN: usize = 32;
 
-/// Input channels from which a 3×3 stride-1 conv on the channels-in-lanes kernel runs by
-/// Winograd instead: the transforms cost per channel what the products save per channel
-/// pair, so thin inputs lose (yolov3-spp3's 32 → 64 @208²: 8.1 ms direct, 9.4 Winograd;
-/// yolov3-tiny's 32 → 64 @104² tied).
-const WINOGRAD_MIN_CIN: usize = 64;
+/// Whether a conv runs by Winograd's F(2×2, 3×3) (`super::winograd`, on the channels-in-lanes
+/// tile kernel, so only where that kernel runs): 3×3 stride-1 pad-1 convs with at least
+/// `WINOGRAD_MIN_CIN` input channels and output counts filling their 16-lane registers within
+/// 1/16, on maps of every size. `KESTREL_WINOGRAD=0` turns it off; `KESTREL_NCHWC=all` too (it
+/// puts every conv on the direct channels-in-lanes kernel).
+fn winograd_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
+    let waste = cout.div_ceil(16) * 16 - cout;
+    !super::nchwc::everywhere()
+        && c.groups == 1
+        && c.size == 3
+        && c.stride == 1
+        && c.pad == 1
+        && cin >= WINOGRAD_MIN_CIN
+        && waste * 16 <= cout
+}
 
 /// Whether a conv runs on the channels-in-lanes kernel (`super::nchwc`): 3×3 stride-1 convs
 /// whose channel counts fill whole 16-lane blocks, from 32 input channels up. Measured on the

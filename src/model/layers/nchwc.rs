@@ -39,6 +39,9 @@ thread_local! {
     static PART: RefCell<(Vec<f32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// Blocks ahead the one-tap tile prefetches its input lines.
+const PREFETCH_BLOCKS: usize = 1;
+
 /// Pixels per register tile: 24 accumulators at two registers of channels (fewer would leave
 /// the FMA units waiting on each sum's latency; a group of one register keeps 12).
 pub(super) const TILE_PIXELS: usize = 12;
@@ -606,6 +609,14 @@ unsafe fn tile<const FB: usize, const PX: usize>(t: &mut Tile) {
             for (p, &o) in pix.iter_mut().zip(&px) {
                 // SAFETY: as above.
                 *p = unsafe { base.add(o) };
+            }
+            if t.taps.len() == 1 && cb + PREFETCH_BLOCKS < t.cbs.1 {
+                // One tap (Winograd's products): each block's lines are read once, a block's
+                // length apart, where no hardware prefetcher follows; fetch ahead.
+                for &p in &pix {
+                    let ahead = p.wrapping_add(PREFETCH_BLOCKS * t.cb_stride);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                }
             }
             for _ in 0..t.icb {
                 let mut wv = [_mm512_setzero_ps(); FB];
