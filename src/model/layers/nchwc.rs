@@ -205,18 +205,13 @@ impl NchwcConv {
         let want = n.div_ceil(cap).max((2 * threads).div_ceil(groups));
         let band = n.div_ceil(want.max(1)).div_ceil(unit) * unit;
         let bands = n.div_ceil(band);
-        let item = |i: usize| {
+        for_each_item(groups * bands, |i| {
             let (gi, bi) = (i / bands, i % bands);
             let p = (bi * band, ((bi + 1) * band).min(n));
             let mut part = PART.take();
             self.band(x, &g, gi, p, &mut part, out, (bias, act));
             PART.set(part);
-        };
-        if groups * bands == 1 || threads == 1 {
-            (0..groups * bands).for_each(item);
-        } else {
-            (0..groups * bands).into_par_iter().for_each(item);
-        }
+        });
         true
     }
 
@@ -261,34 +256,18 @@ impl NchwcConv {
         }
         // Chunks of whole blocks; a part-filled last block is a chunk of its own (its own count
         // of channels per step).
-        let full = self.cin / self.icb;
-        let mut cb0 = 0;
-        while cb0 < self.cblocks {
-            let (cb1, count) = if cb0 < full {
-                ((cb0 + chunk).min(full), self.icb)
-            } else {
-                (self.cblocks, self.cin - full * self.icb)
-            };
+        for (cb0, cb1, count) in block_chunks(self.cin, self.icb, chunk) {
             let wlen = (cb1 - cb0) * taps.len() * count * width;
-            let w = &self.w[group_base + cb0 * per_block..][..wlen];
-            let mut q = p0;
-            while q < p1 {
-                let cnt = (p1 - q).min(px);
-                let t = Tile {
-                    x,
-                    px: &offs[q - p0..q - p0 + cnt],
-                    taps,
-                    cb_stride: g.cb_stride,
-                    cbs: (cb0, cb1),
-                    icb: count,
-                    w,
-                    part: &mut part[(q - p0) * width..][..cnt * width],
-                    first: cb0 == 0,
-                };
-                run_tile(fb, cnt, t);
-                q += cnt;
-            }
-            cb0 = cb1;
+            let src = TileSrc {
+                x,
+                taps,
+                cb_stride: g.cb_stride,
+                cbs: (cb0, cb1),
+                icb: count,
+                w: &self.w[group_base + cb0 * per_block..][..wlen],
+                first: cb0 == 0,
+            };
+            run_tiles(fb, offs, src, part);
         }
         let o0 = gi * MAX_FB * LANES;
         store(
@@ -523,6 +502,68 @@ pub(crate) fn available() -> bool {
             false
         }
     })
+}
+
+/// Runs `item(0..n)` on the rayon pool, or on this thread where there is one item or one
+/// thread (no hand-off to pay for).
+pub(super) fn for_each_item(n: usize, item: impl Fn(usize) + Send + Sync) {
+    if n <= 1 || rayon::current_num_threads() <= 1 {
+        (0..n).for_each(item);
+    } else {
+        (0..n).into_par_iter().for_each(item);
+    }
+}
+
+/// The chunks `(cb0, cb1, channels per step)` of `cin` input channels in blocks of `icb`:
+/// `chunk` whole blocks at a time, then a part-filled last block as a chunk of its own (its
+/// own count of channels per step).
+pub(super) fn block_chunks(
+    cin: usize,
+    icb: usize,
+    chunk: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let full = cin / icb;
+    let whole = (0..full)
+        .step_by(chunk.max(1))
+        .map(move |cb0| (cb0, (cb0 + chunk.max(1)).min(full), icb));
+    let last = (cin > full * icb).then_some((full, full + 1, cin - full * icb));
+    whole.chain(last)
+}
+
+/// What every register tile of one chunk reads (see [`Tile`]).
+#[derive(Clone, Copy)]
+pub(super) struct TileSrc<'a> {
+    pub(super) x: &'a [f32],
+    pub(super) taps: &'a [usize],
+    pub(super) cb_stride: usize,
+    pub(super) cbs: (usize, usize),
+    pub(super) icb: usize,
+    pub(super) w: &'a [f32],
+    pub(super) first: bool,
+}
+
+/// One chunk over the pixels of `offs` (input offsets) into `part` = `[pixel][fb·16]`, in
+/// near-equal register tiles of at most `TILE_PIXELS` (no short remainder left to run on few
+/// accumulators).
+pub(super) fn run_tiles(fb: usize, offs: &[usize], src: TileSrc<'_>, part: &mut [f32]) {
+    let (n, width) = (offs.len(), fb * LANES);
+    let mut q = 0;
+    while q < n {
+        let cnt = (n - q).div_ceil((n - q).div_ceil(TILE_PIXELS));
+        let t = Tile {
+            x: src.x,
+            px: &offs[q..q + cnt],
+            taps: src.taps,
+            cb_stride: src.cb_stride,
+            cbs: src.cbs,
+            icb: src.icb,
+            w: src.w,
+            part: &mut part[q * width..][..cnt * width],
+            first: src.first,
+        };
+        run_tile(fb, cnt, t);
+        q += cnt;
+    }
 }
 
 /// One register tile's work: `cnt` pixels (input offsets `px`) × `fb` registers of output

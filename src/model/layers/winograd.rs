@@ -19,7 +19,7 @@
 // Off x86_64 there is no kernel: `WinogradConv::new` answers None there.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
-use super::nchwc::{self, run_tile, store, Tile, CHUNK_FLOATS, LANES, MAX_FB, TILE_PIXELS};
+use super::nchwc::{self, run_tiles, store, TileSrc, CHUNK_FLOATS, LANES, MAX_FB, TILE_PIXELS};
 use super::sgemm::{grown, grown_at_least, SharedOut};
 use crate::model::Activation;
 use rayon::prelude::*;
@@ -221,19 +221,14 @@ impl WinogradConv {
             .min(groups);
         let per = groups.div_ceil(runs);
         let runs = groups.div_ceil(per);
-        let item = |i: usize| {
+        nchwc::for_each_item(runs * bands, |i| {
             let (bi, ri) = (i / runs, i % runs);
             let tr = (bi * rows, ((bi + 1) * rows).min(g.th));
             let gs = (ri * per, ((ri + 1) * per).min(groups));
             let mut bufs = PART.take();
             self.band(v, &g, gs, tr, &mut bufs, out, (bias, act));
             PART.set(bufs);
-        };
-        if runs * bands == 1 || threads == 1 {
-            (0..runs * bands).for_each(item);
-        } else {
-            (0..runs * bands).into_par_iter().for_each(item);
-        }
+        });
         true
     }
 
@@ -261,42 +256,24 @@ impl WinogradConv {
         bufs.offs.extend((t0..t1).map(|t| t * LANES));
         let offs = &bufs.offs;
         let chunk = (CHUNK_FLOATS / (LANES * MAX_FB * LANES)).clamp(1, self.cblocks);
-        let full = self.cin / LANES;
         for xi in 0..XI {
             let taps = [xi * g.tiles() * LANES];
-            let mut cb0 = 0;
-            while cb0 < self.cblocks {
-                let (cb1, count) = if cb0 < full {
-                    ((cb0 + chunk).min(full), LANES)
-                } else {
-                    (self.cblocks, self.cin - full * LANES)
-                };
+            for (cb0, cb1, count) in nchwc::block_chunks(self.cin, LANES, chunk) {
                 for (gi, gsums) in (g0..g1).zip(sums.chunks_exact_mut(per_group)) {
                     let fb = self.group_fb(gi);
                     let width = fb * LANES;
                     let wxi = gi * MAX_FB * LANES * XI * self.cin + xi * self.cin * width;
-                    let w = &self.w[wxi + cb0 * LANES * width..][..(cb1 - cb0) * count * width];
-                    let sxi = &mut gsums[xi * nt * width..][..nt * width];
-                    let mut q = 0;
-                    while q < nt {
-                        // Near-equal tiles: no 1-tile remainder running on two accumulators.
-                        let cnt = (nt - q).div_ceil((nt - q).div_ceil(TILE_PIXELS));
-                        let t = Tile {
-                            x: v,
-                            px: &offs[q..q + cnt],
-                            taps: &taps,
-                            cb_stride: g.block_floats(),
-                            cbs: (cb0, cb1),
-                            icb: count,
-                            w,
-                            part: &mut sxi[q * width..][..cnt * width],
-                            first: cb0 == 0,
-                        };
-                        run_tile(fb, cnt, t);
-                        q += cnt;
-                    }
+                    let src = TileSrc {
+                        x: v,
+                        taps: &taps,
+                        cb_stride: g.block_floats(),
+                        cbs: (cb0, cb1),
+                        icb: count,
+                        w: &self.w[wxi + cb0 * LANES * width..][..(cb1 - cb0) * count * width],
+                        first: cb0 == 0,
+                    };
+                    run_tiles(fb, offs, src, &mut gsums[xi * nt * width..][..nt * width]);
                 }
-                cb0 = cb1;
             }
         }
         let (p0, p1) = (2 * tr0 * g.w, (2 * tr1).min(g.h) * g.w);
