@@ -132,15 +132,6 @@ impl NchwcConv {
         })
     }
 
-    fn groups(&self) -> usize {
-        self.cout.div_ceil(LANES).div_ceil(MAX_FB)
-    }
-
-    /// Registers of output channels in group `g`.
-    fn group_fb(&self, g: usize) -> usize {
-        (self.cout.div_ceil(LANES) - g * MAX_FB).min(MAX_FB)
-    }
-
     /// Weight floats of one group per full input-channel block.
     fn block_floats(&self, fb: usize) -> usize {
         self.size * self.size * self.icb * fb * LANES
@@ -197,7 +188,7 @@ impl NchwcConv {
         );
         let x: &[f32] = x;
         let out = SharedOut::new(&mut dst[..self.cout * n]);
-        let groups = self.groups();
+        let groups = output_groups(self.cout);
         let threads = rayon::current_num_threads().max(1);
         // Bands: partial sums inside L2, and at least two tasks per thread where the map allows.
         let unit = 2 * TILE_PIXELS;
@@ -228,7 +219,7 @@ impl NchwcConv {
         out: SharedOut<'_>,
         (bias, act): (&[f32], Activation),
     ) {
-        let fb = self.group_fb(gi);
+        let fb = group_registers(self.cout, gi);
         let px = TILE_PIXELS;
         let width = fb * LANES;
         let rows = ((p1 - p0).div_ceil(px) * px).max((p1 - p0).div_ceil(LANES) * LANES);
@@ -239,7 +230,9 @@ impl NchwcConv {
             0.0,
         );
         let per_block = self.block_floats(fb);
-        let group_base: usize = (0..gi).map(|q| self.group_floats(self.group_fb(q))).sum();
+        let group_base: usize = (0..gi)
+            .map(|q| self.group_floats(group_registers(self.cout, q)))
+            .sum();
         let chunk = (CHUNK_FLOATS / per_block).clamp(1, self.cblocks);
         let taps = &g.taps[..self.size * self.size];
         let s = self.stride;
@@ -502,6 +495,17 @@ pub(crate) fn available() -> bool {
             false
         }
     })
+}
+
+/// Groups of at most `MAX_FB` registers (32 channels) of `cout` output channels: the unit a
+/// task computes.
+pub(super) fn output_groups(cout: usize) -> usize {
+    cout.div_ceil(LANES).div_ceil(MAX_FB)
+}
+
+/// Registers of output channels in group `g` of `cout` channels.
+pub(super) fn group_registers(cout: usize, g: usize) -> usize {
+    (cout.div_ceil(LANES) - g * MAX_FB).min(MAX_FB)
 }
 
 /// Runs `item(0..n)` on the rayon pool, or on this thread where there is one item or one

@@ -19,7 +19,10 @@
 // Off x86_64 there is no kernel: `WinogradConv::new` answers None there.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
-use super::nchwc::{self, run_tiles, store, TileSrc, CHUNK_FLOATS, LANES, MAX_FB, TILE_PIXELS};
+use super::nchwc::{
+    self, group_registers, output_groups, run_tiles, store, TileSrc, CHUNK_FLOATS, LANES, MAX_FB,
+    TILE_PIXELS,
+};
 use super::sgemm::{grown, grown_at_least, SharedOut};
 use crate::model::Activation;
 use rayon::prelude::*;
@@ -152,15 +155,6 @@ impl WinogradConv {
         })
     }
 
-    fn groups(&self) -> usize {
-        self.cout.div_ceil(LANES).div_ceil(MAX_FB)
-    }
-
-    /// Registers of output channels in group `g`.
-    fn group_fb(&self, g: usize) -> usize {
-        (self.cout.div_ceil(LANES) - g * MAX_FB).min(MAX_FB)
-    }
-
     /// The conv (3×3, stride 1, pad 1) of one `[cin, h, w]` map into `dst` = `[cout, h·w]`
     /// with bias and activation, on the rayon pool. False (nothing written) when the buffers
     /// do not fit the shapes.
@@ -202,7 +196,7 @@ impl WinogradConv {
         }
         let v: &[f32] = v;
         let out = SharedOut::new(&mut dst[..self.cout * n]);
-        let groups = self.groups();
+        let groups = output_groups(self.cout);
         let threads = rayon::current_num_threads().max(1);
         // Bands of whole tile rows; each item runs `per` groups over one band, so every value
         // of the transformed input brought into cache feeds `per` · 32 output channels (one
@@ -260,7 +254,7 @@ impl WinogradConv {
             let taps = [xi * g.tiles() * LANES];
             for (cb0, cb1, count) in nchwc::block_chunks(self.cin, LANES, chunk) {
                 for (gi, gsums) in (g0..g1).zip(sums.chunks_exact_mut(per_group)) {
-                    let fb = self.group_fb(gi);
+                    let fb = group_registers(self.cout, gi);
                     let width = fb * LANES;
                     let wxi = gi * MAX_FB * LANES * XI * self.cin + xi * self.cin * width;
                     let src = TileSrc {
@@ -278,7 +272,7 @@ impl WinogradConv {
         }
         let (p0, p1) = (2 * tr0 * g.w, (2 * tr1).min(g.h) * g.w);
         for (gi, gsums) in (g0..g1).zip(sums.chunks_exact(per_group)) {
-            let fb = self.group_fb(gi);
+            let fb = group_registers(self.cout, gi);
             let width = fb * LANES;
             let pixels = grown_at_least(
                 &mut bufs.pixels,
