@@ -48,8 +48,8 @@ pub(crate) struct ConvLayer {
     /// The f32 conv with output channels in the vector lanes (CPUs with AVX-512): replaces
     /// im2col + GEMM where present.
     nchwc: Option<Box<super::nchwc::NchwcConv>>,
-    /// The same convs (3×3 stride 1) by Winograd's F(2×2, 3×3) where present: replaces
-    /// `nchwc`.
+    /// 3×3 stride-1 convs by Winograd's F(2×2, 3×3) on the same register tile (CPUs with
+    /// AVX-512): replaces im2col + GEMM where present (`nchwc` is then none).
     winograd: Option<Box<super::winograd::WinogradConv>>,
 }
 
@@ -96,16 +96,22 @@ impl ConvLayer {
             }
             _ => None,
         };
-        let nchwc = match backend {
-            ConvBackend::CpuIm2col if cfg.groups == 1 && kh == kw && nchwc_wanted(&cfg, i, o) => {
-                super::nchwc::NchwcConv::new(&packed, (o, i), (kh, cfg.stride, cfg.pad))
-                    .map(Box::new)
-            }
-            _ => None,
-        };
         let winograd = match backend {
             ConvBackend::CpuIm2col if kh == kw && winograd_wanted(&cfg, i, o) => {
                 super::winograd::WinogradConv::new(&packed, (o, i)).map(Box::new)
+            }
+            _ => None,
+        };
+        // Packed only where Winograd does not take the conv (it never falls back to it).
+        let nchwc = match backend {
+            ConvBackend::CpuIm2col
+                if winograd.is_none()
+                    && cfg.groups == 1
+                    && kh == kw
+                    && nchwc_wanted(&cfg, i, o) =>
+            {
+                super::nchwc::NchwcConv::new(&packed, (o, i), (kh, cfg.stride, cfg.pad))
+                    .map(Box::new)
             }
             _ => None,
         };
@@ -347,9 +353,9 @@ impl ConvLayer {
         Ok(())
     }
 
-    /// The conv on the channels-in-lanes kernel, image by image, bias and activation applied;
-    /// false where this conv has none or it refused the shapes (then the GEMM path rewrites
-    /// every output).
+    /// The conv by Winograd or on the channels-in-lanes kernel, image by image, bias and
+    /// activation applied; false where this conv has neither or it refused the shapes (then the
+    /// GEMM path rewrites every output).
     fn forward_nchwc(
         &self,
         src: &[f32],
@@ -600,6 +606,11 @@ const NCHWC_MIN_PIXELS: usize = 26 * 26;
 /// channels-in-lanes kernel, 1.7–1.9 by Winograd; yolov3-spp3's 32 → 64 @208² tied (7.6–8.9 ms).
 const WINOGRAD_MIN_CIN: usize = 32;
 
+/// Lanes left empty when `cout` output channels are padded to whole 16-lane registers.
+fn register_waste(cout: usize) -> usize {
+    cout.div_ceil(16) * 16 - cout
+}
+
 /// Whether a conv runs by Winograd's F(2×2, 3×3) (`super::winograd`, on the channels-in-lanes
 /// tile kernel, so only where that kernel runs): 3×3 stride-1 pad-1 convs with at least
 /// `WINOGRAD_MIN_CIN` input channels, on maps of every size, whose output count wastes at most
@@ -609,7 +620,7 @@ const WINOGRAD_MIN_CIN: usize = 32;
 /// `KESTREL_WINOGRAD=0` turns it off; `KESTREL_NCHWC=all` too (it puts every conv on the direct
 /// channels-in-lanes kernel).
 fn winograd_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
-    let waste = cout.div_ceil(16) * 16 - cout;
+    let waste = register_waste(cout);
     !super::nchwc::everywhere()
         && c.groups == 1
         && c.size == 3
@@ -631,7 +642,7 @@ fn nchwc_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
         return true;
     }
     // Output channels padded to whole registers: at most 1/16 of the work wasted.
-    let waste = cout.div_ceil(16) * 16 - cout;
+    let waste = register_waste(cout);
     c.size == 3 && c.stride == 1 && cin >= 32 && waste * 16 <= cout
 }
 

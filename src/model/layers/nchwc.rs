@@ -220,9 +220,9 @@ impl NchwcConv {
         (bias, act): (&[f32], Activation),
     ) {
         let fb = group_registers(self.cout, gi);
-        let px = TILE_PIXELS;
         let width = fb * LANES;
-        let rows = ((p1 - p0).div_ceil(px) * px).max((p1 - p0).div_ceil(LANES) * LANES);
+        // Whole 16-pixel rows for the transposed store (the tiles write `p1 - p0` of them).
+        let rows = (p1 - p0).div_ceil(LANES) * LANES;
         let part = grown_at_least(
             part,
             rows * width,
@@ -247,8 +247,6 @@ impl NchwcConv {
                 (oy, ox) = (oy + 1, 0);
             }
         }
-        // Chunks of whole blocks; a part-filled last block is a chunk of its own (its own count
-        // of channels per step).
         for (cb0, cb1, count) in block_chunks(self.cin, self.icb, chunk) {
             let wlen = (cb1 - cb0) * taps.len() * count * width;
             let src = TileSrc {

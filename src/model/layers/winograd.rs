@@ -5,10 +5,10 @@
 //!
 //! 1. input transform, once per layer: the map is interleaved into 16-channel blocks, then each
 //!    4×4 input tile (step 2) becomes 16 values `V = Bᵀ d B` (adds only), stored
-//!    `[cb][ξ][tile][16]`;
-//! 2. per (group of 32 output channels, band of tile rows), for each of the 16 positions ξ, the
-//!    sums `M_ξ[tile][oc] = Σ_ic V_ξ[tile][ic] · U_ξ[ic][oc]` — a 1×1 conv over tiles on the
-//!    NCHWc tile kernel, with `U = G g Gᵀ` packed at load;
+//!    `[cb][ξ][tile][16]` (blocks an odd number of cache lines apart);
+//! 2. per (band of tile rows, run of groups of 32 output channels), for each of the 16
+//!    positions ξ, the sums `M_ξ[tile][oc] = Σ_ic V_ξ[tile][ic] · U_ξ[ic][oc]` — a 1×1 conv
+//!    over tiles on the NCHWc tile kernel, with `U = G g Gᵀ` packed at load;
 //! 3. output transform `Y = Aᵀ M A` (adds only) into the band's pixels, then the NCHW store
 //!    with bias and activation.
 //!
