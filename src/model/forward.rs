@@ -35,7 +35,8 @@ pub struct ForwardOptions {
 }
 
 enum Prepared {
-    Conv(ConvLayer),
+    /// Boxed: a conv carries its packed kernels for every CPU path (the other layers little).
+    Conv(Box<ConvLayer>),
     Shortcut(ShortcutLayer),
     Other,
     Yolo(YoloLayer),
@@ -175,10 +176,10 @@ impl Darknet {
                     {
                         return Err(ModelError::WeightsMismatch { layer: i, why: format!("cfg wants kernel {want:?} (BN {}), weights have layer {} kernel {:?}", c.batch_normalize, w.layer, w.kernel_shape) });
                     }
-                    Prepared::Conv(
+                    Prepared::Conv(Box::new(
                         ConvLayer::new(c.clone(), w, backend, device)
                             .map_err(tensor_err(i, kind))?,
-                    )
+                    ))
                 }
                 LayerKind::Shortcut(s) => {
                     let w = match shortcuts.peek() {

@@ -51,6 +51,9 @@ pub(crate) struct ConvLayer {
     /// 3×3 stride-1 convs by Winograd's F(2×2, 3×3) on the same register tile (CPUs with
     /// AVX-512): replaces im2col + GEMM where present (`nchwc` is then none).
     winograd: Option<Box<super::winograd::WinogradConv>>,
+    /// 1×1 stride-1 convs on the register tile that reads the input planes in place (CPUs
+    /// with AVX-512): replaces the GEMM where present.
+    pointwise: Option<Box<super::pointwise::PointwiseConv>>,
 }
 
 /// BN folded into kernel and bias, the way Darknet's CPU path and OpenCV compute it.
@@ -115,8 +118,15 @@ impl ConvLayer {
             }
             _ => None,
         };
+        let pointwise = match backend {
+            ConvBackend::CpuIm2col if pointwise_wanted(&cfg, kh, kw) => {
+                super::pointwise::PointwiseConv::new(&packed, (o, i)).map(Box::new)
+            }
+            _ => None,
+        };
         Ok(ConvLayer {
             nchwc,
+            pointwise,
             winograd,
             cfg,
             backend,
@@ -308,6 +318,18 @@ impl ConvLayer {
         }
         if self.forward_nchwc(src, (b, cin, h, w), out, scratch) {
             return Ok(());
+        }
+        let small = c.filters >= POINTWISE_MIN_COUT && cin * c.filters * n <= POINTWISE_MAX_MACS;
+        if let (Some(pw), true) = (&self.pointwise, small) {
+            let epi = (&self.bias[..], c.activation);
+            let done = out
+                .chunks_exact_mut((c.filters * n).max(1))
+                .zip(src.chunks_exact((cin * n).max(1)))
+                .take(b)
+                .all(|(dst, img)| pw.forward(img, n, dst, epi));
+            if done {
+                return Ok(());
+            }
         }
         if self.forward_direct(src, (b, cin, h, w), out, &mut scratch.direct)? {
             return Ok(());
@@ -644,6 +666,26 @@ fn nchwc_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
     // Output channels padded to whole registers: at most 1/16 of the work wasted.
     let waste = register_waste(cout);
     c.size == 3 && c.stride == 1 && cin >= 32 && waste * 16 <= cout
+}
+
+/// Multiply-adds per image up to which a 1×1 conv runs on the pointwise kernel rather than the
+/// GEMM: the gemm crate's per-call packing and second epilogue pass weigh on small products
+/// (yolov3-tiny's 13² convs, 2 threads, ms GEMM → pointwise: 256 → 128 0.15–0.18 → 0.06,
+/// 512 → 255 0.27–0.30 → 0.20–0.25, 1024 → 256 0.42–0.47 → 0.39–0.41), while on large ones its
+/// kernel runs nearer the peak (yolov3-spp3's 2048 → 512 @13² 1.26 → 1.46 ms, 1024 → 512 0.63 →
+/// 0.71).
+const POINTWISE_MAX_MACS: usize = 48 << 20;
+
+/// Output channels from which a 1×1 conv runs on the pointwise kernel: the pruned nets'
+/// narrow convs (12 or 25 outputs: a quarter of an 8-channel tile left empty, memory-bound)
+/// ran slower there than on the GEMM (prune_0.95's 25-output convs @52² 0.09–0.11 → 0.12–0.14
+/// ms), its 51-output ones faster (0.12–0.14 → 0.08–0.10).
+const POINTWISE_MIN_COUT: usize = 32;
+
+/// Whether a conv runs on the 1×1 kernel (`super::pointwise`): 1×1 stride-1 unpadded convs of
+/// one group (the GEMM's right operand is then the input planes as they are).
+fn pointwise_wanted(c: &ConvCfg, kh: usize, kw: usize) -> bool {
+    kh == 1 && kw == 1 && c.size == 1 && c.stride == 1 && c.pad == 0 && c.groups == 1
 }
 
 /// Geometry of one im2col: input `c×h×w`, kernel `k`, stride `s`, padding `p`, output `ho×wo`.

@@ -4,6 +4,7 @@
 pub(crate) mod activation;
 pub(crate) mod conv;
 pub(crate) mod nchwc;
+pub(crate) mod pointwise;
 pub(crate) mod pool;
 pub(crate) mod sgemm;
 pub(crate) mod shortcut;

@@ -129,6 +129,12 @@ impl<'a> SharedOut<'a> {
         }
     }
 
+    /// The buffer's start and length, for kernels that store through masked vector writes
+    /// spread over rows that other tasks also write (each element still written by one task).
+    pub fn raw(self) -> (*mut f32, usize) {
+        (self.ptr, self.len)
+    }
+
     /// `len` values from `start` (panics when out of the buffer).
     ///
     /// # Safety
