@@ -20,6 +20,10 @@ pub(super) struct Workspace {
     chains: Vec<Option<Chain>>,
     /// By layer: an int8 conv on the direct kernel, run with `scratch` (batch 1).
     direct: Vec<bool>,
+    /// By layer: a conv that writes the next layer's 2×2 stride-2 max-pool of its output,
+    /// straight into the pool's slot (the pool then does not run, the full map is never
+    /// stored; see [`Darknet::pooled_convs`]).
+    pooled: Vec<bool>,
     /// The direct int8 convs' buffers: the workspace's, not a pool thread's, so that a steady
     /// frame allocates nothing whichever thread runs it.
     scratch: Scratch,
@@ -97,8 +101,18 @@ impl Darknet {
     fn new_workspace(&self, key: (usize, usize, usize)) -> Result<Workspace, ModelError> {
         let (b, h, w) = key;
         let shapes = layer_shapes(&self.cfg, w, h)?;
-        let sizes: Vec<usize> = shapes.iter().map(|s| b * s.c * s.h * s.w).collect();
-        let plan = plan(&sizes, &aliases(&self.cfg), &self.last_use);
+        let pooled = self.pooled_convs(&shapes);
+        let mut sizes: Vec<usize> = shapes.iter().map(|s| b * s.c * s.h * s.w).collect();
+        let mut last_use = self.last_use.clone();
+        for i in (0..sizes.len()).filter(|&i| pooled[i]) {
+            // Its own map is never stored; its input must outlive the pool's output, which it
+            // writes (else the pool's slot could be the input's).
+            sizes[i] = 0;
+            if let Some(j) = i.checked_sub(1) {
+                last_use[j] = last_use[j].max(i + 1);
+            }
+        }
+        let plan = plan(&sizes, &aliases(&self.cfg), &last_use);
         let slots = plan.slot_lens.iter().map(|&n| vec![0.0f32; n]).collect();
         let chains = self.chains(b, &shapes);
         let direct = self
@@ -113,11 +127,38 @@ impl Darknet {
             slots,
             chains,
             direct,
+            pooled,
             scratch: Scratch::default(),
             col: Default::default(),
             times: vec![Default::default(); self.layers.len()],
             frames: 0,
         })
+    }
+
+    /// The convs that run with the next layer's max-pool fused (`ConvLayer::pools_2x2`):
+    /// followed by Darknet's default 2×2 stride-2 pool (`padding` 1: windows clipped at the
+    /// bottom and right), which is the only reader of the conv's map and pools it directly
+    /// (not an SPP cascade). yolov3-tiny's 104² and 52² convs: the pool pass (reading the
+    /// map back) and three quarters of the conv's stores go. `KESTREL_FUSE_POOL=0` turns it off.
+    fn pooled_convs(&self, shapes: &[Shape]) -> Vec<bool> {
+        let layers = &self.cfg.layers;
+        let on = std::env::var("KESTREL_FUSE_POOL").as_deref() != Ok("0");
+        (0..layers.len())
+            .map(|i| {
+                let Prepared::Conv(c) = &self.layers[i] else {
+                    return false;
+                };
+                let Some(LayerKind::Maxpool(m)) = layers.get(i + 1).map(|l| &l.kind) else {
+                    return false;
+                };
+                let (s, p) = (&shapes[i], &shapes[i + 1]);
+                on && c.pools_2x2()
+                    && (m.size, m.stride, m.padding) == (2, 2, 1)
+                    && (p.h, p.w) == (s.h.div_ceil(2), s.w.div_ceil(2))
+                    && self.last_use[i] == i + 1
+                    && self.pool_from[i + 1].is_none()
+            })
+            .collect()
     }
 
     /// The int8 chains of a forward of batch `b` (see `quant::chain`): conv t reads its input
@@ -204,7 +245,12 @@ impl Darknet {
                 });
                 continue;
             }
-            if !ws.plan.writes[i] {
+            let pooled_before = i.checked_sub(1).is_some_and(|j| ws.pooled[j]);
+            if !ws.plan.writes[i] || pooled_before {
+                continue;
+            }
+            if ws.pooled[i] {
+                self.run_pooled(i, input, ws)?;
                 continue;
             }
             if !self.run_int8(i, input, ws)? && !self.run_shortcut_to_planes(i, input, ws)? {
@@ -338,6 +384,34 @@ impl Darknet {
         Ok(true)
     }
 
+    /// Runs conv `i` with the max-pool after it fused, into the pool's slot.
+    fn run_pooled(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<(), ModelError> {
+        let Prepared::Conv(c) = &self.layers[i] else {
+            return Err(ModelError::Input(format!(
+                "internal: layer {i} is not a conv"
+            )));
+        };
+        let prev = i.checked_sub(1);
+        let dims = match prev {
+            None => (ws.key.0, self.cfg.net.channels, ws.key.1, ws.key.2),
+            Some(j) => (ws.key.0, ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
+        };
+        let loc = ws.plan.locs[i + 1];
+        // Out of the slot list while written (the plan keeps the input in another slot).
+        let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
+        let done = {
+            let mut col = ws.col.borrow_mut();
+            c.forward_pooled_into(view(ws, input, prev), dims, &mut dst[..loc.len], &mut col)
+        };
+        ws.slots[loc.slot] = dst;
+        match done {
+            true => Ok(()),
+            false => Err(ModelError::Input(format!(
+                "internal: conv {i} refused its fused max-pool"
+            ))),
+        }
+    }
+
     /// Runs layer `i` (one that writes its own output) into `dst`.
     fn run_layer(
         &self,
@@ -437,6 +511,34 @@ fn upsample_nearest(src: &[f32], (ih, iw): (usize, usize), s: usize, dst: &mut [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// yolov3-tiny @416: the convs by Winograd whose map only a default 2×2/2 pool reads
+    /// (4: 32 → 64 @104², 6: 64 → 128 @52²) pool in the conv; not 8 (a route reads it), 10
+    /// (its pool has stride 1), 0 and 2 (not by Winograd); none without AVX-512.
+    #[test]
+    fn tiny_pools_in_the_winograd_convs_only_pools_read() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let net = Darknet::load(
+            &root.join("yolov3-tiny.cfg"),
+            &root.join("yolov3-tiny.weights"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let shapes = layer_shapes(net.cfg(), 416, 416).unwrap();
+        let fused: Vec<usize> = (net.pooled_convs(&shapes).iter().enumerate())
+            .filter_map(|(i, &p)| p.then_some(i))
+            .collect();
+        let winograd = crate::model::layers::nchwc::available()
+            && crate::model::layers::winograd::enabled()
+            && std::env::var("KESTREL_FUSE_POOL").as_deref() != Ok("0");
+        match winograd {
+            true => assert_eq!(fused, [4, 6]),
+            false => {
+                println!("no Winograd here: no conv pools");
+                assert!(fused.is_empty(), "{fused:?}");
+            }
+        }
+    }
 
     #[test]
     fn upsample_repeats_each_value_in_an_s_by_s_block() {

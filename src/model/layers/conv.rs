@@ -375,6 +375,42 @@ impl ConvLayer {
         Ok(())
     }
 
+    /// Whether [`forward_pooled_into`](Self::forward_pooled_into) runs: an f32 conv by
+    /// Winograd (each output tile is one pooled pixel) whose activation commutes with the
+    /// maximum.
+    pub(crate) fn pools_2x2(&self) -> bool {
+        self.reduced.is_none()
+            && self.winograd.is_some()
+            && super::winograd::pools_through(self.cfg.activation)
+    }
+
+    /// The conv followed by Darknet's 2×2 stride-2 max-pool (default padding) into `dst` =
+    /// `[b, cout, ⌈h/2⌉, ⌈w/2⌉]`, the full map never stored; false (nothing written) where
+    /// [`pools_2x2`](Self::pools_2x2) does not hold or the buffers do not fit.
+    pub(crate) fn forward_pooled_into(
+        &self,
+        src: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        dst: &mut [f32],
+        scratch: &mut ConvScratch,
+    ) -> bool {
+        let (Some(wg), true) = (&self.winograd, self.pools_2x2()) else {
+            return false;
+        };
+        let (plane, per) = (
+            cin * h * w,
+            self.cfg.filters * h.div_ceil(2) * w.div_ceil(2),
+        );
+        if b == 0 || src.len() < b * plane || dst.len() < b * per {
+            return false;
+        }
+        let epi = (&self.bias[..], self.cfg.activation);
+        dst.chunks_exact_mut(per.max(1))
+            .zip(src.chunks_exact(plane.max(1)))
+            .take(b)
+            .all(|(d, img)| wg.forward(img, (h, w), d, epi, true, &mut scratch.winograd))
+    }
+
     /// The conv by Winograd or on the channels-in-lanes kernel, image by image, bias and
     /// activation applied; false where this conv has neither or it refused the shapes (then the
     /// GEMM path rewrites every output).
@@ -394,7 +430,7 @@ impl ConvLayer {
                 .chunks_exact_mut(per.max(1))
                 .zip(src.chunks_exact(plane.max(1)))
                 .take(b)
-                .all(|(dst, img)| wg.forward(img, (h, w), dst, epi, sc));
+                .all(|(dst, img)| wg.forward(img, (h, w), dst, epi, false, sc));
         }
         let Some(nc) = &self.nchwc else {
             return false;

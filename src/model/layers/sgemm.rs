@@ -131,6 +131,7 @@ impl<'a> SharedOut<'a> {
 
     /// The buffer's start and length, for kernels that store through masked vector writes
     /// spread over rows that other tasks also write (each element still written by one task).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub fn raw(self) -> (*mut f32, usize) {
         (self.ptr, self.len)
     }

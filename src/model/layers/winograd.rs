@@ -80,6 +80,17 @@ struct Geom {
     /// Tiles down and across.
     th: usize,
     tw: usize,
+    /// Each tile's outputs max-pooled into one pixel (Darknet's 2×2 stride-2 max-pool).
+    pool: bool,
+}
+
+/// Whether `max(act(v + b))` = `act(max(v) + b)` (a non-decreasing activation), so that a
+/// pooled tile can take the maximum before bias and activation.
+pub(crate) fn pools_through(act: Activation) -> bool {
+    matches!(
+        act,
+        Activation::Linear | Activation::Leaky | Activation::Relu | Activation::Logistic
+    )
 }
 
 impl Geom {
@@ -156,27 +167,36 @@ impl WinogradConv {
     }
 
     /// The conv (3×3, stride 1, pad 1) of one `[cin, h, w]` map into `dst` = `[cout, h·w]`
-    /// with bias and activation, on the rayon pool. False (nothing written) when the buffers
-    /// do not fit the shapes.
+    /// with bias and activation, on the rayon pool; with `pool`, followed by Darknet's 2×2
+    /// stride-2 max-pool (`dst` = `[cout, ⌈h/2⌉·⌈w/2⌉]`), which is each output tile's maximum:
+    /// the full map is never stored. False (nothing written) when the buffers do not fit the
+    /// shapes, or `pool` is asked with an activation that does not commute with the maximum.
     pub fn forward(
         &self,
         src: &[f32],
         (h, w): (usize, usize),
         dst: &mut [f32],
         (bias, act): (&[f32], Activation),
+        pool: bool,
         scratch: &mut WinogradScratch,
     ) -> bool {
         let n = h * w;
-        if n == 0 || src.len() < self.cin * n || dst.len() < self.cout * n || bias.len() < self.cout
-        {
-            return false;
-        }
         let g = Geom {
             h,
             w,
             th: h.div_ceil(2),
             tw: w.div_ceil(2),
+            pool,
         };
+        let out_n = if pool { g.tiles() } else { n };
+        if n == 0
+            || src.len() < self.cin * n
+            || dst.len() < self.cout * out_n
+            || bias.len() < self.cout
+            || (pool && !pools_through(act))
+        {
+            return false;
+        }
         // Padded so that every 4×4 tile lies inside: one zero row / column before, the rest
         // after.
         let (hp, wp) = (2 * g.th + 2, 2 * g.tw + 2);
@@ -195,7 +215,7 @@ impl WinogradConv {
             v.chunks_mut(per_block).enumerate().for_each(transform);
         }
         let v: &[f32] = v;
-        let out = SharedOut::new(&mut dst[..self.cout * n]);
+        let out = SharedOut::new(&mut dst[..self.cout * out_n]);
         let groups = output_groups(self.cout);
         let threads = rayon::current_num_threads().max(1);
         // Bands of whole tile rows; each item runs `per` groups over one band, so every value
@@ -270,7 +290,11 @@ impl WinogradConv {
                 }
             }
         }
-        let (p0, p1) = (2 * tr0 * g.w, (2 * tr1).min(g.h) * g.w);
+        // The band's output pixels: its rows of the map, or its tiles (one pooled pixel each).
+        let ((p0, p1), n) = match g.pool {
+            false => ((2 * tr0 * g.w, (2 * tr1).min(g.h) * g.w), g.h * g.w),
+            true => ((t0, t1), g.tiles()),
+        };
         for (gi, gsums) in (g0..g1).zip(sums.chunks_exact(per_group)) {
             let fb = group_registers(self.cout, gi);
             let width = fb * LANES;
@@ -281,14 +305,8 @@ impl WinogradConv {
                 0.0,
             );
             untransform_band(gsums, g, (tr0, tr1), width, pixels);
-            store(
-                pixels,
-                (gi * MAX_FB * LANES, fb, self.cout),
-                (p0, p1),
-                g.h * g.w,
-                out,
-                (bias, act),
-            );
+            let group = (gi * MAX_FB * LANES, fb, self.cout);
+            store(pixels, group, (p0, p1), n, out, (bias, act));
         }
     }
 }
@@ -393,6 +411,7 @@ unsafe fn transform_block_avx512(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32])
 /// The band's sums `[ξ][tile][width]` (tiles of rows `tr0..tr1`) into its output pixels
 /// `[pixel][width]`, pixel 0 = the band's first: `Y = Aᵀ M A` with
 /// `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`; the last row / column of an odd map is dropped.
+/// Pooled (`g.pool`): one pixel per tile, the maximum of its outputs inside the map.
 fn untransform_band(
     sums: &[f32],
     g: &Geom,
@@ -402,9 +421,10 @@ fn untransform_band(
 ) {
     let nt = (tr1 - tr0) * g.tw;
     let rows = (2 * tr1).min(g.h) - 2 * tr0;
+    let out_pixels = if g.pool { nt } else { rows * g.w };
     assert!(
         sums.len() >= XI * nt * width
-            && pixels.len() >= rows * g.w * width
+            && pixels.len() >= out_pixels * width
             && width.is_multiple_of(LANES),
         "winograd band buffers too short"
     );
@@ -435,14 +455,21 @@ fn untransform_band_portable(
                     std::array::from_fn(|j| m(j) + m(4 + j) + m(8 + j)),
                     std::array::from_fn(|j| m(4 + j) - m(8 + j) - m(12 + j)),
                 ];
+                let mut most = f32::NEG_INFINITY;
                 for (dy, sy) in s.iter().enumerate() {
                     let y = [sy[0] + sy[1] + sy[2], sy[1] - sy[2] - sy[3]];
                     for (dx, &v) in y.iter().enumerate() {
                         let (oy, ox) = (2 * ty + dy, 2 * tx + dx);
                         if oy < g.h && ox < g.w {
-                            pixels[((oy - 2 * tr0) * g.w + ox) * width + c] = v;
+                            match g.pool {
+                                false => pixels[((oy - 2 * tr0) * g.w + ox) * width + c] = v,
+                                true => most = most.max(v),
+                            }
                         }
                     }
+                }
+                if g.pool {
+                    pixels[t * width + c] = most;
                 }
             }
         }
@@ -478,6 +505,7 @@ unsafe fn untransform_band_avx512(
                     s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
                     s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
                 }
+                let mut most = _mm512_set1_ps(f32::NEG_INFINITY);
                 for (dy, sy) in s.iter().enumerate() {
                     let oy = 2 * ty + dy;
                     if oy >= g.h {
@@ -489,12 +517,18 @@ unsafe fn untransform_band_avx512(
                     ];
                     for (dx, v) in y.iter().enumerate() {
                         let ox = 2 * tx + dx;
-                        if ox < g.w {
+                        if ox < g.w && g.pool {
+                            most = _mm512_max_ps(most, *v);
+                        } else if ox < g.w {
                             let o = ((oy - 2 * tr0) * g.w + ox) * width + c0;
                             // SAFETY: a pixel of the band's rows, c0 + 16 ≤ width.
                             unsafe { _mm512_storeu_ps(pp.add(o), *v) };
                         }
                     }
+                }
+                if g.pool {
+                    // SAFETY: tile t < nt of the band, c0 + 16 ≤ width.
+                    unsafe { _mm512_storeu_ps(pp.add(t * width + c0), most) };
                 }
             }
         }
@@ -573,15 +607,18 @@ mod tests {
             let tol = 1e-6 * (cin * 9) as f64;
             for act in [Activation::Linear, Activation::Leaky] {
                 let mut got = vec![f32::NAN; want.len() + 3];
-                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), &mut sc));
+                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), false, &mut sc));
                 let n = h * w;
-                for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
-                    let v = b + bias[i / n] as f64;
-                    let v = if act == Activation::Leaky && v < 0.0 {
+                let finish = |o: usize, v: f64| {
+                    let v = v + bias[o] as f64;
+                    if act == Activation::Leaky && v < 0.0 {
                         0.1 * v
                     } else {
                         v
-                    };
+                    }
+                };
+                let want: Vec<f64> = (0..want.len()).map(|i| finish(i / n, want[i])).collect();
+                for (i, (&a, &v)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (a as f64 - v).abs() <= tol * v.abs().max(1.0),
                         "{cin}->{cout} {h}x{w} at {i}: {a} vs {v}"
@@ -591,14 +628,37 @@ mod tests {
                     got[want.len()..].iter().all(|v| v.is_nan()),
                     "wrote past the end"
                 );
+                // Pooled: Darknet's 2×2 stride-2 max-pool of the same outputs (windows
+                // clipped at the bottom and right of odd maps).
+                let (ph, pw) = (h.div_ceil(2), w.div_ceil(2));
+                let mut got = vec![f32::NAN; cout * ph * pw + 3];
+                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), true, &mut sc));
+                for o in 0..cout {
+                    for (py, px) in (0..ph).flat_map(|py| (0..pw).map(move |px| (py, px))) {
+                        let v = (2 * py..(2 * py + 2).min(h))
+                            .flat_map(|y| (2 * px..(2 * px + 2).min(w)).map(move |x| (y, x)))
+                            .map(|(y, x)| want[(o * h + y) * w + x])
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        let a = got[(o * ph + py) * pw + px] as f64;
+                        assert!(
+                            (a - v).abs() <= tol * v.abs().max(1.0),
+                            "pooled {cin}->{cout} {h}x{w} at {o},{py},{px}: {a} vs {v}"
+                        );
+                    }
+                }
+                assert!(
+                    got[cout * ph * pw..].iter().all(|v| v.is_nan()),
+                    "pooled: wrote past the end"
+                );
             }
         }
         // The lane-by-lane transforms (CPUs without AVX-512) agree with the vector ones.
-        let g = Geom {
+        let mut g = Geom {
             h: 7,
             w: 5,
             th: 4,
             tw: 3,
+            pool: false,
         };
         let (wp, hp) = (2 * g.tw + 2, 2 * g.th + 2);
         let x: Vec<f32> = (0..hp * wp * LANES)
@@ -613,6 +673,11 @@ mod tests {
         untransform_band(&sums, &g, (0, 4), 32, &mut fast);
         untransform_band_portable(&sums, &g, (0, 4), 32, &mut slow);
         assert_eq!(fast, slow, "output transforms differ");
+        g.pool = true;
+        let (mut fast, mut slow) = (vec![0f32; 12 * 32], vec![1f32; 12 * 32]);
+        untransform_band(&sums, &g, (0, 4), 32, &mut fast);
+        untransform_band_portable(&sums, &g, (0, 4), 32, &mut slow);
+        assert_eq!(fast, slow, "pooled output transforms differ");
         // Refusal: a short destination.
         let conv = WinogradConv::new(&[1.0; 9], (1, 1)).unwrap();
         assert!(!conv.forward(
@@ -620,6 +685,16 @@ mod tests {
             (4, 4),
             &mut [0.0; 3],
             (&[0.0], Activation::Linear),
+            false,
+            &mut sc
+        ));
+        // Refusal: pooling through an activation that does not commute with the maximum.
+        assert!(!conv.forward(
+            &[0.0; 16],
+            (4, 4),
+            &mut [0.0; 4],
+            (&[0.0], Activation::Mish),
+            true,
             &mut sc
         ));
     }
