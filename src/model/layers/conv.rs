@@ -54,6 +54,9 @@ pub(crate) struct ConvLayer {
     /// 1×1 stride-1 convs on the register tile that reads the input planes in place (CPUs
     /// with AVX-512): replaces the GEMM where present.
     pointwise: Option<Box<super::pointwise::PointwiseConv>>,
+    /// The same register tile for the products of the im2col tiles (convs left to im2col +
+    /// GEMM on large maps: the thin stride-2 convs), in place of the gemm crate.
+    col_tile: Option<Box<super::pointwise::PointwiseConv>>,
 }
 
 /// BN folded into kernel and bias, the way Darknet's CPU path and OpenCV compute it.
@@ -124,9 +127,23 @@ impl ConvLayer {
             }
             _ => None,
         };
+        let col_tile = match backend {
+            ConvBackend::CpuIm2col
+                if pointwise.is_none()
+                    && winograd.is_none()
+                    && nchwc.is_none()
+                    && cfg.groups == 1
+                    && o >= COL_TILE_MIN_COUT
+                    && std::env::var("KESTREL_COL_TILE").as_deref() != Ok("0") =>
+            {
+                super::pointwise::PointwiseConv::new(&packed, (o, i * kh * kw)).map(Box::new)
+            }
+            _ => None,
+        };
         Ok(ConvLayer {
             nchwc,
             pointwise,
+            col_tile,
             winograd,
             cfg,
             backend,
@@ -552,8 +569,18 @@ impl ConvLayer {
                     im2col_channel(plane, g, (y, y1), dst);
                 }
                 let out = grown(out, m * nt, 0.0);
-                sgemm((m, nt, kk), wts, col, out, false, 1)?;
                 let span = (y - oy0) * g.wo..(y1 - oy0) * g.wo;
+                let epi = (&self.bias[..], self.cfg.activation);
+                let tiled = self.col_tile.as_ref().filter(|_| m == self.cfg.filters);
+                if tiled.is_some_and(|t| t.forward_serial(col, nt, out, epi)) {
+                    // Bias and activation applied in the tile's registers.
+                    for (seg, tile) in segs.iter_mut().zip(out.chunks(nt)) {
+                        seg[span.clone()].copy_from_slice(tile);
+                    }
+                    y = y1;
+                    continue;
+                }
+                sgemm((m, nt, kk), wts, col, out, false, 1)?;
                 for (o, (seg, tile)) in segs.iter_mut().zip(out.chunks(nt)).enumerate() {
                     let bias = self.bias[o_first + o];
                     bias_act(
@@ -717,6 +744,10 @@ const POINTWISE_MAX_MACS: usize = 48 << 20;
 /// ran slower there than on the GEMM (prune_0.95's 25-output convs @52² 0.09–0.11 → 0.12–0.14
 /// ms), its 51-output ones faster (0.12–0.14 → 0.08–0.10).
 const POINTWISE_MIN_COUT: usize = 32;
+
+/// Output channels from which the im2col tiles' products run on the pointwise register tile:
+/// see `col_tile`.
+const COL_TILE_MIN_COUT: usize = 16;
 
 /// Whether a conv runs on the 1×1 kernel (`super::pointwise`): 1×1 stride-1 unpadded convs of
 /// one group (the GEMM's right operand is then the input planes as they are).

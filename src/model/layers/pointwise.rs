@@ -79,6 +79,30 @@ impl PointwiseConv {
         dst: &mut [f32],
         (bias, act): (&[f32], Activation),
     ) -> bool {
+        let threads = rayon::current_num_threads().max(1);
+        self.forward_on(src, n, dst, (bias, act), threads)
+    }
+
+    /// [`forward`](Self::forward) on this thread alone: the product of an im2col tile, which
+    /// the caller's tasks already split (the GEMM path's tiles of output rows).
+    pub fn forward_serial(
+        &self,
+        src: &[f32],
+        n: usize,
+        dst: &mut [f32],
+        (bias, act): (&[f32], Activation),
+    ) -> bool {
+        self.forward_on(src, n, dst, (bias, act), 1)
+    }
+
+    fn forward_on(
+        &self,
+        src: &[f32],
+        n: usize,
+        dst: &mut [f32],
+        (bias, act): (&[f32], Activation),
+        threads: usize,
+    ) -> bool {
         let leaky = match act {
             Activation::Linear => false,
             Activation::Leaky => true,
@@ -92,12 +116,12 @@ impl PointwiseConv {
         }
         #[cfg(target_arch = "x86_64")]
         {
-            self.run(src, n, &mut dst[..self.cout * n], (bias, leaky));
+            self.run(src, n, &mut dst[..self.cout * n], (bias, leaky), threads);
             true
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = leaky;
+            let _ = (leaky, threads);
             false
         }
     }
@@ -108,10 +132,16 @@ impl PointwiseConv {
     /// on larger inputs (each reads its share of the input and all of the weights), see
     /// [`BY_COLUMNS_FROM`].
     #[cfg(target_arch = "x86_64")]
-    fn run(&self, src: &[f32], n: usize, dst: &mut [f32], (bias, leaky): (&[f32], bool)) {
+    fn run(
+        &self,
+        src: &[f32],
+        n: usize,
+        dst: &mut [f32],
+        (bias, leaky): (&[f32], bool),
+        threads: usize,
+    ) {
         use rayon::prelude::*;
         let (tiles, blocks) = (self.cout.div_ceil(ROWS), n.div_ceil(COLS));
-        let threads = rayon::current_num_threads().max(1);
         let by_cols = self.cin * n >= BY_COLUMNS_FROM || tiles < 2 * threads;
         let (units, parts) = match by_cols {
             true => (blocks, threads.min(blocks)),

@@ -37,6 +37,21 @@ const XI: usize = 16;
 const V_BAND_FLOATS: usize = 1 << 20;
 /// Sums per item (floats): 1 MB in L2, for `[group][ξ][tile][32]`.
 const SUM_FLOATS: usize = 1 << 18;
+/// Input channel blocks up to which a conv whose transformed input outgrows L2
+/// (`LOCAL_FROM`) transforms it band by band, each band's into its thread's L2 right before
+/// its products, rather than the whole map's first (written to and read back from memory: 5.5
+/// MB for yolov3-tiny's 32 → 64 @104², 22 MB for yolov3-spp3's 32 → 64 @208²). A band's
+/// transform is redone by every item that runs groups of it, cheap next to the products only
+/// where there are few groups per input channel (thin inputs). Whole nets, alternated: spp3's
+/// 32 → 64 @208² 6.8–7.2 → 5.3–5.5 ms, its 64 → 128 @104² 4.1–4.2 → 3.8–4.0, tiny's 32 → 64
+/// @104² (pool fused) 1.38–1.50 → 1.27–1.35; at 2 blocks the 64-channel inputs lost that.
+const LOCAL_MAX_BLOCKS: usize = 4;
+/// Transformed-input floats (2 MB, this Xeon's L2 per core) from which `LOCAL_MAX_BLOCKS`
+/// applies.
+const LOCAL_FROM: usize = 1 << 19;
+/// A band's transformed input at most in that case (floats): 512 KB, beside the sums in L2.
+const LOCAL_BAND_FLOATS: usize = 1 << 17;
+
 /// Tiles per band at most: 16 sums per tile and output channel, 32 channels → 512 KB of sums.
 const MAX_BAND_TILES: usize = 256;
 
@@ -44,7 +59,12 @@ thread_local! {
     /// A band's sums per ξ, its output pixels, and its tiles' offsets, per pool thread, grown
     /// once (taken, not borrowed, across rayon joins).
     static PART: RefCell<BandBuffers> = const {
-        RefCell::new(BandBuffers { sums: Vec::new(), pixels: Vec::new(), offs: Vec::new() })
+        RefCell::new(BandBuffers {
+            sums: Vec::new(),
+            pixels: Vec::new(),
+            offs: Vec::new(),
+            v: Vec::new(),
+        })
     };
 }
 
@@ -53,6 +73,19 @@ struct BandBuffers {
     sums: Vec<f32>,
     pixels: Vec<f32>,
     offs: Vec<usize>,
+    /// The band's transformed input (thin layers on large maps, see `LOCAL_MAX_BLOCKS`).
+    v: Vec<f32>,
+}
+
+/// Where a call's transformed input comes from: transformed for the whole map before the
+/// bands, or by each band from the interleaved input `x` (`[cb][hp][wp][16]`).
+enum VSrc<'a> {
+    Whole(&'a [f32]),
+    Bands {
+        x: &'a [f32],
+        wp: usize,
+        cb_stride: usize,
+    },
 }
 
 /// The interleaved input and its transform, kept by the caller between calls.
@@ -203,26 +236,38 @@ impl WinogradConv {
         let cb_stride = hp * wp * LANES;
         let x = grown(&mut scratch.x, self.cblocks * cb_stride, 0.0);
         nchwc::interleave(src, (h, w), (self.cin, LANES, 1), (wp, cb_stride), x);
-        let per_block = g.block_floats();
-        let v = grown(&mut scratch.v, self.cblocks * per_block, 0.0);
         let x: &[f32] = x;
-        let transform = |(cb, vb): (usize, &mut [f32])| {
-            transform_block(&x[cb * cb_stride..][..cb_stride], wp, &g, vb);
+        let per_block = g.block_floats();
+        let local = self.cblocks <= LOCAL_MAX_BLOCKS && self.cblocks * per_block > LOCAL_FROM;
+        let v = match local {
+            true => VSrc::Bands { x, wp, cb_stride },
+            false => {
+                let v = grown(&mut scratch.v, self.cblocks * per_block, 0.0);
+                let transform = |(cb, vb): (usize, &mut [f32])| {
+                    let x = &x[cb * cb_stride..][..cb_stride];
+                    transform_block(x, wp, &g, (0, g.th), vb);
+                };
+                if self.cblocks > 1 {
+                    v.par_chunks_mut(per_block).enumerate().for_each(transform);
+                } else {
+                    v.chunks_mut(per_block).enumerate().for_each(transform);
+                }
+                VSrc::Whole(v)
+            }
         };
-        if self.cblocks > 1 {
-            v.par_chunks_mut(per_block).enumerate().for_each(transform);
-        } else {
-            v.chunks_mut(per_block).enumerate().for_each(transform);
-        }
-        let v: &[f32] = v;
         let out = SharedOut::new(&mut dst[..self.cout * out_n]);
         let groups = output_groups(self.cout);
         let threads = rayon::current_num_threads().max(1);
         // Bands of whole tile rows; each item runs `per` groups over one band, so every value
         // of the transformed input brought into cache feeds `per` · 32 output channels (one
         // group alone left the products waiting on memory: 16 values per input pixel).
+        let most_floats = if local {
+            LOCAL_BAND_FLOATS
+        } else {
+            V_BAND_FLOATS
+        };
         let band_tiles =
-            (V_BAND_FLOATS / (XI * self.cblocks * LANES)).clamp(TILE_PIXELS, MAX_BAND_TILES);
+            (most_floats / (XI * self.cblocks * LANES)).clamp(TILE_PIXELS, MAX_BAND_TILES);
         let rows = (band_tiles / g.tw).clamp(1, g.th);
         let rows = rows.min(g.th.div_ceil((2 * threads).div_ceil(groups).max(1)));
         let bands = g.th.div_ceil(rows);
@@ -240,7 +285,7 @@ impl WinogradConv {
             let tr = (bi * rows, ((bi + 1) * rows).min(g.th));
             let gs = (ri * per, ((ri + 1) * per).min(groups));
             let mut bufs = PART.take();
-            self.band(v, &g, gs, tr, &mut bufs, out, (bias, act));
+            self.band(&v, &g, gs, tr, &mut bufs, out, (bias, act));
             PART.set(bufs);
         });
         true
@@ -252,7 +297,7 @@ impl WinogradConv {
     #[allow(clippy::too_many_arguments)]
     fn band(
         &self,
-        v: &[f32],
+        v: &VSrc,
         g: &Geom,
         (g0, g1): (usize, usize),
         (tr0, tr1): (usize, usize),
@@ -262,16 +307,31 @@ impl WinogradConv {
     ) {
         let (t0, t1) = (tr0 * g.tw, tr1 * g.tw);
         let nt = t1 - t0;
+        // The transformed input the products read: the whole map's (tiles at their index), or
+        // this band's, transformed here into this thread's buffer (tiles from 0).
+        let (v, tiles, first, block_floats): (&[f32], usize, usize, usize) = match *v {
+            VSrc::Whole(v) => (v, g.tiles(), t0, g.block_floats()),
+            VSrc::Bands { x, wp, cb_stride } => {
+                let per_block = (XI * nt + 1) * LANES;
+                let floor = LOCAL_BAND_FLOATS + LOCAL_MAX_BLOCKS * LANES;
+                let local = grown_at_least(&mut bufs.v, self.cblocks * per_block, floor, 0.0);
+                for (cb, vb) in local.chunks_exact_mut(per_block).enumerate() {
+                    let x = &x[cb * cb_stride..][..cb_stride];
+                    transform_block(x, wp, g, (tr0, tr1), vb);
+                }
+                (local, nt, 0, per_block)
+            }
+        };
         // Sums `[group][ξ][tile][fb·16]`, a group's block of `XI · nt · 32` floats.
         let per_group = XI * nt * MAX_FB * LANES;
         let sums = grown_at_least(&mut bufs.sums, (g1 - g0) * per_group, SUM_FLOATS, 0.0);
         bufs.offs.clear();
         bufs.offs.reserve(MAX_BAND_TILES);
-        bufs.offs.extend((t0..t1).map(|t| t * LANES));
+        bufs.offs.extend((first..first + nt).map(|t| t * LANES));
         let offs = &bufs.offs;
         let chunk = (CHUNK_FLOATS / (LANES * MAX_FB * LANES)).clamp(1, self.cblocks);
         for xi in 0..XI {
-            let taps = [xi * g.tiles() * LANES];
+            let taps = [xi * tiles * LANES];
             for (cb0, cb1, count) in nchwc::block_chunks(self.cin, LANES, chunk) {
                 for (gi, gsums) in (g0..g1).zip(sums.chunks_exact_mut(per_group)) {
                     let fb = group_registers(self.cout, gi);
@@ -280,7 +340,7 @@ impl WinogradConv {
                     let src = TileSrc {
                         x: v,
                         taps: &taps,
-                        cb_stride: g.block_floats(),
+                        cb_stride: block_floats,
                         cbs: (cb0, cb1),
                         icb: count,
                         w: &self.w[wxi + cb0 * LANES * width..][..(cb1 - cb0) * count * width],
@@ -311,27 +371,31 @@ impl WinogradConv {
     }
 }
 
-/// One interleaved channel block `x` = `[hp][wp][16]` into `vb` = `[ξ][tile][16]`:
-/// `V = Bᵀ d B` of every 4×4 tile `d` at (2·ty, 2·tx), with
+/// One interleaved channel block `x` = `[hp][wp][16]` into `vb` = `[ξ][tile][16]` for the tiles
+/// of tile rows `rows.0..rows.1` (tile 0 = the first row's first): `V = Bᵀ d B` of every 4×4
+/// tile `d` at (2·ty, 2·tx), with
 /// `Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]`.
-fn transform_block(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32]) {
-    let tiles = g.tiles();
+fn transform_block(x: &[f32], wp: usize, g: &Geom, rows: (usize, usize), vb: &mut [f32]) {
+    let tiles = (rows.1 - rows.0) * g.tw;
     assert!(
-        x.len() >= (2 * g.th + 2) * wp * LANES && vb.len() >= XI * tiles * LANES,
+        rows.0 <= rows.1
+            && rows.1 <= g.th
+            && x.len() >= (2 * g.th + 2) * wp * LANES
+            && vb.len() >= XI * tiles * LANES,
         "winograd input block too short"
     );
     #[cfg(target_arch = "x86_64")]
     if nchwc::available() {
         // SAFETY: AVX-512F was found; the reads and writes are in range (asserted above).
-        unsafe { transform_block_avx512(x, wp, g, vb) };
+        unsafe { transform_block_avx512(x, wp, g, rows, vb) };
         return;
     }
-    transform_block_portable(x, wp, g, vb)
+    transform_block_portable(x, wp, g, rows, vb)
 }
 
 /// `transform_block` lane by lane (CPUs without AVX-512; the tests' cross-check).
-fn transform_block_portable(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32]) {
-    let tiles = g.tiles();
+fn transform_block_portable(x: &[f32], wp: usize, g: &Geom, rows: (usize, usize), vb: &mut [f32]) {
+    let tiles = (rows.1 - rows.0) * g.tw;
     let tile_at = |ty: usize, tx: usize| -> [[[f32; LANES]; 4]; 4] {
         std::array::from_fn(|i| {
             std::array::from_fn(|j| {
@@ -340,9 +404,9 @@ fn transform_block_portable(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32]) {
             })
         })
     };
-    for ty in 0..g.th {
+    for ty in rows.0..rows.1 {
         for tx in 0..g.tw {
-            let t = ty * g.tw + tx;
+            let t = (ty - rows.0) * g.tw + tx;
             let d = tile_at(ty, tx);
             for l in 0..LANES {
                 let col = |j: usize| bt([d[0][j][l], d[1][j][l], d[2][j][l], d[3][j][l]]);
@@ -369,9 +433,15 @@ fn bt([d0, d1, d2, d3]: [f32; 4]) -> [f32; 4] {
 /// The CPU has AVX-512F; `x` and `vb` hold the whole geometry (`transform_block` checks).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn transform_block_avx512(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32]) {
+unsafe fn transform_block_avx512(
+    x: &[f32],
+    wp: usize,
+    g: &Geom,
+    rows: (usize, usize),
+    vb: &mut [f32],
+) {
     use std::arch::x86_64::*;
-    let tiles = g.tiles();
+    let tiles = (rows.1 - rows.0) * g.tw;
     let (xp, vp) = (x.as_ptr(), vb.as_mut_ptr());
     let bt = |[a, b, c, d]: [__m512; 4]| {
         [
@@ -381,9 +451,9 @@ unsafe fn transform_block_avx512(x: &[f32], wp: usize, g: &Geom, vb: &mut [f32])
             _mm512_sub_ps(b, d),
         ]
     };
-    for ty in 0..g.th {
+    for ty in rows.0..rows.1 {
         for tx in 0..g.tw {
-            let t = ty * g.tw + tx;
+            let t = (ty - rows.0) * g.tw + tx;
             let row = |i: usize| -> [__m512; 4] {
                 let o = ((2 * ty + i) * wp + 2 * tx) * LANES;
                 // SAFETY: rows 2ty..2ty+4, columns 2tx..2tx+4 lie in the padded block.
@@ -595,6 +665,8 @@ mod tests {
             (48, 70, 40, 40),
             (300, 64, 6, 7),
             (64, 255, 3, 2),
+            // Past LOCAL_FROM with 2 input blocks: transformed band by band.
+            (32, 24, 66, 63),
         ] {
             let kernel: Vec<f32> = (0..cout * cin * 9)
                 .map(|_| rng.uniform(-0.5, 0.5))
@@ -665,8 +737,20 @@ mod tests {
             .map(|_| rng.uniform(-1.0, 1.0))
             .collect();
         let (mut fast, mut slow) = (vec![0f32; XI * 12 * LANES], vec![1f32; XI * 12 * LANES]);
-        transform_block(&x, wp, &g, &mut fast);
-        transform_block_portable(&x, wp, &g, &mut slow);
+        transform_block(&x, wp, &g, (0, g.th), &mut fast);
+        transform_block_portable(&x, wp, &g, (0, g.th), &mut slow);
+        assert_eq!(fast, slow, "input transforms differ");
+        // A band of tile rows: the same values as the whole map's, from tile 0.
+        let mut band = vec![0f32; XI * 6 * LANES];
+        transform_block(&x, wp, &g, (1, 3), &mut band);
+        for xi in 0..XI {
+            let whole = &fast[(xi * 12 + 3) * LANES..][..6 * LANES];
+            assert_eq!(
+                &band[xi * 6 * LANES..][..6 * LANES],
+                whole,
+                "band transform, ξ {xi}"
+            );
+        }
         assert_eq!(fast, slow, "input transforms differ");
         let sums: Vec<f32> = (0..XI * 12 * 32).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let (mut fast, mut slow) = (vec![0f32; 7 * 5 * 32], vec![1f32; 7 * 5 * 32]);
