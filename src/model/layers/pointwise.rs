@@ -194,8 +194,17 @@ impl PointwiseConv {
             let kc = KC.min(self.cin - k0);
             for (c, row) in panel.0.chunks_exact_mut(COLS).take(kc).enumerate() {
                 let x = &src[(k0 + c) * n + p0..][..cols];
-                row[..cols].copy_from_slice(x);
-                row[cols..].fill(0.0);
+                match (
+                    <&mut [f32; COLS]>::try_from(&mut *row),
+                    <&[f32; COLS]>::try_from(x),
+                ) {
+                    // Whole blocks as three vector moves rather than a memcpy call per row.
+                    (Ok(d), Ok(x)) => *d = *x,
+                    _ => {
+                        row[..cols].copy_from_slice(x);
+                        row[cols..].fill(0.0);
+                    }
+                }
             }
             let last = k0 + kc == self.cin;
             for tile in tiles.0..tiles.1 {
