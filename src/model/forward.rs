@@ -63,6 +63,15 @@ pub struct Darknet {
     chaining: bool,
 }
 
+/// Whether layer `i`'s map is read by Darknet's default 2×2 stride-2 max-pool (`padding` 1:
+/// windows clipped at the bottom and right) right after it and by nothing else: the pool a
+/// Winograd conv can fuse (`planned`).
+fn pool_follows(cfg: &Cfg, last_use: &[usize], i: usize) -> bool {
+    let pool = cfg.layers.get(i + 1).map(|l| &l.kind);
+    matches!(pool, Some(LayerKind::Maxpool(m)) if (m.size, m.stride, m.padding) == (2, 2, 1))
+        && last_use.get(i) == Some(&(i + 1))
+}
+
 /// For a stride-1 max-pool with a centred odd window (`padding = size − 1`) whose input is the
 /// map an earlier such pool, still alive, also read (SPP's 5 / 9 / 13 on one source): that pool
 /// and the window that completes it. Max windows compose, clipping at the borders included:
@@ -176,8 +185,9 @@ impl Darknet {
                     {
                         return Err(ModelError::WeightsMismatch { layer: i, why: format!("cfg wants kernel {want:?} (BN {}), weights have layer {} kernel {:?}", c.batch_normalize, w.layer, w.kernel_shape) });
                     }
+                    let pool_after = pool_follows(&cfg, &last_use, i);
                     Prepared::Conv(Box::new(
-                        ConvLayer::new(c.clone(), w, backend, device)
+                        ConvLayer::new(c.clone(), w, backend, device, pool_after)
                             .map_err(tensor_err(i, kind))?,
                     ))
                 }

@@ -1,7 +1,7 @@
 //! The CPU f32 forward pass on planned, reused buffers: after the first frame of a given size no
 //! activation is allocated; only the heads handed back become tensors.
 
-use super::{tensor_err, Darknet, Prepared, YoloOutput};
+use super::{pool_follows, tensor_err, Darknet, Prepared, YoloOutput};
 use crate::model::layers::pool::{maxpool_into, pooled_hw};
 use crate::model::plan::{aliases, plan, Plan};
 use crate::model::{layer_shapes, LayerKind, ModelError, Shape};
@@ -138,7 +138,7 @@ impl Darknet {
     /// The convs that run with the next layer's max-pool fused (`ConvLayer::pools_2x2`):
     /// followed by Darknet's default 2×2 stride-2 pool (`padding` 1: windows clipped at the
     /// bottom and right), which is the only reader of the conv's map and pools it directly
-    /// (not an SPP cascade). yolov3-tiny's 104² and 52² convs: the pool pass (reading the
+    /// (not an SPP cascade). yolov3-tiny's 208², 104² and 52² convs: the pool pass (reading the
     /// map back) and three quarters of the conv's stores go. `KESTREL_FUSE_POOL=0` turns it off.
     fn pooled_convs(&self, shapes: &[Shape]) -> Vec<bool> {
         let layers = &self.cfg.layers;
@@ -148,14 +148,12 @@ impl Darknet {
                 let Prepared::Conv(c) = &self.layers[i] else {
                     return false;
                 };
-                let Some(LayerKind::Maxpool(m)) = layers.get(i + 1).map(|l| &l.kind) else {
+                if !pool_follows(&self.cfg, &self.last_use, i) {
                     return false;
-                };
+                }
                 let (s, p) = (&shapes[i], &shapes[i + 1]);
                 on && c.pools_2x2()
-                    && (m.size, m.stride, m.padding) == (2, 2, 1)
                     && (p.h, p.w) == (s.h.div_ceil(2), s.w.div_ceil(2))
-                    && self.last_use[i] == i + 1
                     && self.pool_from[i + 1].is_none()
             })
             .collect()
@@ -513,8 +511,9 @@ mod tests {
     use super::*;
 
     /// yolov3-tiny @416: the convs by Winograd whose map only a default 2×2/2 pool reads
-    /// (4: 32 → 64 @104², 6: 64 → 128 @52²) pool in the conv; not 8 (a route reads it), 10
-    /// (its pool has stride 1), 0 and 2 (not by Winograd); none without AVX-512.
+    /// (2: 16 → 32 @208², by Winograd because of the pool; 4: 32 → 64 @104²; 6: 64 → 128 @52²)
+    /// pool in the conv; not 8 (a route reads it), 10 (its pool has stride 1), 0 (3 input
+    /// channels: not by Winograd); none without AVX-512.
     #[test]
     fn tiny_pools_in_the_winograd_convs_only_pools_read() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
@@ -532,7 +531,7 @@ mod tests {
             && crate::model::layers::winograd::enabled()
             && std::env::var("KESTREL_FUSE_POOL").as_deref() != Ok("0");
         match winograd {
-            true => assert_eq!(fused, [4, 6]),
+            true => assert_eq!(fused, [2, 4, 6]),
             false => {
                 println!("no Winograd here: no conv pools");
                 assert!(fused.is_empty(), "{fused:?}");

@@ -78,11 +78,15 @@ pub(crate) fn fold_bn(w: &ConvWeights) -> (Vec<f32>, Vec<f32>) {
 }
 
 impl ConvLayer {
+    /// `pool_after`: the conv's map is read only by a default 2×2 stride-2 max-pool, which the
+    /// planned forward fuses into it where it runs by Winograd; such a conv takes Winograd from
+    /// fewer input channels (see `WINOGRAD_MIN_CIN_POOLED`).
     pub fn new(
         cfg: ConvCfg,
         w: &ConvWeights,
         backend: ConvBackend,
         device: &Device,
+        pool_after: bool,
     ) -> Result<Self> {
         let (kernel, bias) = fold_bn(w);
         let [o, i, kh, kw] = w.kernel_shape;
@@ -103,7 +107,7 @@ impl ConvLayer {
             _ => None,
         };
         let winograd = match backend {
-            ConvBackend::CpuIm2col if kh == kw && winograd_wanted(&cfg, i, o) => {
+            ConvBackend::CpuIm2col if kh == kw && winograd_wanted(&cfg, i, o, pool_after) => {
                 super::winograd::WinogradConv::new(&packed, (o, i)).map(Box::new)
             }
             _ => None,
@@ -691,6 +695,13 @@ const NCHWC_MIN_PIXELS: usize = 26 * 26;
 /// channels-in-lanes kernel, 1.7–1.9 by Winograd; yolov3-spp3's 32 → 64 @208² tied (7.6–8.9 ms).
 const WINOGRAD_MIN_CIN: usize = 32;
 
+/// Input channels from which a 3×3 stride-1 conv followed by a fused 2×2 max-pool runs by
+/// Winograd: with the pool fused (no pool pass, a quarter of the stores) and its transform in
+/// L2 band by band, yolov3-tiny's 16 → 32 @208² + pool ran 1.86–1.99 ms against 1.90–1.97 +
+/// 0.19 on the direct kernel (whole net 19.0–19.7 → 18.4–19.1 ms); unpooled 16-channel convs
+/// (prune_0.95's) lost by Winograd.
+const WINOGRAD_MIN_CIN_POOLED: usize = 16;
+
 /// Lanes left empty when `cout` output channels are padded to whole 16-lane registers.
 fn register_waste(cout: usize) -> usize {
     cout.div_ceil(16) * 16 - cout
@@ -704,14 +715,18 @@ fn register_waste(cout: usize) -> usize {
 /// 49.4–53.3 ms against waste ≤ 1/16; prune_0.5_0.5's 48 → 25 @52² 2.6–2.8 → 1.1–1.5 ms).
 /// `KESTREL_WINOGRAD=0` turns it off; `KESTREL_NCHWC=all` too (it puts every conv on the direct
 /// channels-in-lanes kernel).
-fn winograd_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
+fn winograd_wanted(c: &ConvCfg, cin: usize, cout: usize, pool_after: bool) -> bool {
     let waste = register_waste(cout);
+    let min_cin = match pool_after {
+        true => WINOGRAD_MIN_CIN_POOLED,
+        false => WINOGRAD_MIN_CIN,
+    };
     !super::nchwc::everywhere()
         && c.groups == 1
         && c.size == 3
         && c.stride == 1
         && c.pad == 1
-        && cin >= WINOGRAD_MIN_CIN
+        && cin >= min_cin
         && waste * 2 <= cout
 }
 
@@ -932,11 +947,17 @@ mod tests {
             .map(|_| rng.uniform(-1.0, 1.0))
             .collect();
         let x = Tensor::from_vec(x, (2, cin, h, w), &Device::Cpu).unwrap();
-        let a = ConvLayer::new(cfg.clone(), &wts, ConvBackend::CpuIm2col, &Device::Cpu)
-            .unwrap()
-            .forward(&x)
-            .unwrap();
-        let b = ConvLayer::new(cfg, &wts, ConvBackend::Candle, &Device::Cpu)
+        let a = ConvLayer::new(
+            cfg.clone(),
+            &wts,
+            ConvBackend::CpuIm2col,
+            &Device::Cpu,
+            false,
+        )
+        .unwrap()
+        .forward(&x)
+        .unwrap();
+        let b = ConvLayer::new(cfg, &wts, ConvBackend::Candle, &Device::Cpu, false)
             .unwrap()
             .forward(&x)
             .unwrap();
