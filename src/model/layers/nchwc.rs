@@ -490,17 +490,20 @@ pub(crate) fn everywhere() -> bool {
 /// Whether this CPU runs the kernel (`KESTREL_NCHWC=0` turns it off).
 pub(crate) fn available() -> bool {
     static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FOUND.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::env::var("KESTREL_NCHWC").as_deref() != Ok("0")
-                && std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
+    *FOUND.get_or_init(|| avx512f_unless("KESTREL_NCHWC"))
+}
+
+/// AVX-512F present and the environment variable `var` not `0` (the AVX-512 f32 kernels' switch).
+pub(crate) fn avx512f_unless(var: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::env::var(var).as_deref() != Ok("0") && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = var;
+        false
+    }
 }
 
 /// Groups of at most `MAX_FB` registers (32 channels) of `cout` output channels: the unit a

@@ -37,17 +37,7 @@ pub(crate) struct PointwiseConv {
 /// Whether 1×1 convs run here: AVX-512 present and `KESTREL_POINTWISE` not `0`.
 pub(crate) fn available() -> bool {
     static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FOUND.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::env::var("KESTREL_POINTWISE").as_deref() != Ok("0")
-                && std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
+    *FOUND.get_or_init(|| super::nchwc::avx512f_unless("KESTREL_POINTWISE"))
 }
 
 impl PointwiseConv {
