@@ -728,7 +728,16 @@ fn winograd_wanted(c: &ConvCfg, cin: usize, cout: usize, pool_after: bool) -> bo
         && c.pad == 1
         && cin >= min_cin
         && waste * 2 <= cout
+        && (cout > ONE_GROUP || pool_after)
 }
+
+/// Output channels of one register group of the channels-in-lanes tile (2 × 16 lanes). A conv
+/// with no more than that runs its 3×3 on that tile directly rather than by Winograd (unless
+/// a pool is fused after it): with one group, every transformed input value feeds 32 outputs
+/// only and the products wait on L2 — prune_0.95's 48 → 25 @52² 0.65 ms by Winograd, 0.38
+/// direct (48 → 32: 0.55 against 0.42; from 64 outputs on Winograd ties or wins: 48 → 64 0.72
+/// against 0.68, 64 → 128 1.19 against 1.49).
+const ONE_GROUP: usize = 32;
 
 /// Whether a conv runs on the channels-in-lanes kernel (`super::nchwc`): 3×3 stride-1 convs
 /// whose channel counts fill whole 16-lane blocks, from 32 input channels up. Measured on the
@@ -741,9 +750,11 @@ fn nchwc_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
     if super::nchwc::everywhere() {
         return true;
     }
-    // Output channels padded to whole registers: at most 1/16 of the work wasted.
+    // Output channels padded to whole registers: at most 1/16 of the work wasted, or half of
+    // a lone group's (the convs Winograd leaves here, see `ONE_GROUP`).
     let waste = register_waste(cout);
-    c.size == 3 && c.stride == 1 && cin >= 32 && waste * 16 <= cout
+    let fits = waste * 16 <= cout || (cout <= ONE_GROUP && waste * 2 <= cout);
+    c.size == 3 && c.stride == 1 && cin >= 32 && fits
 }
 
 /// Multiply-adds per image up to which a 1×1 conv runs on the pointwise kernel rather than the
