@@ -708,20 +708,20 @@ unsafe fn tile<const FB: usize, const PX: usize>(t: &mut Tile) {
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::random::SplitMix64;
 
-    /// Plain direct conv, f64 sums.
-    fn reference(
+    /// Plain direct conv, f64 sums (also the Winograd tests' reference).
+    pub(in crate::model::layers) fn reference(
         x: &[f32],
         k: &[f32],
         (cin, h, w): (usize, usize, usize),
         (cout, size, stride, pad): (usize, usize, usize, usize),
-    ) -> Vec<f32> {
+    ) -> Vec<f64> {
         let ho = (h + 2 * pad - size) / stride + 1;
         let wo = (w + 2 * pad - size) / stride + 1;
-        let mut out = vec![0f32; cout * ho * wo];
+        let mut out = vec![0f64; cout * ho * wo];
         for o in 0..cout {
             for oy in 0..ho {
                 for ox in 0..wo {
@@ -739,7 +739,7 @@ mod tests {
                             }
                         }
                     }
-                    out[(o * ho + oy) * wo + ox] = s as f32;
+                    out[(o * ho + oy) * wo + ox] = s;
                 }
             }
         }
@@ -770,7 +770,10 @@ mod tests {
                 .map(|_| rng.uniform(-0.5, 0.5))
                 .collect();
             let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
-            let want = reference(&x, &kernel, (cin, h, w), (cout, size, stride, pad));
+            let want: Vec<f32> = reference(&x, &kernel, (cin, h, w), (cout, size, stride, pad))
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
             let conv = NchwcConv::new(&kernel, (cout, cin), (size, stride, pad)).unwrap();
             let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.01 - 0.2).collect();
             for act in [Activation::Linear, Activation::Leaky] {

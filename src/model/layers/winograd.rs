@@ -616,37 +616,6 @@ mod tests {
     use super::*;
     use crate::model::random::SplitMix64;
 
-    /// Plain 3×3 stride-1 pad-1 conv, f64 sums.
-    fn reference(
-        x: &[f32],
-        k: &[f32],
-        (cin, h, w): (usize, usize, usize),
-        cout: usize,
-    ) -> Vec<f64> {
-        let mut out = vec![0f64; cout * h * w];
-        for o in 0..cout {
-            for oy in 0..h {
-                for ox in 0..w {
-                    let mut s = 0f64;
-                    for c in 0..cin {
-                        for ky in 0..3 {
-                            for kx in 0..3 {
-                                let (iy, ix) = (oy + ky, ox + kx);
-                                if iy < 1 || ix < 1 || iy > h || ix > w {
-                                    continue;
-                                }
-                                let v = x[(c * h + iy - 1) * w + ix - 1] as f64;
-                                s += v * k[((o * cin + c) * 3 + ky) * 3 + kx] as f64;
-                            }
-                        }
-                    }
-                    out[(o * h + oy) * w + ox] = s;
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn winograd_conv_matches_the_reference_conv() {
         if !nchwc::available() || !enabled() {
@@ -672,7 +641,7 @@ mod tests {
                 .map(|_| rng.uniform(-0.5, 0.5))
                 .collect();
             let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
-            let want = reference(&x, &kernel, (cin, h, w), cout);
+            let want = nchwc::tests::reference(&x, &kernel, (cin, h, w), (cout, 3, 1, 1));
             let conv = WinogradConv::new(&kernel, (cout, cin)).unwrap();
             let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.01 - 0.2).collect();
             // The error scale of a direct f32 sum of cin·9 products of this size.
