@@ -291,10 +291,8 @@ impl Darknet {
         let calibrated = |c: Option<&Option<Chain>>| c.and_then(|c| c.as_ref()?.max);
         let in_max = calibrated(ws.chains.get(i));
         let prev = i.checked_sub(1);
-        let dims = match prev {
-            None => (self.cfg.net.channels, ws.key.1, ws.key.2),
-            Some(j) => (ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
-        };
+        let (_, c, h, w) = self.dims_of(ws, prev);
+        let dims = (c, h, w);
         let loc = ws.plan.locs[i];
         let (before, after) = ws.chains.split_at_mut(i + 1);
         let next = after
@@ -382,6 +380,16 @@ impl Darknet {
         Ok(true)
     }
 
+    /// (batch, channels, height, width) of layer `j`'s output, or of the network input for
+    /// "layer −1".
+    fn dims_of(&self, ws: &Workspace, j: Option<usize>) -> (usize, usize, usize, usize) {
+        let b = ws.key.0;
+        match j {
+            None => (b, self.cfg.net.channels, ws.key.1, ws.key.2),
+            Some(j) => (b, ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
+        }
+    }
+
     /// Runs conv `i` with the max-pool after it fused, into the pool's slot.
     fn run_pooled(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<(), ModelError> {
         let Prepared::Conv(c) = &self.layers[i] else {
@@ -390,10 +398,7 @@ impl Darknet {
             )));
         };
         let prev = i.checked_sub(1);
-        let dims = match prev {
-            None => (ws.key.0, self.cfg.net.channels, ws.key.1, ws.key.2),
-            Some(j) => (ws.key.0, ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
-        };
+        let dims = self.dims_of(ws, prev);
         let loc = ws.plan.locs[i + 1];
         // Out of the slot list while written (the plan keeps the input in another slot).
         let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
@@ -422,15 +427,11 @@ impl Darknet {
         let kind = layer.kind.name();
         let b = ws.key.0;
         let prev = i.checked_sub(1);
-        let dims_of = |j: Option<usize>| match j {
-            None => (b, self.cfg.net.channels, ws.key.1, ws.key.2),
-            Some(j) => (b, ws.shapes[j].c, ws.shapes[j].h, ws.shapes[j].w),
-        };
         let out = &ws.shapes[i];
         match (&layer.kind, &self.layers[i]) {
             (_, Prepared::Conv(c)) => {
                 let mut col = ws.col.borrow_mut();
-                c.forward_into_col(view(ws, input, prev), dims_of(prev), dst, &mut col)
+                c.forward_into_col(view(ws, input, prev), self.dims_of(ws, prev), dst, &mut col)
                     .map_err(tensor_err(i, kind))
             }
             (LayerKind::Shortcut(s), Prepared::Shortcut(sc)) => {
@@ -467,7 +468,7 @@ impl Darknet {
                 Ok(())
             }
             (LayerKind::Upsample { stride }, _) => {
-                let (_, _, ih, iw) = dims_of(prev);
+                let (_, _, ih, iw) = self.dims_of(ws, prev);
                 upsample_nearest(view(ws, input, prev), (ih, iw), *stride, dst);
                 Ok(())
             }
@@ -476,7 +477,7 @@ impl Darknet {
                     Some((j, rest)) => (Some(*j), rest),
                     None => (prev, m),
                 };
-                let dims = dims_of(src);
+                let dims = self.dims_of(ws, src);
                 debug_assert_eq!(pooled_hw(dims.2, dims.3, m), (out.h, out.w));
                 maxpool_into(view(ws, input, src), dims, m, dst).map_err(tensor_err(i, kind))
             }
