@@ -55,8 +55,10 @@ pub(crate) struct ConvLayer {
     /// with AVX-512): replaces the GEMM where present.
     pointwise: Option<Box<super::pointwise::PointwiseConv>>,
     /// The same register tile for the products of the im2col tiles (convs left to im2col +
-    /// GEMM on large maps: the thin stride-2 convs), in place of the gemm crate.
-    col_tile: Option<Box<super::pointwise::PointwiseConv>>,
+    /// GEMM on large maps: the thin stride-2 convs), in place of the gemm crate: present where
+    /// the conv may take it, packed on its first tiled run (the deep convs on small maps never
+    /// tile, and a copy of their weights would only take memory).
+    col_tile: Option<std::sync::OnceLock<Option<Box<super::pointwise::PointwiseConv>>>>,
 }
 
 /// BN folded into kernel and bias, the way Darknet's CPU path and OpenCV compute it.
@@ -138,9 +140,10 @@ impl ConvLayer {
                     && nchwc.is_none()
                     && cfg.groups == 1
                     && o >= COL_TILE_MIN_COUT
+                    && super::pointwise::available()
                     && std::env::var("KESTREL_COL_TILE").as_deref() != Ok("0") =>
             {
-                super::pointwise::PointwiseConv::new(&packed, (o, i * kh * kw)).map(Box::new)
+                Some(std::sync::OnceLock::new())
             }
             _ => None,
         };
@@ -576,6 +579,10 @@ impl ConvLayer {
                 let span = (y - oy0) * g.wo..(y1 - oy0) * g.wo;
                 let epi = (&self.bias[..], self.cfg.activation);
                 let tiled = self.col_tile.as_ref().filter(|_| m == self.cfg.filters);
+                let tiled = tiled.and_then(|cell| {
+                    let pack = || super::pointwise::PointwiseConv::new(wts, (m, kk)).map(Box::new);
+                    cell.get_or_init(pack).as_deref()
+                });
                 if tiled.is_some_and(|t| t.forward_serial(col, nt, out, epi)) {
                     // Bias and activation applied in the tile's registers.
                     for (seg, tile) in segs.iter_mut().zip(out.chunks(nt)) {
