@@ -22,7 +22,7 @@ pub use cfg_layers::{
 };
 pub use error::*;
 pub use forward::{Darknet, ForwardOptions, YoloOutput};
-pub use layers::ConvBackend;
+pub use layers::{cpu_f32_kernels_available, ConvBackend};
 pub use shapes::{layer_shapes, Shape};
 pub use summary::{summary, LayerSummary, Summary};
 pub use weights::{

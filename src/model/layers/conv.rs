@@ -51,13 +51,13 @@ pub(crate) struct ConvLayer {
     /// 3×3 stride-1 convs by Winograd's F(2×2, 3×3) on the same register tile (CPUs with
     /// AVX-512): replaces im2col + GEMM where present (`nchwc` is then none).
     winograd: Option<Box<super::winograd::WinogradConv>>,
-    /// 1×1 stride-1 convs on the register tile that reads the input planes in place (CPUs
-    /// with AVX-512): replaces the GEMM where present.
+    /// 1×1 stride-1 convs on the register tile that reads the input planes as they lie (no
+    /// im2col; CPUs with AVX-512): replaces the GEMM where present.
     pointwise: Option<Box<super::pointwise::PointwiseConv>>,
-    /// The same register tile for the products of the im2col tiles (convs left to im2col +
-    /// GEMM on large maps: the thin stride-2 convs), in place of the gemm crate: present where
-    /// the conv may take it, packed on its first tiled run (the deep convs on small maps never
-    /// tile, and a copy of their weights would only take memory).
+    /// The same register tile for the products of the convs left to im2col (the stride-2
+    /// ones, the thin-input 3×3s), in place of the gemm crate (which packs both operands into
+    /// fresh heap buffers on every call): present where the conv may take it (groups 1),
+    /// packed on its first run.
     col_tile: Option<std::sync::OnceLock<Option<Box<super::pointwise::PointwiseConv>>>>,
 }
 
@@ -139,7 +139,6 @@ impl ConvLayer {
                     && winograd.is_none()
                     && nchwc.is_none()
                     && cfg.groups == 1
-                    && o >= COL_TILE_MIN_COUT
                     && super::pointwise::available()
                     && std::env::var("KESTREL_COL_TILE").as_deref() != Ok("0") =>
             {
@@ -343,8 +342,7 @@ impl ConvLayer {
         if self.forward_nchwc(src, (b, cin, h, w), out, scratch) {
             return Ok(());
         }
-        let small = c.filters >= POINTWISE_MIN_COUT && cin * c.filters * n <= POINTWISE_MAX_MACS;
-        if let (Some(pw), true) = (&self.pointwise, small) {
+        if let Some(pw) = &self.pointwise {
             let epi = (&self.bias[..], c.activation);
             let done = out
                 .chunks_exact_mut((c.filters * n).max(1))
@@ -392,6 +390,13 @@ impl ConvLayer {
                     self.conv_tiled(gi * og, src, &geom, wts, dst, threads)?;
                 } else {
                     let col = im2col(src, &geom, &mut scratch.col, threads);
+                    let epi = (&self.bias[..], c.activation);
+                    if self
+                        .im2col_kernel(wts, (og, kk))
+                        .is_some_and(|pw| pw.forward(col, n, dst, epi))
+                    {
+                        continue;
+                    }
                     self.gemm_epilogue(gi * og, (og, n, kk), wts, col, dst, threads)?;
                 }
             }
@@ -527,40 +532,35 @@ impl ConvLayer {
         dst: &mut [f32],
         threads: usize,
     ) -> Result<()> {
-        let n = g.ho * g.wo;
+        let m = dst.len() / (g.ho * g.wo).max(1);
         let parts = threads.clamp(1, g.ho.max(1));
-        let bounds: Vec<usize> = (0..=parts).map(|t| t * g.ho / parts).collect();
-        // Each task gets, for every output channel, the segment of its plane it owns.
-        let mut segs: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::new()).collect();
-        for plane in dst.chunks_mut(n) {
-            let mut rest = plane;
-            for (t, seg) in segs.iter_mut().enumerate() {
-                let (mine, tail) = rest.split_at_mut((bounds[t + 1] - bounds[t]) * g.wo);
-                seg.push(mine);
-                rest = tail;
-            }
-        }
-        let run = |(t, segs): (usize, Vec<&mut [f32]>)| {
-            self.conv_rows(o_first, src, g, wts, (bounds[t], bounds[t + 1]), segs)
+        let out = SharedOut::new(&mut dst[..m * g.ho * g.wo]);
+        let run = |t: usize| {
+            let rows = (t * g.ho / parts, (t + 1) * g.ho / parts);
+            // SAFETY: task t writes output rows `rows` of every channel, no other task's.
+            unsafe { self.conv_rows(o_first, src, g, wts, rows, (m, out)) }
         };
         if parts == 1 {
-            return segs.into_iter().enumerate().try_for_each(run);
+            return run(0);
         }
-        segs.into_par_iter().enumerate().try_for_each(run)
+        (0..parts).into_par_iter().try_for_each(run)
     }
 
-    /// Output rows `oy0..oy1` of every channel into `segs` (one segment per output channel).
-    fn conv_rows(
+    /// Output rows `oy0..oy1` of each of the `m` output channels of `out`.
+    ///
+    /// # Safety
+    /// No other task writes, or holds a slice of, these rows of `out` meanwhile.
+    unsafe fn conv_rows(
         &self,
         o_first: usize,
         src: &[f32],
         g: &Im2col,
         wts: &[f32],
         (oy0, oy1): (usize, usize),
-        mut segs: Vec<&mut [f32]>,
+        (m, out_all): (usize, SharedOut),
     ) -> Result<()> {
         let kk = g.c * g.k * g.k;
-        let m = segs.len();
+        let n = g.ho * g.wo;
         let rows = (TILE_COL_FLOATS / (kk * g.wo).max(1)).max(1);
         // Taken out of the thread-local rather than borrowed: a rayon worker waiting in a join
         // may run another forward's task on this thread, which must not find it borrowed.
@@ -576,30 +576,23 @@ impl ConvLayer {
                     im2col_channel(plane, g, (y, y1), dst);
                 }
                 let out = grown(out, m * nt, 0.0);
-                let span = (y - oy0) * g.wo..(y1 - oy0) * g.wo;
+                // SAFETY: rows y..y1 of channel o lie inside `out_all` (m·n values) and are
+                // this task's (the caller's promise).
+                let seg = |o: usize| unsafe { out_all.segment(o * n + y * g.wo, nt) };
                 let epi = (&self.bias[..], self.cfg.activation);
-                let tiled = self.col_tile.as_ref().filter(|_| m == self.cfg.filters);
-                let tiled = tiled.and_then(|cell| {
-                    let pack = || super::pointwise::PointwiseConv::new(wts, (m, kk)).map(Box::new);
-                    cell.get_or_init(pack).as_deref()
-                });
+                let tiled = self.im2col_kernel(wts, (m, kk));
                 if tiled.is_some_and(|t| t.forward_serial(col, nt, out, epi)) {
                     // Bias and activation applied in the tile's registers.
-                    for (seg, tile) in segs.iter_mut().zip(out.chunks(nt)) {
-                        seg[span.clone()].copy_from_slice(tile);
+                    for (o, tile) in out.chunks(nt).enumerate() {
+                        seg(o).copy_from_slice(tile);
                     }
                     y = y1;
                     continue;
                 }
                 sgemm((m, nt, kk), wts, col, out, false, 1)?;
-                for (o, (seg, tile)) in segs.iter_mut().zip(out.chunks(nt)).enumerate() {
+                for (o, tile) in out.chunks(nt).enumerate() {
                     let bias = self.bias[o_first + o];
-                    bias_act(
-                        self.cfg.activation,
-                        &mut seg[span.clone()],
-                        Some(tile),
-                        bias,
-                    );
+                    bias_act(self.cfg.activation, seg(o), Some(tile), bias);
                 }
                 y = y1;
             }
@@ -672,6 +665,18 @@ impl ConvLayer {
                 bias_act(self.cfg.activation, seg, None, self.bias[o_first + r]);
             }
         });
+    }
+
+    /// The pointwise register tile over this conv's im2col rows (`m` outputs of `kk` values),
+    /// packed on first use; None where the conv has none (off AVX-512, groups > 1).
+    fn im2col_kernel(
+        &self,
+        wts: &[f32],
+        (m, kk): (usize, usize),
+    ) -> Option<&super::pointwise::PointwiseConv> {
+        let cell = self.col_tile.as_ref().filter(|_| m == self.cfg.filters)?;
+        let pack = || super::pointwise::PointwiseConv::new(wts, (m, kk)).map(Box::new);
+        cell.get_or_init(pack).as_deref()
     }
 
     /// Adds the folded bias and applies the activation to NCHW values with `n` pixels per map.
@@ -763,24 +768,6 @@ fn nchwc_wanted(c: &ConvCfg, cin: usize, cout: usize) -> bool {
     let fits = waste * 16 <= cout || (cout <= ONE_GROUP && waste * 2 <= cout);
     c.size == 3 && c.stride == 1 && cin >= 32 && fits
 }
-
-/// Multiply-adds per image up to which a 1×1 conv runs on the pointwise kernel rather than the
-/// GEMM: the gemm crate's per-call packing and second epilogue pass weigh on small products
-/// (yolov3-tiny's 13² convs, 2 threads, ms GEMM → pointwise: 256 → 128 0.15–0.18 → 0.06,
-/// 512 → 255 0.27–0.30 → 0.20–0.25, 1024 → 256 0.42–0.47 → 0.39–0.41), while on large ones its
-/// kernel runs nearer the peak (yolov3-spp3's 2048 → 512 @13² 1.26 → 1.46 ms, 1024 → 512 0.63 →
-/// 0.71).
-const POINTWISE_MAX_MACS: usize = 48 << 20;
-
-/// Output channels from which a 1×1 conv runs on the pointwise kernel: the pruned nets'
-/// narrow convs (12 or 25 outputs: a quarter of an 8-channel tile left empty, memory-bound)
-/// ran slower there than on the GEMM (prune_0.95's 25-output convs @52² 0.09–0.11 → 0.12–0.14
-/// ms), its 51-output ones faster (0.12–0.14 → 0.08–0.10).
-const POINTWISE_MIN_COUT: usize = 32;
-
-/// Output channels from which the im2col tiles' products run on the pointwise register tile:
-/// see `col_tile`.
-const COL_TILE_MIN_COUT: usize = 16;
 
 /// Whether a conv runs on the 1×1 kernel (`super::pointwise`): 1×1 stride-1 unpadded convs of
 /// one group (the GEMM's right operand is then the input planes as they are).

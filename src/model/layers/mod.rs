@@ -12,6 +12,13 @@ pub(crate) mod vexp;
 pub(crate) mod winograd;
 pub(crate) mod yolo;
 
+/// Whether the f32 convs run on Kestrel's own CPU kernels here (AVX-512; none of them switched
+/// off by `KESTREL_POINTWISE=0` or `KESTREL_COL_TILE=0`): then no conv is left to the gemm
+/// crate, and a steady frame allocates nothing but the heads it returns.
+pub fn cpu_f32_kernels_available() -> bool {
+    pointwise::available() && std::env::var("KESTREL_COL_TILE").as_deref() != Ok("0")
+}
+
 /// How convolutions (and pooling) run: own CPU kernels, or Candle's tensor ops (any device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvBackend {

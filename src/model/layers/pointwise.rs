@@ -31,6 +31,8 @@ const COLS: usize = LANES * VECS;
 pub(crate) struct PointwiseConv {
     cout: usize,
     cin: usize,
+    /// Output channels per register tile (≤ 8): see [`tile_rows`].
+    rows: usize,
     packed: Vec<f32>,
 }
 
@@ -47,16 +49,23 @@ impl PointwiseConv {
         if !available() || kernel.len() != cout * cin || cout == 0 || cin == 0 {
             return None;
         }
-        let tiles = cout.div_ceil(ROWS);
-        let mut packed = vec![0f32; tiles * cin * ROWS];
+        let rows = tile_rows(cout);
+        let tiles = cout.div_ceil(rows);
+        let mut packed = vec![0f32; tiles * cin * rows];
         for o in 0..cout {
-            let (t, r) = (o / ROWS, o % ROWS);
+            let (t, r) = (o / rows, o % rows);
             for c in 0..cin {
                 let (k0, kc) = chunk_of(c, cin);
-                packed[weights_at(k0, kc, tiles, t) + (c - k0) * ROWS + r] = kernel[o * cin + c];
+                let at = weights_at(k0, kc, (tiles, rows), t) + (c - k0) * rows + r;
+                packed[at] = kernel[o * cin + c];
             }
         }
-        Some(PointwiseConv { cout, cin, packed })
+        Some(PointwiseConv {
+            cout,
+            cin,
+            rows,
+            packed,
+        })
     }
 
     /// The conv of one image's `[cin][n]` planes into `dst` = `[cout][n]` with `bias` added and
@@ -117,10 +126,10 @@ impl PointwiseConv {
     }
 
     /// Splits the (row tile, column block) grid over the pool, each task a contiguous range so
-    /// that it writes its own part of `dst`: by row tiles where every thread can keep the
-    /// whole input in its L2 (each reads all of it and half of the weights), by column blocks
-    /// on larger inputs (each reads its share of the input and all of the weights), see
-    /// [`BY_COLUMNS_FROM`].
+    /// that it writes its own part of `dst`: by column blocks (each task reads its share of the
+    /// input and all of the weights) where the input outgrows a thread's L2 and outweighs the
+    /// weights, or there are too few row tiles to share; else by row tiles (each reads all of
+    /// the input and its share of the weights), see [`BY_COLUMNS_FROM`].
     #[cfg(target_arch = "x86_64")]
     fn run(
         &self,
@@ -131,25 +140,39 @@ impl PointwiseConv {
         threads: usize,
     ) {
         use rayon::prelude::*;
-        let (tiles, blocks) = (self.cout.div_ceil(ROWS), n.div_ceil(COLS));
-        let by_cols = self.cin * n >= BY_COLUMNS_FROM || tiles < 2 * threads;
+        let (tiles, blocks) = (self.cout.div_ceil(self.rows), n.div_ceil(COLS));
+        let by_cols = (self.cin * n >= BY_COLUMNS_FROM && n > self.cout) || tiles < 2 * threads;
         let (units, parts) = match by_cols {
             true => (blocks, threads.min(blocks)),
             false => (tiles, threads.min(tiles)),
         };
         let out = SharedOut::new(dst);
+        let group = column_group(self.cout);
         let task = |t: usize| {
             let (u0, u1) = (t * units / parts, (t + 1) * units / parts);
             let (tiles, blocks) = match by_cols {
                 true => ((0, tiles), (u0, u1)),
                 false => ((u0, u1), (0, blocks)),
             };
-            let mut panel = Panel([0f32; KC * COLS]);
-            for b in blocks.0..blocks.1 {
+            // Taken out of the thread-local, not borrowed: nothing here waits on rayon, but a
+            // nested use would then allocate rather than panic.
+            let mut panels = PANELS.take();
+            let want = panels_wanted(self.cout, self.cin);
+            if panels.len() < want {
+                panels.resize(want, Panel([0f32; KC * COLS]));
+            }
+            for g0 in (blocks.0..blocks.1).step_by(group) {
+                let g1 = (g0 + group).min(blocks.1);
+                let cut = Cut {
+                    n,
+                    blocks: (g0, g1),
+                    tiles,
+                };
                 // SAFETY: tasks own disjoint tile or block ranges, so no two write the same
                 // (row, column) of `out`, and nothing else reads or writes it meanwhile.
-                unsafe { self.block(src, n, b * COLS, tiles, (bias, leaky), &mut panel, out) };
+                unsafe { self.blocks(src, cut, (bias, leaky), &mut panels[..want], out) };
             }
+            PANELS.set(panels);
         };
         if parts <= 1 {
             return task(0);
@@ -157,69 +180,135 @@ impl PointwiseConv {
         (0..parts).into_par_iter().for_each(task);
     }
 
-    /// Output columns `p0..p0 + 48` (or to `n`) of row tiles `tiles.0..tiles.1`, input channel
-    /// chunk after chunk: each chunk's input rows copied into `panel` (48 contiguous columns,
-    /// zero past `n`), which then stays in L1 for every row tile; the sums wait in `out`
-    /// between chunks. Reading the planes in place instead (rows `n` floats apart, each vector
-    /// across two cache lines, a 196 KB panel for 1024 channels) ran at 40 GMAC/s per core.
+    /// The cut's column blocks of its row tiles, input channel chunk after chunk, each chunk
+    /// over every block: `panels.len()` blocks' chunks of input rows at a time are copied into
+    /// `panels` (48 contiguous columns each, zero past `n`), then every row tile sweeps them;
+    /// the chunk's weights for all the tiles stay in L2 for every block and the sums wait in
+    /// `out` between chunks. Reading the planes in place instead (rows `n` floats apart, each
+    /// vector across two cache lines, a 196 KB panel for 1024 channels) ran at 40 GMAC/s per
+    /// core; taking the chunks inside the blocks streamed all the weights once per block, from
+    /// DRAM where they outgrow L2 (the deep stride-2 convs' full im2col: prune_0.95's 405 → 507
+    /// @26² 2.5 ms on the gemm crate, 3.1–3.2 that way, 2.5–2.6 this way).
     ///
     /// # Safety
-    /// No other task writes, or holds a reference into, these rows and columns of `out`.
+    /// No other task writes, or holds a reference into, the cut's rows and columns of `out`.
     #[cfg(target_arch = "x86_64")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block(
+    unsafe fn blocks(
         &self,
         src: &[f32],
-        n: usize,
-        p0: usize,
-        tiles: (usize, usize),
+        cut: Cut,
         (bias, leaky): (&[f32], bool),
-        panel: &mut Panel,
+        panels: &mut [Panel],
         out: SharedOut,
     ) {
-        let cols = COLS.min(n - p0);
         let (ptr, len) = out.raw();
-        let ntiles = self.cout.div_ceil(ROWS);
+        let (n, ntiles) = (cut.n, (self.cout.div_ceil(self.rows), self.rows));
         for k0 in (0..self.cin).step_by(KC) {
             let kc = KC.min(self.cin - k0);
-            for (c, row) in panel.0.chunks_exact_mut(COLS).take(kc).enumerate() {
-                let x = &src[(k0 + c) * n + p0..][..cols];
-                match (
-                    <&mut [f32; COLS]>::try_from(&mut *row),
-                    <&[f32; COLS]>::try_from(x),
-                ) {
-                    // Whole blocks as three vector moves rather than a memcpy call per row.
-                    (Ok(d), Ok(x)) => *d = *x,
-                    _ => {
-                        row[..cols].copy_from_slice(x);
-                        row[cols..].fill(0.0);
+            let finish = (k0 + kc == self.cin).then_some(leaky);
+            for b0 in (cut.blocks.0..cut.blocks.1).step_by(panels.len()) {
+                let b1 = (b0 + panels.len()).min(cut.blocks.1);
+                for (p0, panel) in (b0..b1).map(|b| b * COLS).zip(panels.iter_mut()) {
+                    let cols = COLS.min(n - p0);
+                    // SAFETY: AVX-512F is present (`available`).
+                    unsafe { fill_panel(&src[k0 * n + p0..], (n, kc, cols), panel) };
+                }
+                for tile in cut.tiles.0..cut.tiles.1 {
+                    let o0 = tile * self.rows;
+                    let rows = self.rows.min(self.cout - o0);
+                    let w = &self.packed[weights_at(k0, kc, ntiles, tile)..][..kc * self.rows];
+                    for (p0, panel) in (b0..b1).map(|b| b * COLS).zip(panels.iter()) {
+                        let cols = COLS.min(n - p0);
+                        let at = o0 * n + p0;
+                        assert!(
+                            len >= at + (rows - 1) * n + cols,
+                            "pointwise tile out of bounds"
+                        );
+                        let step = Step {
+                            w,
+                            panel: &panel.0[..kc * COLS],
+                            n,
+                            cols,
+                            bias: &bias[o0..o0 + rows],
+                            first: k0 == 0,
+                            finish,
+                        };
+                        // SAFETY: AVX-512F is present (`available`); the tile's rows and
+                        // columns lie inside `out` (asserted) and are this task's (the
+                        // caller's promise).
+                        unsafe { step.run_rows(self.rows, ptr.add(at)) };
                     }
                 }
             }
-            let last = k0 + kc == self.cin;
-            for tile in tiles.0..tiles.1 {
-                let o0 = tile * ROWS;
-                let rows = ROWS.min(self.cout - o0);
-                let at = o0 * n + p0;
-                assert!(
-                    len >= at + (rows - 1) * n + cols,
-                    "pointwise tile out of bounds"
-                );
-                let step = Step {
-                    w: &self.packed[weights_at(k0, kc, ntiles, tile)..][..kc * ROWS],
-                    panel: &panel.0[..kc * COLS],
-                    n,
-                    cols,
-                    bias: &bias[o0..o0 + rows],
-                    first: k0 == 0,
-                    finish: last.then_some(leaky),
-                };
-                // SAFETY: AVX-512F is present (`available`); the tile's rows and columns lie
-                // inside `out` (asserted) and are this task's (the caller's promise).
-                unsafe { step.run(ptr.add(at)) };
+        }
+    }
+}
+
+/// A task's share of one product: the columns `n` wide planes are cut in, and its ranges of
+/// column blocks and row tiles.
+#[derive(Clone, Copy)]
+struct Cut {
+    n: usize,
+    blocks: (usize, usize),
+    tiles: (usize, usize),
+}
+
+/// Panels a task fills before its row tiles sweep them: one, in L1 while every tile's weights
+/// come from L2, except for 32–64 output channels (4–8 tiles), where up to 512 KB of them
+/// (in L2) are filled together: each input row is then read in runs of many blocks rather than
+/// 192 bytes at a time among `cin` rows, which the prefetchers could not follow (yolov3-spp3's
+/// 64 → 32 @208², 2 threads: gemm crate 1.38–1.40 ms, one panel 1.80–1.84, 0.98–1.05 so).
+/// Narrower convs read each panel once or twice and lost by it (80 → 6 @104² 0.18 → 0.24
+/// ms), wider ones ran the same.
+fn panels_wanted(cout: usize, cin: usize) -> usize {
+    const PANELS_BYTES: usize = 512 << 10;
+    if !(32..=64).contains(&cout) {
+        return 1;
+    }
+    (PANELS_BYTES / (KC.min(cin).max(1) * COLS * 4)).clamp(1, MAX_PANELS)
+}
+
+/// Panels a task fills at most at once (1.5 MB, never used whole: 512 KB of rows at most).
+const MAX_PANELS: usize = 64;
+
+thread_local! {
+    /// Each pool thread's panels, grown on its first pointwise task and kept.
+    static PANELS: std::cell::Cell<Vec<Panel>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Copies `kc` rows of `cols` (≤ 48) values, `n` apart from `src` on, into `panel`'s rows,
+/// zero past `cols`: three vector moves a row (the plain array copy compiled to a libc
+/// `memmove` call per row: a quarter of a narrow conv's time).
+///
+/// # Safety
+/// AVX-512F is present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_panel(src: &[f32], (n, kc, cols): (usize, usize, usize), panel: &mut Panel) {
+    use std::arch::x86_64::*;
+    assert!(cols <= COLS && kc <= KC && (kc == 0 || src.len() >= (kc - 1) * n + cols));
+    let masks: [__mmask16; VECS] = std::array::from_fn(|j| {
+        let left = cols.saturating_sub(j * LANES).min(LANES);
+        ((1u32 << left) - 1) as u16
+    });
+    let (x, d) = (src.as_ptr(), panel.0.as_mut_ptr());
+    for c in 0..kc {
+        for (j, &m) in masks.iter().enumerate() {
+            // SAFETY: row c's columns 16·j.. masked to `cols` lie inside `src` (asserted); the
+            // panel's row c < KC holds 48 values from a 64-byte boundary (its alignment).
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(m, x.add(c * n + j * LANES));
+                _mm512_store_ps(d.add(c * COLS + j * LANES), v);
             }
         }
     }
+}
+
+/// Column blocks taken chunk by chunk together for `cout` output channels: as many as keep
+/// their sums (`cout` × 48 columns each) within 512 KB of L2 between chunks.
+fn column_group(cout: usize) -> usize {
+    const SUMS_BYTES: usize = 512 << 10;
+    (SUMS_BYTES / (cout.max(1) * COLS * 4)).max(1)
 }
 
 /// Input values (`cin·n`) from which the tasks split the columns rather than the rows: 2 MB,
@@ -235,8 +324,16 @@ fn chunk_of(c: usize, cin: usize) -> (usize, usize) {
 
 /// Where row tile `tile`'s packed weights for the chunk from `k0` (`kc` channels) start, of
 /// `tiles` row tiles: every earlier chunk holds `KC` channels of every tile.
-fn weights_at(k0: usize, kc: usize, tiles: usize, tile: usize) -> usize {
-    (k0 * tiles + tile * kc) * ROWS
+fn weights_at(k0: usize, kc: usize, (tiles, rows): (usize, usize), tile: usize) -> usize {
+    (k0 * tiles + tile * kc) * rows
+}
+
+/// Output channels per register tile for `cout` outputs: 8 (24 accumulators, 3 vectors of
+/// pixels each) where that wastes little, else as few fewer as fill every tile of the same
+/// count: the pruned nets' narrow convs (12 → 2 × 6, 25 → 4 × 7, 5, 6) ran a quarter to a
+/// half of their 8-row tiles on zero weights.
+fn tile_rows(cout: usize) -> usize {
+    cout.div_ceil(cout.div_ceil(ROWS)).clamp(1, ROWS)
 }
 
 /// Floats ahead of the weights being read that the kernel prefetches: 1 KB, ~30 input
@@ -249,12 +346,13 @@ const KC: usize = 128;
 
 /// A chunk of input rows, 48 columns each, on cache-line boundaries.
 #[repr(align(64))]
+#[derive(Clone, Copy)]
 struct Panel([f32; KC * COLS]);
 
 #[cfg(target_arch = "x86_64")]
 use super::sgemm::SharedOut;
 
-/// One register tile over one input chunk: its packed weights (`[kc][8]`), the chunk's panel
+/// One register tile over one input chunk: its packed weights (`[kc][R]`), the chunk's panel
 /// (`[kc][48]`), the output shape, and what to do at the ends: start from zero (`first`) or
 /// from the sums in `out`; store the sums, or (`finish`: leaky or not) add the bias and apply
 /// the activation.
@@ -271,15 +369,35 @@ struct Step<'a> {
 
 #[cfg(target_arch = "x86_64")]
 impl Step<'_> {
+    /// [`run`](Self::run) for tiles of `rows` (1..=8) output channels.
+    ///
+    /// # Safety
+    /// As `run`.
+    unsafe fn run_rows(&self, rows: usize, out: *mut f32) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            match rows {
+                1 => self.run::<1>(out),
+                2 => self.run::<2>(out),
+                3 => self.run::<3>(out),
+                4 => self.run::<4>(out),
+                5 => self.run::<5>(out),
+                6 => self.run::<6>(out),
+                7 => self.run::<7>(out),
+                _ => self.run::<8>(out),
+            }
+        }
+    }
+
     /// # Safety
     /// AVX-512F is present; `out` points at `(rows − 1)·n + cols` values (rows =
-    /// `bias.len()` ≤ 8, `cols` ≤ 48) that only this task reads or writes; `w` holds
-    /// `8·kc` values and `panel` `48·kc`.
+    /// `bias.len()` ≤ R, `cols` ≤ 48) that only this task reads or writes; `w` holds
+    /// `R·kc` values and `panel` `48·kc`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn run(&self, out: *mut f32) {
+    unsafe fn run<const R: usize>(&self, out: *mut f32) {
         use std::arch::x86_64::*;
-        let kc = self.w.len() / ROWS;
-        assert!(self.panel.len() >= kc * COLS && self.bias.len() <= ROWS);
+        let kc = self.w.len() / R;
+        assert!(self.panel.len() >= kc * COLS && self.bias.len() <= R);
         let masks: [__mmask16; VECS] = std::array::from_fn(|j| {
             let left = self.cols.saturating_sub(j * LANES);
             if left >= LANES {
@@ -289,7 +407,7 @@ impl Step<'_> {
             }
         });
         let rows = self.bias.len();
-        let mut acc = [[_mm512_setzero_ps(); VECS]; ROWS];
+        let mut acc = [[_mm512_setzero_ps(); VECS]; R];
         if !self.first {
             for (r, acc) in acc.iter_mut().enumerate().take(rows) {
                 for j in 0..VECS {
@@ -303,13 +421,13 @@ impl Step<'_> {
         for c in 0..kc {
             // The weights come from DRAM on the first pass of a frame: fetch a line 1 KB ahead
             // (past this tile's slice it is the next tile's; a prefetch never faults).
-            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(c * ROWS + PREFETCH_AHEAD) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(c * R + PREFETCH_AHEAD) as *const i8);
             // SAFETY: panel row c holds 48 values (kc·48 ≤ panel.len(), asserted).
             let xv: [__m512; VECS] =
                 std::array::from_fn(|j| unsafe { _mm512_loadu_ps(x.add(c * COLS + j * LANES)) });
             for (r, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: w holds kc·8 values.
-                let wv = _mm512_set1_ps(unsafe { *w.add(c * ROWS + r) });
+                let wv = _mm512_set1_ps(unsafe { *w.add(c * R + r) });
                 for j in 0..VECS {
                     acc[j] = _mm512_fmadd_ps(wv, xv[j], acc[j]);
                 }
@@ -343,7 +461,9 @@ mod tests {
     use crate::model::random::SplitMix64;
 
     /// Against a plain f64 sum, on shapes that leave partial row tiles and every kind of
-    /// column tail (1, 2 and 3 vectors, masked), split by rows and by columns.
+    /// column tail (1, 2 and 3 vectors, masked), split by rows and by columns; narrow tiles
+    /// (5, 6 and 7 rows), several input chunks, many panels swept at once (32–64 outputs) and
+    /// several column groups (wide outputs).
     #[test]
     fn pointwise_conv_matches_the_plain_sum() {
         if !available() {
@@ -359,6 +479,12 @@ mod tests {
             (9, 3, 97),
             (40, 20, 60),
             (64, 16, 48 * 9 + 33),
+            (5, 31, 300),
+            (12, 200, 700),
+            (25, 300, 500),
+            (48, 130, 48 * 70 + 5),
+            (40, 300, 2000),
+            (600, 260, 200),
         ] {
             let w: Vec<f32> = (0..cout * cin).map(|_| rng.uniform(-0.5, 0.5)).collect();
             let x: Vec<f32> = (0..cin * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
@@ -402,5 +528,18 @@ mod tests {
             "unsupported activation"
         );
         assert!(PointwiseConv::new(&[1.0; 5], (2, 3)).is_none());
+    }
+
+    #[test]
+    fn narrow_convs_take_full_tiles_of_fewer_rows() {
+        let rows: Vec<usize> = [1, 5, 6, 8, 9, 12, 25, 45, 51, 255]
+            .iter()
+            .map(|&c| tile_rows(c))
+            .collect();
+        assert_eq!(rows, [1, 5, 6, 8, 5, 6, 7, 8, 8, 8]);
+        assert_eq!(panels_wanted(31, 64), 1);
+        assert_eq!(panels_wanted(32, 64), 42);
+        assert_eq!(panels_wanted(64, 1024), 21);
+        assert_eq!(panels_wanted(65, 64), 1);
     }
 }
