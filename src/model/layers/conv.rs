@@ -575,20 +575,21 @@ impl ConvLayer {
                 for (dst, plane) in col.chunks_mut(g.k * g.k * nt).zip(src.chunks(g.h * g.w)) {
                     im2col_channel(plane, g, (y, y1), dst);
                 }
+                let epi = (&self.bias[..], self.cfg.activation);
+                let dst_rows = (out_all, y * g.wo, n);
+                // SAFETY: rows y..y1 of every channel are this task's (the caller's promise).
+                let direct = |t: &super::pointwise::PointwiseConv| unsafe {
+                    t.forward_serial_into(col, nt, dst_rows, epi)
+                };
+                if self.im2col_kernel(wts, (m, kk)).is_some_and(direct) {
+                    // Bias and activation applied in the tile's registers, stored in place.
+                    y = y1;
+                    continue;
+                }
                 let out = grown(out, m * nt, 0.0);
                 // SAFETY: rows y..y1 of channel o lie inside `out_all` (m·n values) and are
                 // this task's (the caller's promise).
                 let seg = |o: usize| unsafe { out_all.segment(o * n + y * g.wo, nt) };
-                let epi = (&self.bias[..], self.cfg.activation);
-                let tiled = self.im2col_kernel(wts, (m, kk));
-                if tiled.is_some_and(|t| t.forward_serial(col, nt, out, epi)) {
-                    // Bias and activation applied in the tile's registers.
-                    for (o, tile) in out.chunks(nt).enumerate() {
-                        seg(o).copy_from_slice(tile);
-                    }
-                    y = y1;
-                    continue;
-                }
                 sgemm((m, nt, kk), wts, col, out, false, 1)?;
                 for (o, tile) in out.chunks(nt).enumerate() {
                     let bias = self.bias[o_first + o];

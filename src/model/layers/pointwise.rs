@@ -12,6 +12,7 @@
 // Off x86_64 there is no kernel: `PointwiseConv::new` answers None there.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
+use super::sgemm::SharedOut;
 use crate::model::Activation;
 
 /// Output channels per register tile.
@@ -82,16 +83,36 @@ impl PointwiseConv {
         self.forward_on(src, n, dst, (bias, act), threads)
     }
 
-    /// [`forward`](Self::forward) on this thread alone: the product of an im2col tile, which
-    /// the caller's tasks already split (the GEMM path's tiles of output rows).
-    pub fn forward_serial(
+    /// [`forward`](Self::forward) on this thread alone, output row `o` stored from `at + o ·
+    /// stride` of `out`: the product of an im2col tile (whose caller's tasks already split the
+    /// output rows) written straight into its rows of the whole output planes, not into a tile
+    /// to be copied there.
+    ///
+    /// # Safety
+    /// No other task writes, or holds a slice of, values `at + o·stride .. at + o·stride + n`
+    /// (`o < cout`) of `out` meanwhile.
+    pub unsafe fn forward_serial_into(
         &self,
         src: &[f32],
         n: usize,
-        dst: &mut [f32],
+        (out, at, stride): (SharedOut, usize, usize),
         (bias, act): (&[f32], Activation),
     ) -> bool {
-        self.forward_on(src, n, dst, (bias, act), 1)
+        let fits = stride >= n && out.raw().1 >= at + (self.cout - 1) * stride + n;
+        let Some(leaky) = self.checked(src, n, fits, (bias, act)) else {
+            return false;
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the rows are this task's (the caller's promise).
+            unsafe { self.run(src, n, (out, at, stride), (bias, leaky), 1) };
+            true
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = leaky;
+            false
+        }
     }
 
     fn forward_on(
@@ -102,20 +123,15 @@ impl PointwiseConv {
         (bias, act): (&[f32], Activation),
         threads: usize,
     ) -> bool {
-        let leaky = match act {
-            Activation::Linear => false,
-            Activation::Leaky => true,
-            _ => return false,
-        };
-        if src.len() < self.cin * n || dst.len() < self.cout * n || bias.len() < self.cout {
+        let fits = dst.len() >= self.cout * n;
+        let Some(leaky) = self.checked(src, n, fits, (bias, act)) else {
             return false;
-        }
-        if n == 0 {
-            return true;
-        }
+        };
         #[cfg(target_arch = "x86_64")]
         {
-            self.run(src, n, &mut dst[..self.cout * n], (bias, leaky), threads);
+            let out = SharedOut::new(&mut dst[..self.cout * n]);
+            // SAFETY: `out` borrows `dst` whole for the call.
+            unsafe { self.run(src, n, (out, 0, n), (bias, leaky), threads) };
             true
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -125,28 +141,51 @@ impl PointwiseConv {
         }
     }
 
+    /// Whether the activation is leaky (Some(true)) or linear (Some(false)); None (refused)
+    /// for another activation, or an input, output (`fits`) or bias too short.
+    fn checked(
+        &self,
+        src: &[f32],
+        n: usize,
+        fits: bool,
+        (bias, act): (&[f32], Activation),
+    ) -> Option<bool> {
+        let leaky = match act {
+            Activation::Linear => false,
+            Activation::Leaky => true,
+            _ => return None,
+        };
+        (src.len() >= self.cin * n && fits && bias.len() >= self.cout).then_some(leaky)
+    }
+
     /// Splits the (row tile, column block) grid over the pool, each task a contiguous range so
     /// that it writes its own part of `dst`: by column blocks (each task reads its share of the
     /// input and all of the weights) where the input outgrows a thread's L2 and outweighs the
     /// weights, or there are too few row tiles to share; else by row tiles (each reads all of
     /// the input and its share of the weights), see [`BY_COLUMNS_FROM`].
+    ///
+    /// # Safety
+    /// No other task writes, or holds a slice of, output rows `at + o·stride ..` (`n` values,
+    /// `o < cout`) of `out` meanwhile.
     #[cfg(target_arch = "x86_64")]
-    fn run(
+    unsafe fn run(
         &self,
         src: &[f32],
         n: usize,
-        dst: &mut [f32],
+        (out, at, stride): (SharedOut, usize, usize),
         (bias, leaky): (&[f32], bool),
         threads: usize,
     ) {
         use rayon::prelude::*;
+        if n == 0 {
+            return;
+        }
         let (tiles, blocks) = (self.cout.div_ceil(self.rows), n.div_ceil(COLS));
         let by_cols = (self.cin * n >= BY_COLUMNS_FROM && n > self.cout) || tiles < 2 * threads;
         let (units, parts) = match by_cols {
             true => (blocks, threads.min(blocks)),
             false => (tiles, threads.min(tiles)),
         };
-        let out = SharedOut::new(dst);
         let group = column_group(self.cout);
         let task = |t: usize| {
             let (u0, u1) = (t * units / parts, (t + 1) * units / parts);
@@ -165,6 +204,7 @@ impl PointwiseConv {
                 let g1 = (g0 + group).min(blocks.1);
                 let cut = Cut {
                     n,
+                    dst: (at, stride),
                     blocks: (g0, g1),
                     tiles,
                 };
@@ -203,6 +243,7 @@ impl PointwiseConv {
     ) {
         let (ptr, len) = out.raw();
         let (n, ntiles) = (cut.n, (self.cout.div_ceil(self.rows), self.rows));
+        let (at0, stride) = cut.dst;
         for k0 in (0..self.cin).step_by(KC) {
             let kc = KC.min(self.cin - k0);
             let finish = (k0 + kc == self.cin).then_some(leaky);
@@ -219,15 +260,15 @@ impl PointwiseConv {
                     let w = &self.packed[weights_at(k0, kc, ntiles, tile)..][..kc * self.rows];
                     for (p0, panel) in (b0..b1).map(|b| b * COLS).zip(panels.iter()) {
                         let cols = COLS.min(n - p0);
-                        let at = o0 * n + p0;
+                        let at = at0 + o0 * stride + p0;
                         assert!(
-                            len >= at + (rows - 1) * n + cols,
+                            len >= at + (rows - 1) * stride + cols,
                             "pointwise tile out of bounds"
                         );
                         let step = Step {
                             w,
                             panel: &panel.0[..kc * COLS],
-                            n,
+                            n: stride,
                             cols,
                             bias: &bias[o0..o0 + rows],
                             first: k0 == 0,
@@ -249,6 +290,8 @@ impl PointwiseConv {
 #[derive(Clone, Copy)]
 struct Cut {
     n: usize,
+    /// Where output row 0 starts in `out`, and the values from one row to the next.
+    dst: (usize, usize),
     blocks: (usize, usize),
     tiles: (usize, usize),
 }
@@ -348,9 +391,6 @@ const KC: usize = 128;
 #[repr(align(64))]
 #[derive(Clone, Copy)]
 struct Panel([f32; KC * COLS]);
-
-#[cfg(target_arch = "x86_64")]
-use super::sgemm::SharedOut;
 
 /// One register tile over one input chunk: its packed weights (`[kc][R]`), the chunk's panel
 /// (`[kc][48]`), the output shape, and what to do at the ends: start from zero (`first`) or
@@ -528,6 +568,49 @@ mod tests {
             "unsupported activation"
         );
         assert!(PointwiseConv::new(&[1.0; 5], (2, 3)).is_none());
+    }
+
+    /// The serial form writes each output row where it is told (an offset and a row stride
+    /// into wider planes) and nothing else.
+    #[test]
+    fn serial_products_land_in_their_rows_of_the_planes() {
+        if !available() {
+            eprintln!("no AVX-512 here: the pointwise kernel is not built, nothing to check");
+            return;
+        }
+        let mut rng = SplitMix64::new(11);
+        let (cout, cin, n, stride, at) = (11, 40, 100, 173, 29);
+        let w: Vec<f32> = (0..cout * cin).map(|_| rng.uniform(-0.5, 0.5)).collect();
+        let x: Vec<f32> = (0..cin * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let bias: Vec<f32> = (0..cout).map(|_| rng.uniform(-0.5, 0.5)).collect();
+        let pc = PointwiseConv::new(&w, (cout, cin)).unwrap();
+        let mut want = vec![0.0; cout * n];
+        assert!(pc.forward(&x, n, &mut want, (&bias, Activation::Leaky)));
+        let mut planes = vec![f32::NAN; at + cout * stride];
+        let out = SharedOut::new(&mut planes);
+        // SAFETY: the only task on `planes`.
+        let ok =
+            unsafe { pc.forward_serial_into(&x, n, (out, at, stride), (&bias, Activation::Leaky)) };
+        assert!(ok);
+        for (i, v) in planes.iter().enumerate() {
+            let (o, p) = ((i.wrapping_sub(at)) / stride, (i.wrapping_sub(at)) % stride);
+            if i >= at && o < cout && p < n {
+                assert_eq!(*v, want[o * n + p], "o {o} p {p}");
+            } else {
+                assert!(v.is_nan(), "value {i} outside the rows was written");
+            }
+        }
+        let out = SharedOut::new(&mut planes);
+        // SAFETY: as above; refused (one row too many for the buffer), nothing written.
+        let short = unsafe {
+            pc.forward_serial_into(
+                &x,
+                n,
+                (out, at + stride, stride),
+                (&bias, Activation::Leaky),
+            )
+        };
+        assert!(!short);
     }
 
     #[test]
