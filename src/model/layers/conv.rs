@@ -370,8 +370,8 @@ impl ConvLayer {
             ho,
             wo,
         };
-        // Every value of `out` is written by the GEMM (or the tiled copy); bias and activation
-        // follow per row block while it is in cache.
+        // Every value of `out` is written by the product (pointwise tile or GEMM, whole or in
+        // tiles); bias and activation in its registers, or per row block while it is in cache.
         for bi in 0..b {
             for gi in 0..g {
                 let start = (bi * cin + gi * cg) * h * w;

@@ -1,13 +1,15 @@
-//! 1×1 stride-1 convs on CPUs with AVX-512: `out[o][p] = Σ_c w[o][c] · x[c][p]`, bias and
-//! activation applied in the registers before the only store. The input planes are read where
-//! they lie (no packing of the right operand) and the weights are packed once, at load, into
-//! the order the register tile reads them; the gemm crate packs both operands on every call and
-//! applies the epilogue in a second pass, which on the small maps of the YOLO heads (13², 26²)
-//! cost as much as the multiply-adds (yolov3-tiny's 1024 → 256 @13²: 75 GMAC/s against ONNX
-//! Runtime's 127).
+//! Products `out[o][p] = Σ_c w[o][c] · x[c][p]` on CPUs with AVX-512, bias and activation applied
+//! in the registers before the only store: every 1×1 stride-1 conv (`x` = the input planes as
+//! they lie) and the products of the convs left to im2col (`x` = the unfolded rows). The weights
+//! are packed once into the order the register tile reads them and the input is copied a panel
+//! at a time into per-thread buffers that are kept, so a call allocates nothing. The gemm crate,
+//! which this replaces, packs both operands into fresh heap buffers on every call and applies
+//! the epilogue in a second pass: on the small maps of the YOLO heads (13², 26²) that cost as
+//! much as the multiply-adds (yolov3-tiny's 1024 → 256 @13²: 75 GMAC/s against ONNX Runtime's
+//! 127).
 //!
-//! The register tile is 8 output channels × 3 vectors of 16 pixels (24 accumulators): per input
-//! channel, 3 vector loads of the input row, 8 broadcast weights, 24 FMAs.
+//! The register tile is up to 8 output channels × 3 vectors of 16 pixels (24 accumulators): per
+//! input channel, 3 vector loads of a panel row, one broadcast weight per output, 24 FMAs.
 
 // Off x86_64 there is no kernel: `PointwiseConv::new` answers None there.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
