@@ -61,6 +61,9 @@ pub struct Darknet {
     /// Whether consecutive int8 convs pass int8 planes (see `quant::chain`); off unless
     /// `KESTREL_CHAIN=1` or [`Darknet::set_int8_chaining`].
     chaining: bool,
+    /// Whether the planned forward fuses residual adds into the convs before them (see
+    /// `planned`); on unless `KESTREL_FUSE_RESIDUAL=0` or [`Darknet::set_residual_fusion`].
+    fuse_residual: bool,
 }
 
 /// Whether layer `i`'s map is read by Darknet's default 2×2 stride-2 max-pool (`padding` 1:
@@ -223,6 +226,7 @@ impl Darknet {
             pool_from,
             workspace: Mutex::new(None),
             chaining: std::env::var("KESTREL_CHAIN").as_deref() == Ok("1"),
+            fuse_residual: std::env::var("KESTREL_FUSE_RESIDUAL").as_deref() != Ok("0"),
         })
     }
 
@@ -303,6 +307,16 @@ impl Darknet {
     /// hence off.
     pub fn set_int8_chaining(&mut self, on: bool) {
         self.chaining = on;
+        self.forget_workspace();
+    }
+
+    /// Turns off (or back on) the fusing of each residual add (`[shortcut]`) into the f32 conv
+    /// before it on the CPU (on by default; `KESTREL_FUSE_RESIDUAL=0` turns it off at load):
+    /// the conv's store adds its finished values to the shortcut's other input, in place, so
+    /// the conv's own map is never stored and read back. The outputs are the same bits either
+    /// way; the switch is for measurements and tests.
+    pub fn set_residual_fusion(&mut self, on: bool) {
+        self.fuse_residual = on;
         self.forget_workspace();
     }
 

@@ -68,7 +68,16 @@ impl Bf16Conv {
         let bufs = (&mut scratch.planes, &mut scratch.segs);
         let all = |_: &DirectGeom, _: usize| true;
         let fill = |dg: &DirectGeom, x: &mut [u32]| bf16_planes(plane, g, dg, x);
-        conv_f32_sums(&self.direct, self.cout, g, dst, epilogue, bufs, all, fill)
+        conv_f32_sums(
+            &self.direct,
+            self.cout,
+            g,
+            dst,
+            (epilogue, false),
+            bufs,
+            all,
+            fill,
+        )
     }
 }
 

@@ -66,13 +66,15 @@ impl F32Direct {
     }
 
     /// Conv of one `[cin, h, w]` plane into `dst` = `[cout, ho·wo]`, then `epilogue`, with the
-    /// caller's buffers. Stride 1 or 2; returns false (nothing written) for anything else.
+    /// caller's buffers; with `add`, the finished values are added to what `dst` holds (a
+    /// residual add fused into the conv). Stride 1 or 2; returns false (nothing written) for
+    /// anything else.
     pub fn forward_fused(
         &self,
         plane: &[f32],
         g: Int8Geom,
         dst: &mut [f32],
-        epilogue: Option<Epilogue>,
+        (epilogue, add): (Option<Epilogue>, bool),
         scratch: &mut F32Scratch,
     ) -> bool {
         let hw = g.h * g.w;
@@ -85,7 +87,7 @@ impl F32Direct {
             self.cout,
             g,
             dst,
-            epilogue,
+            (epilogue, add),
             bufs,
             worth_it,
             |dg, x| {
@@ -101,7 +103,8 @@ impl F32Direct {
 }
 
 /// The direct conv `d` (`cout` channels, f32 sums: f32 or bf16 words) of one input of geometry
-/// `g` into `dst` = `[cout, ho·wo]`, then `epilogue`, with the caller's planes and segment
+/// `g` into `dst` = `[cout, ho·wo]` (or added to it, with `add`), then `epilogue`, with the
+/// caller's planes and segment
 /// vectors: `fill(dg, x)` writes every word of the planes. False (nothing written) for strides
 /// other than 1 and 2, a map smaller than the kernel, a short `dst`, or where `accept` turns the
 /// geometry down (`accept(dg, outputs)`).
@@ -111,7 +114,7 @@ pub(super) fn conv_f32_sums(
     cout: usize,
     g: Int8Geom,
     dst: &mut [f32],
-    epilogue: Option<Epilogue>,
+    (epilogue, add): (Option<Epilogue>, bool),
     (planes, segs): (&mut Vec<u32>, &mut SegBanks),
     accept: impl Fn(&DirectGeom, usize) -> bool,
     fill: impl FnOnce(&DirectGeom, &mut [u32]),
@@ -136,14 +139,14 @@ pub(super) fn conv_f32_sums(
         }
         let x = grown(planes, d.input_words(&dg), 0);
         fill(&dg, x);
-        let fin = Finish::new(epilogue);
+        let fin = Finish::new(epilogue).adding(add);
         d.conv_into(x, &dg, wo, &mut dst[..cout * ho * wo], segs, |b, segs| {
             fin.rows(b, segs, |_| Sums::F32)
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (d, cout, g, dst, epilogue, planes, segs, accept, fill);
+        let _ = (d, cout, g, dst, epilogue, add, planes, segs, accept, fill);
         false
     }
 }
@@ -197,7 +200,10 @@ mod tests {
             let want = conv_f32(&x, &kernel, cout, g);
             let conv = F32Direct::new(&kernel, cout, cin, size).unwrap();
             let mut got = vec![f32::NAN; want.len()];
-            assert!(conv.forward_fused(&x, g, &mut got, None, &mut sc), "{g:?}");
+            assert!(
+                conv.forward_fused(&x, g, &mut got, (None, false), &mut sc),
+                "{g:?}"
+            );
             let worst = got
                 .iter()
                 .zip(&want)
@@ -210,7 +216,7 @@ mod tests {
                 bias: &bias,
                 activation: crate::model::Activation::Leaky,
             };
-            assert!(conv.forward_fused(&x, g, &mut got, Some(epi), &mut sc));
+            assert!(conv.forward_fused(&x, g, &mut got, (Some(epi), false), &mut sc));
             let n = got.len() / cout;
             for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
                 let v = b + bias[i / n];
@@ -219,6 +225,13 @@ mod tests {
                     (a - v).abs() <= 1e-5 * v.abs().max(1.0),
                     "{g:?} at {i}: {a} vs {v}"
                 );
+            }
+            // Added: the same outputs plus what the destination held, bit for bit.
+            let held: Vec<f32> = (0..got.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+            let mut sum = held.clone();
+            assert!(conv.forward_fused(&x, g, &mut sum, (Some(epi), true), &mut sc));
+            for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(&got).enumerate() {
+                assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
             }
         }
         // Refusals: stride 3, a plane too short.
@@ -231,8 +244,8 @@ mod tests {
             stride: 3,
             pad: 1,
         };
-        assert!(!conv.forward_fused(&[0.0; 16], g, &mut [0.0; 16], None, &mut sc));
+        assert!(!conv.forward_fused(&[0.0; 16], g, &mut [0.0; 16], (None, false), &mut sc));
         let g = Int8Geom { stride: 1, ..g };
-        assert!(!conv.forward_fused(&[0.0; 15], g, &mut [0.0; 16], None, &mut sc));
+        assert!(!conv.forward_fused(&[0.0; 15], g, &mut [0.0; 16], (None, false), &mut sc));
     }
 }

@@ -82,6 +82,9 @@ pub(crate) struct Finish<'a> {
     /// AVX-512 present and the activation linear or leaky: the 16-lane loop.
     vector: bool,
     leaky: bool,
+    /// The finished values are added to those in the output (a residual add fused into the
+    /// conv) rather than stored over them.
+    add: bool,
 }
 
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -95,7 +98,13 @@ impl<'a> Finish<'a> {
             epi,
             vector,
             leaky: act == Some(Activation::Leaky),
+            add: false,
         }
+    }
+
+    /// The same, adding the finished values to the output's when `add`.
+    pub(crate) fn adding(self, add: bool) -> Finish<'a> {
+        Finish { add, ..self }
     }
 
     /// Channel `channel`'s row of a block.
@@ -112,9 +121,9 @@ impl<'a> Finish<'a> {
         if self.vector {
             let bias = self.epi.map(|e| e.bias[channel]);
             // SAFETY: avx512f was found at run time (`vnni_available` includes it).
-            return unsafe { vnni::finish(sums, runs, out, kind, bias, self.leaky) };
+            return unsafe { vnni::finish(sums, runs, out, kind, bias, (self.leaky, self.add)) };
         }
-        finish_scalar(self.epi, channel, sums, runs, out, kind)
+        finish_scalar(self.epi, channel, sums, runs, out, (kind, self.add))
     }
 }
 
@@ -134,16 +143,17 @@ impl Finish<'_> {
         if self.vector {
             let bias = self.epi.map(|e| e.bias);
             // SAFETY: avx512f was found at run time (`vnni_available` includes it).
-            return unsafe { vnni::finish_rows(b, segs, kind, bias, self.leaky) };
+            return unsafe { vnni::finish_rows(b, segs, kind, bias, (self.leaky, self.add)) };
         }
         for (r, sums) in b.acc.iter().enumerate().take(b.rows) {
             let c = b.o + r;
-            finish_scalar(self.epi, c, sums, b.runs, segs[c], kind(c));
+            finish_scalar(self.epi, c, sums, b.runs, segs[c], (kind(c), self.add));
         }
     }
 }
 
-/// [`Finish::row`] one value at a time, any activation.
+/// [`Finish::row`] one value at a time, any activation; with `add`, each finished value is
+/// added to the output's (a run of at most 32 values finished apart first).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn finish_scalar(
     epi: Option<Epilogue>,
@@ -151,22 +161,22 @@ fn finish_scalar(
     sums: &[i32; 32],
     runs: &[Run],
     out: &mut [f32],
-    kind: Sums,
+    (kind, add): (Sums, bool),
 ) {
     for r in runs {
-        let out = &mut out[r.at..r.at + r.len];
+        let mut done = [0f32; 32];
+        let done = &mut done[..r.len];
         let sums = &sums[r.lane..r.lane + r.len];
-        match epi {
-            None => out
-                .iter_mut()
-                .zip(sums)
-                .for_each(|(d, &s)| *d = kind.value(s)),
-            Some(e) => {
-                out.iter_mut()
-                    .zip(sums)
-                    .for_each(|(d, &s)| *d = kind.value(s));
-                e.apply(channel, out);
-            }
+        done.iter_mut()
+            .zip(sums)
+            .for_each(|(d, &s)| *d = kind.value(s));
+        if let Some(e) = epi {
+            e.apply(channel, done);
+        }
+        let out = &mut out[r.at..r.at + r.len];
+        match add {
+            true => out.iter_mut().zip(&*done).for_each(|(o, &v)| *o += v),
+            false => out.copy_from_slice(done),
         }
     }
 }
@@ -816,7 +826,7 @@ mod vnni {
         out: &mut [f32],
         kind: super::Sums,
         bias: Option<f32>,
-        leaky: bool,
+        (leaky, add): (bool, bool),
     ) {
         let (b, tenth) = (_mm512_set1_ps(bias.unwrap_or(0.0)), _mm512_set1_ps(0.1));
         for r in runs {
@@ -843,7 +853,11 @@ mod vnni {
                     if leaky {
                         v = _mm512_max_ps(v, _mm512_mul_ps(v, tenth));
                     }
-                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(r.at + i), m, v);
+                    let at = out.as_mut_ptr().add(r.at + i);
+                    if add {
+                        v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), v);
+                    }
+                    _mm512_mask_storeu_ps(at, m, v);
                 }
                 i += 16;
             }
@@ -858,7 +872,7 @@ mod vnni {
         segs: &mut [&mut [f32]],
         kind: impl Fn(usize) -> super::Sums,
         bias: Option<&[f32]>,
-        leaky: bool,
+        (leaky, add): (bool, bool),
     ) {
         let tenth = _mm512_set1_ps(0.1);
         let rows = &b.acc[..b.rows];
@@ -897,7 +911,11 @@ mod vnni {
                         if leaky {
                             v = _mm512_max_ps(v, _mm512_mul_ps(v, tenth));
                         }
-                        _mm512_mask_storeu_ps(out.as_mut_ptr().add(run.at + i), m, v);
+                        let at = out.as_mut_ptr().add(run.at + i);
+                        if add {
+                            v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), v);
+                        }
+                        _mm512_mask_storeu_ps(at, m, v);
                     }
                 }
             }
@@ -1132,7 +1150,7 @@ pub(crate) mod tests {
                     activation,
                 });
                 let (mut want, mut got) = (vec![9f32; 30], vec![7f32; 30]);
-                finish_scalar(epi, 1, &sums, &runs, &mut want, kind);
+                finish_scalar(epi, 1, &sums, &runs, &mut want, (kind, false));
                 Finish::new(epi).row(1, &sums, &runs, &mut got, kind);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{act:?}");
@@ -1152,7 +1170,7 @@ pub(crate) mod tests {
                     [vec![7f32; 30], vec![7f32; 30]],
                 );
                 for (c, w) in want.iter_mut().enumerate() {
-                    finish_scalar(epi, c, &acc[c], &runs, w, kind);
+                    finish_scalar(epi, c, &acc[c], &runs, w, (kind, false));
                 }
                 let [g0, g1] = &mut got;
                 Finish::new(epi).rows(&block, &mut [&mut g0[..], &mut g1[..]], |_| kind);

@@ -24,6 +24,12 @@ pub(super) struct Workspace {
     /// straight into the pool's slot (the pool then does not run, the full map is never
     /// stored; see [`Darknet::pooled_convs`]).
     pooled: Vec<bool>,
+    /// By layer: a conv whose map only the plain residual add after it reads, which adds its
+    /// finished values straight into that shortcut's output, in place over the shortcut's
+    /// other input (see [`Darknet::residual_convs`]).
+    added: Vec<bool>,
+    /// The conv's map where its kernels cannot add in their store (it is added after).
+    added_tmp: Vec<f32>,
     /// The direct int8 convs' buffers: the workspace's, not a pool thread's, so that a steady
     /// frame allocates nothing whichever thread runs it.
     scratch: Scratch,
@@ -102,8 +108,19 @@ impl Darknet {
         let (b, h, w) = key;
         let shapes = layer_shapes(&self.cfg, w, h)?;
         let pooled = self.pooled_convs(&shapes);
+        let chains = self.chains(b, &shapes);
+        let mut alias = aliases(&self.cfg);
+        let added = self.residual_convs(&shapes, &alias, &pooled, &chains);
         let mut sizes: Vec<usize> = shapes.iter().map(|s| b * s.c * s.h * s.w).collect();
         let mut last_use = self.last_use.clone();
+        for i in (0..sizes.len()).filter(|&i| added[i]) {
+            // Its map is never stored: it adds into the shortcut's output, which is the other
+            // input's slot, taken over in place.
+            sizes[i] = 0;
+            if let Some(LayerKind::Shortcut(s)) = self.cfg.layers.get(i + 1).map(|l| &l.kind) {
+                alias[i + 1] = s.from.first().copied();
+            }
+        }
         for i in (0..sizes.len()).filter(|&i| pooled[i]) {
             // Its own map is never stored; its input must outlive the pool's output, which it
             // writes (else the pool's slot could be the input's).
@@ -112,9 +129,8 @@ impl Darknet {
                 last_use[j] = last_use[j].max(i + 1);
             }
         }
-        let plan = plan(&sizes, &aliases(&self.cfg), &last_use);
+        let plan = plan(&sizes, &alias, &last_use);
         let slots = plan.slot_lens.iter().map(|&n| vec![0.0f32; n]).collect();
-        let chains = self.chains(b, &shapes);
         let direct = self
             .layers
             .iter()
@@ -128,6 +144,8 @@ impl Darknet {
             chains,
             direct,
             pooled,
+            added,
+            added_tmp: Vec::new(),
             scratch: Scratch::default(),
             col: Default::default(),
             times: vec![Default::default(); self.layers.len()],
@@ -157,6 +175,56 @@ impl Darknet {
                     && self.pool_from[i + 1].is_none()
             })
             .collect()
+    }
+
+    /// The f32 convs that add their map into the plain residual add (`[shortcut]`) after them,
+    /// in place over its other input `f`: the conv's map has no reader but that shortcut, `f`
+    /// none after it (its values may be overwritten) and no alias (a one-input route's readers
+    /// would see the sum), all three maps have one shape, and no int8 chain passes planes from
+    /// the shortcut. Every YOLOv3 residual block: the shortcut pass (reading two maps, writing
+    /// one) and the conv's own stores and reads of its map go. `KESTREL_FUSE_RESIDUAL=0` or
+    /// [`Darknet::set_residual_fusion`] turn it off.
+    fn residual_convs(
+        &self,
+        shapes: &[Shape],
+        alias: &[Option<usize>],
+        pooled: &[bool],
+        chains: &[Option<Chain>],
+    ) -> Vec<bool> {
+        let n = self.layers.len();
+        let mut added = vec![false; n];
+        if !self.fuse_residual {
+            return added;
+        }
+        for i in 0..n.saturating_sub(1) {
+            let (Prepared::Conv(c), Prepared::Shortcut(sc)) =
+                (&self.layers[i], &self.layers[i + 1])
+            else {
+                continue;
+            };
+            let Some(LayerKind::Shortcut(s)) = self.cfg.layers.get(i + 1).map(|l| &l.kind) else {
+                continue;
+            };
+            let Some(&f) = s.from.first() else {
+                continue;
+            };
+            // `f` writes its own map (an earlier fused shortcut's map is its own too: the sum
+            // made in place), not a one-input route's view of another.
+            let f_owns = alias[f].is_none();
+            let aliased = alias.contains(&Some(f));
+            let same = shapes[i] == shapes[f] && shapes[i] == shapes[i + 1];
+            added[i] = sc.is_plain_add()
+                && !c.is_reduced()
+                && !pooled[i]
+                && f + 1 < i
+                && f_owns
+                && !aliased
+                && same
+                && self.last_use[i] == i + 1
+                && self.last_use[f] == i + 1
+                && chains.get(i + 2).is_none_or(|c| c.is_none());
+        }
+        added
     }
 
     /// The int8 chains of a forward of batch `b` (see `quant::chain`): conv t reads its input
@@ -249,6 +317,10 @@ impl Darknet {
             }
             if ws.pooled[i] {
                 self.run_pooled(i, input, ws)?;
+                continue;
+            }
+            if ws.added[i] {
+                self.run_added(i, input, ws)?;
                 continue;
             }
             if !self.run_int8(i, input, ws)? && !self.run_shortcut_to_planes(i, input, ws)? {
@@ -415,6 +487,38 @@ impl Darknet {
         }
     }
 
+    /// Runs conv `i` with the residual add after it fused: its values added into the
+    /// shortcut's output, which holds the shortcut's other input (the same slot).
+    fn run_added(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<(), ModelError> {
+        let Prepared::Conv(c) = &self.layers[i] else {
+            return Err(ModelError::Input(format!(
+                "internal: layer {i} is not a conv"
+            )));
+        };
+        let prev = i.checked_sub(1);
+        let dims = self.dims_of(ws, prev);
+        let loc = ws.plan.locs[i + 1];
+        // Out of the slot list while written (the plan keeps the input in another slot).
+        let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
+        let mut tmp = std::mem::take(&mut ws.added_tmp);
+        let done = (|| {
+            let src = view(ws, input, prev);
+            let mut col = ws.col.borrow_mut();
+            let sum = &mut dst[..loc.len];
+            if c.forward_added_into(src, dims, sum, &mut col)? {
+                return Ok(());
+            }
+            // No kernel of this conv adds in its store: its map, then the add.
+            let map = crate::model::layers::sgemm::grown(&mut tmp, loc.len, 0.0);
+            c.forward_into_col(src, dims, map, &mut col)?;
+            sum.iter_mut().zip(&*map).for_each(|(s, &v)| *s += v);
+            Ok(())
+        })();
+        ws.slots[loc.slot] = dst;
+        ws.added_tmp = tmp;
+        done.map_err(tensor_err(i, "convolutional"))
+    }
+
     /// Runs layer `i` (one that writes its own output) into `dst`.
     fn run_layer(
         &self,
@@ -536,6 +640,61 @@ mod tests {
             false => {
                 println!("no Winograd here: no conv pools");
                 assert!(fused.is_empty(), "{fused:?}");
+            }
+        }
+    }
+
+    fn random_net(name: &str) -> Darknet {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cfg");
+        let cfg = crate::model::Cfg::parse_file(&root.join(name)).unwrap();
+        let weights = crate::model::DarknetWeights::random(&cfg, 5).unwrap();
+        Darknet::from_parts(cfg, &weights, &candle_core::Device::Cpu).unwrap()
+    }
+
+    /// yolov3-spp3: the 3×3 conv of each of the 23 residual blocks adds into its shortcut
+    /// (those convs and no other); none once fusion is off.
+    #[test]
+    fn residual_adds_fuse_into_the_convs_of_every_block() {
+        let mut net = random_net("yolov3-spp3.cfg");
+        let shapes = layer_shapes(net.cfg(), 320, 320).unwrap();
+        let (alias, pooled) = (aliases(net.cfg()), net.pooled_convs(&shapes));
+        let chains = net.chains(1, &shapes);
+        let fused: Vec<usize> = (net.residual_convs(&shapes, &alias, &pooled, &chains).iter())
+            .enumerate()
+            .filter_map(|(i, &a)| a.then_some(i))
+            .collect();
+        let blocks: Vec<usize> = (net.cfg().layers.iter())
+            .filter(|l| matches!(l.kind, LayerKind::Shortcut(_)))
+            .map(|l| l.index - 1)
+            .collect();
+        assert_eq!(blocks.len(), 23);
+        assert_eq!(fused, blocks);
+        net.set_residual_fusion(false);
+        let off = net.residual_convs(&shapes, &alias, &pooled, &chains);
+        assert!(off.iter().all(|&a| !a));
+    }
+
+    /// The fused residual adds give the unfused forward's bits, on the kernels the pruned
+    /// nets' residual convs run on (direct f32, Winograd, pointwise, and im2col with the add
+    /// after it); a second frame (in-place sums over reused slots) too.
+    #[test]
+    fn fused_residual_adds_give_the_same_bits() {
+        for name in ["prune_0.95.cfg", "prune_0.5_0.5.cfg"] {
+            let mut net = random_net(name);
+            let x = Tensor::randn(0f32, 1.0, (1, 3, 320, 320), &candle_core::Device::Cpu).unwrap();
+            let heads = |net: &Darknet| -> Vec<Vec<f32>> {
+                let out = net.forward(&x).unwrap();
+                out.iter()
+                    .map(|h| h.raw.flatten_all().unwrap().to_vec1().unwrap())
+                    .collect()
+            };
+            let fused = heads(&net);
+            assert_eq!(heads(&net), fused, "{name}: second fused frame");
+            net.set_residual_fusion(false);
+            let plain = heads(&net);
+            for (a, b) in fused.iter().zip(&plain) {
+                let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same && a.len() == b.len(), "{name}: fused heads differ");
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use super::activation::{apply_tensor, bias_act};
 use super::sgemm::{grown, row_block, sgemm, with_f32, worth_splitting, SharedOut};
+use super::winograd::Output;
 use super::ConvBackend;
 use crate::model::{ConvCfg, ConvWeights};
 use candle_core::{Device, Result, Tensor};
@@ -339,21 +340,7 @@ impl ConvLayer {
             }
             return Ok(());
         }
-        if self.forward_nchwc(src, (b, cin, h, w), out, scratch) {
-            return Ok(());
-        }
-        if let Some(pw) = &self.pointwise {
-            let epi = (&self.bias[..], c.activation);
-            let done = out
-                .chunks_exact_mut((c.filters * n).max(1))
-                .zip(src.chunks_exact((cin * n).max(1)))
-                .take(b)
-                .all(|(dst, img)| pw.forward(img, n, dst, epi));
-            if done {
-                return Ok(());
-            }
-        }
-        if self.forward_direct(src, (b, cin, h, w), out, &mut scratch.direct)? {
+        if self.forward_kernels(src, (b, cin, h, w), out, scratch, false)? {
             return Ok(());
         }
         let (k, s, p, g) = (c.size, c.stride, c.pad, c.groups);
@@ -393,7 +380,7 @@ impl ConvLayer {
                     let epi = (&self.bias[..], c.activation);
                     if self
                         .im2col_kernel(wts, (og, kk))
-                        .is_some_and(|pw| pw.forward(col, n, dst, epi))
+                        .is_some_and(|pw| pw.forward(col, n, dst, epi, false))
                     {
                         continue;
                     }
@@ -437,7 +424,59 @@ impl ConvLayer {
         dst.chunks_exact_mut(per.max(1))
             .zip(src.chunks_exact(plane.max(1)))
             .take(b)
-            .all(|(d, img)| wg.forward(img, (h, w), d, epi, true, &mut scratch.winograd))
+            .all(|(d, img)| wg.forward(img, (h, w), d, epi, Output::Pooled, &mut scratch.winograd))
+    }
+
+    /// `dst += act(conv(src) + bias)`: the conv with the residual add after it (a `[shortcut]`
+    /// whose other input `dst` already holds) fused into its store, on the kernels whose store
+    /// can add (Winograd, channels-in-lanes, pointwise over one input chunk, direct f32; linear
+    /// or leaky activation). False, with nothing written, where none takes it: the caller then
+    /// runs the conv into a buffer of its own and adds. The same bits either way (the add is
+    /// the shortcut's one f32 addition of the finished value).
+    pub(crate) fn forward_added_into(
+        &self,
+        src: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        dst: &mut [f32],
+        scratch: &mut ConvScratch,
+    ) -> Result<bool> {
+        let (ho, wo) = self.out_hw(h, w);
+        let len = b * self.cfg.filters * ho * wo;
+        let fits = src.len() >= b * cin * h * w && dst.len() >= len;
+        if !fits || self.reduced.is_some() || !super::nchwc::adds_after(self.cfg.activation) {
+            return Ok(false);
+        }
+        self.forward_kernels(src, (b, cin, h, w), &mut dst[..len], scratch, true)
+    }
+
+    /// The conv on this layer's own f32 kernels, image by image (Winograd or channels-in-lanes,
+    /// pointwise, direct), bias and activation applied, the results added to `out`'s with
+    /// `add`; false where none of them took it. A kernel takes every image of a batch or none
+    /// (the same shapes), so an add is never left half done.
+    fn forward_kernels(
+        &self,
+        src: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        out: &mut [f32],
+        scratch: &mut ConvScratch,
+        add: bool,
+    ) -> Result<bool> {
+        if self.forward_nchwc(src, (b, cin, h, w), out, scratch, add) {
+            return Ok(true);
+        }
+        if let Some(pw) = &self.pointwise {
+            let n = h * w;
+            let epi = (&self.bias[..], self.cfg.activation);
+            let done = out
+                .chunks_exact_mut((self.cfg.filters * n).max(1))
+                .zip(src.chunks_exact((cin * n).max(1)))
+                .take(b)
+                .all(|(dst, img)| pw.forward(img, n, dst, epi, add));
+            if done {
+                return Ok(true);
+            }
+        }
+        self.forward_direct(src, (b, cin, h, w), out, &mut scratch.direct, add)
     }
 
     /// The conv by Winograd or on the channels-in-lanes kernel, image by image, bias and
@@ -449,6 +488,7 @@ impl ConvLayer {
         (b, cin, h, w): (usize, usize, usize, usize),
         out: &mut [f32],
         scratch: &mut ConvScratch,
+        add: bool,
     ) -> bool {
         let (ho, wo) = self.out_hw(h, w);
         let (plane, per) = (cin * h * w, out.len() / b.max(1));
@@ -459,7 +499,10 @@ impl ConvLayer {
                 .chunks_exact_mut(per.max(1))
                 .zip(src.chunks_exact(plane.max(1)))
                 .take(b)
-                .all(|(dst, img)| wg.forward(img, (h, w), dst, epi, false, sc));
+                .all(|(dst, img)| {
+                    let to = if add { Output::Added } else { Output::Map };
+                    wg.forward(img, (h, w), dst, epi, to, sc)
+                });
         }
         let Some(nc) = &self.nchwc else {
             return false;
@@ -470,7 +513,7 @@ impl ConvLayer {
         out.chunks_exact_mut(per.max(1))
             .zip(src.chunks_exact(plane.max(1)))
             .take(b)
-            .all(|(dst, img)| nc.forward(img, (h, w), dst, epi, &mut scratch.nchwc))
+            .all(|(dst, img)| nc.forward(img, (h, w), dst, epi, add, &mut scratch.nchwc))
     }
 
     /// The conv on the direct f32 kernel, image by image, bias and activation applied; false
@@ -481,6 +524,7 @@ impl ConvLayer {
         (b, cin, h, w): (usize, usize, usize, usize),
         out: &mut [f32],
         scratch: &mut crate::quant::direct_f32::F32Scratch,
+        add: bool,
     ) -> Result<bool> {
         let Some(d) = &self.direct else {
             return Ok(false);
@@ -504,7 +548,7 @@ impl ConvLayer {
                 &src[bi * plane..(bi + 1) * plane],
                 g,
                 dst,
-                Some(epi),
+                (Some(epi), add),
                 scratch,
             ) {
                 if bi == 0 {
@@ -579,7 +623,7 @@ impl ConvLayer {
                 let dst_rows = (out_all, y * g.wo, n);
                 // SAFETY: rows y..y1 of every channel are this task's (the caller's promise).
                 let direct = |t: &super::pointwise::PointwiseConv| unsafe {
-                    t.forward_serial_into(col, nt, dst_rows, epi)
+                    t.forward_serial_into(col, nt, dst_rows, epi, false)
                 };
                 if self.im2col_kernel(wts, (m, kk)).is_some_and(direct) {
                     // Bias and activation applied in the tile's registers, stored in place.

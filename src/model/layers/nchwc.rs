@@ -151,16 +151,22 @@ impl NchwcConv {
     }
 
     /// The conv of one `[cin, h, w]` map into `dst` = `[cout, ho·wo]` with bias and
-    /// activation, on the rayon pool. False (nothing written) when the buffers do not fit the
-    /// shapes or the map is smaller than the kernel.
+    /// activation, on the rayon pool; with `add`, added to what `dst` holds (a residual add
+    /// fused into the conv; linear or leaky only). False (nothing written) when the buffers do
+    /// not fit the shapes, the map is smaller than the kernel, or `add` comes with another
+    /// activation.
     pub fn forward(
         &self,
         src: &[f32],
         (h, w): (usize, usize),
         dst: &mut [f32],
         (bias, act): (&[f32], Activation),
+        add: bool,
         scratch: &mut NchwcScratch,
     ) -> bool {
+        if add && !adds_after(act) {
+            return false;
+        }
         let (hp, wp) = (h + 2 * self.pad, w + 2 * self.pad);
         if hp < self.size || wp < self.size || src.len() < self.cin * h * w {
             return false;
@@ -208,7 +214,7 @@ impl NchwcConv {
             let (gi, bi) = (i / bands, i % bands);
             let p = (bi * band, ((bi + 1) * band).min(n));
             let mut part = PART.take();
-            self.band(x, &g, gi, p, &mut part, out, (bias, act));
+            self.band(x, &g, gi, p, &mut part, out, (bias, act, add));
             PART.set(part);
         });
         true
@@ -225,7 +231,7 @@ impl NchwcConv {
         (p0, p1): (usize, usize),
         (part, offs): &mut (Vec<f32>, Vec<usize>),
         out: SharedOut<'_>,
-        (bias, act): (&[f32], Activation),
+        epi: (&[f32], Activation, bool),
     ) {
         let fb = group_registers(self.cout, gi);
         let width = fb * LANES;
@@ -269,28 +275,27 @@ impl NchwcConv {
             run_tiles(fb, offs, src, part);
         }
         let o0 = gi * MAX_FB * LANES;
-        store(
-            part,
-            (o0, fb, self.cout),
-            (p0, p1),
-            g.ho * g.wo,
-            out,
-            (bias, act),
-        );
+        store(part, (o0, fb, self.cout), (p0, p1), g.ho * g.wo, out, epi);
     }
 }
 
 /// A band's sums `part` = `[pixel][fb·16]` of output channels `o0..` (of `cout`) into the
 /// NCHW output (`n` pixels per channel) at pixels `p0..p1`, channel by channel, with bias and
-/// activation. `part` holds whole 16-pixel rows (the rows past `p1` are not read).
+/// activation, and with `add` added to the values there (only with a linear or leaky
+/// activation, see [`adds_after`]). `part` holds whole 16-pixel rows (the rows past `p1` are
+/// not read).
 pub(super) fn store(
     part: &[f32],
     (o0, fb, cout): (usize, usize, usize),
     (p0, p1): (usize, usize),
     n: usize,
     out: SharedOut<'_>,
-    (bias, act): (&[f32], Activation),
+    (bias, act, add): (&[f32], Activation, bool),
 ) {
+    assert!(
+        !add || adds_after(act),
+        "a fused residual add needs a plain activation"
+    );
     let width = fb * LANES;
     let len = p1 - p0;
     assert!(
@@ -311,7 +316,7 @@ pub(super) fn store(
                 // SAFETY: each (output channel, band) belongs to exactly one task, and
                 // this borrow ends with the statement.
                 let d = unsafe { out.segment(o * n + p0 + k * LANES, cnt) };
-                store_row(d, v, bias[o], act);
+                store_row(d, v, bias[o], act, add);
             }
         }
     }
@@ -326,16 +331,23 @@ pub(super) fn store(
 }
 
 /// 16 values of a channel: plus `bias` and leaky (or plain) where `act` is one of those,
-/// else as they are (the caller applies the rest).
-fn store_row(d: &mut [f32], v: &[f32; LANES], bias: f32, act: Activation) {
+/// else as they are (the caller applies the rest); with `add`, added to `d`'s values.
+fn store_row(d: &mut [f32], v: &[f32; LANES], bias: f32, act: Activation, add: bool) {
+    let finish = |d: &mut f32, v: f32| *d = if add { *d + v } else { v };
     match act {
         Activation::Leaky => d.iter_mut().zip(v).for_each(|(d, &v)| {
             let v = v + bias;
-            *d = v.max(0.1 * v)
+            finish(d, v.max(0.1 * v))
         }),
-        Activation::Linear => d.iter_mut().zip(v).for_each(|(d, &v)| *d = v + bias),
+        Activation::Linear => d.iter_mut().zip(v).for_each(|(d, &v)| finish(d, v + bias)),
         _ => d.copy_from_slice(&v[..d.len()]),
     }
+}
+
+/// Whether a conv's residual add can be fused into its store: the activation is applied in
+/// the same pass (linear or leaky), so the sum is the finished value plus the residual.
+pub(crate) fn adds_after(act: Activation) -> bool {
+    matches!(act, Activation::Leaky | Activation::Linear)
 }
 
 /// The 16 × 16 block of `part` (`[pixel][width]`) at pixels `p..p + 16`, channels
@@ -778,7 +790,7 @@ pub(super) mod tests {
             let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.01 - 0.2).collect();
             for act in [Activation::Linear, Activation::Leaky] {
                 let mut got = vec![f32::NAN; want.len() + 3];
-                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), &mut sc));
+                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), false, &mut sc));
                 let n = want.len() / cout;
                 for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
                     let v = b + bias[i / n];
@@ -796,15 +808,24 @@ pub(super) mod tests {
                     got[want.len()..].iter().all(|v| v.is_nan()),
                     "wrote past the end"
                 );
+                // Added: the same outputs plus what the destination held, bit for bit.
+                let held: Vec<f32> = (0..want.len()).map(|i| (i % 5) as f32 - 2.0).collect();
+                let mut sum = held.clone();
+                assert!(conv.forward(&x, (h, w), &mut sum, (&bias, act), true, &mut sc));
+                for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(&got).enumerate() {
+                    assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
+                }
             }
         }
-        // Refusals: a short destination, a map smaller than the kernel.
+        // Refusals: a short destination, a map smaller than the kernel, adding after an
+        // activation the store does not apply.
         let conv = NchwcConv::new(&[1.0; 9], (1, 1), (3, 1, 0)).unwrap();
         assert!(!conv.forward(
             &[0.0; 16],
             (4, 4),
             &mut [0.0; 3],
             (&[0.0], Activation::Linear),
+            false,
             &mut sc
         ));
         assert!(!conv.forward(
@@ -812,6 +833,15 @@ pub(super) mod tests {
             (2, 2),
             &mut [0.0; 4],
             (&[0.0], Activation::Linear),
+            false,
+            &mut sc
+        ));
+        assert!(!conv.forward(
+            &[0.0; 16],
+            (4, 4),
+            &mut [0.0; 4],
+            (&[0.0], Activation::Mish),
+            true,
             &mut sc
         ));
     }

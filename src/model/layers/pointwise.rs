@@ -72,17 +72,20 @@ impl PointwiseConv {
     }
 
     /// The conv of one image's `[cin][n]` planes into `dst` = `[cout][n]` with `bias` added and
-    /// `act` applied, over the rayon pool. False (nothing written) for an activation other than
-    /// linear and leaky, or slices too short for the shapes.
+    /// `act` applied, over the rayon pool; with `add`, added to what `dst` holds (a residual
+    /// add fused into the conv). False (nothing written) for an activation other than linear
+    /// and leaky, slices too short for the shapes, or `add` over more than one input chunk
+    /// (whose partial sums wait in `dst`).
     pub fn forward(
         &self,
         src: &[f32],
         n: usize,
         dst: &mut [f32],
         (bias, act): (&[f32], Activation),
+        add: bool,
     ) -> bool {
         let threads = rayon::current_num_threads().max(1);
-        self.forward_on(src, n, dst, (bias, act), threads)
+        self.forward_on(src, n, dst, (bias, act, add), threads)
     }
 
     /// [`forward`](Self::forward) on this thread alone, output row `o` stored from `at + o ·
@@ -99,15 +102,16 @@ impl PointwiseConv {
         n: usize,
         (out, at, stride): (SharedOut, usize, usize),
         (bias, act): (&[f32], Activation),
+        add: bool,
     ) -> bool {
         let fits = stride >= n && out.raw().1 >= at + (self.cout - 1) * stride + n;
-        let Some(leaky) = self.checked(src, n, fits, (bias, act)) else {
+        let Some(leaky) = self.checked(src, n, fits, (bias, act, add)) else {
             return false;
         };
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: the rows are this task's (the caller's promise).
-            unsafe { self.run(src, n, (out, at, stride), (bias, leaky), 1) };
+            unsafe { self.run(src, n, (out, at, stride), (bias, leaky, add), 1) };
             true
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -122,18 +126,18 @@ impl PointwiseConv {
         src: &[f32],
         n: usize,
         dst: &mut [f32],
-        (bias, act): (&[f32], Activation),
+        (bias, act, add): (&[f32], Activation, bool),
         threads: usize,
     ) -> bool {
         let fits = dst.len() >= self.cout * n;
-        let Some(leaky) = self.checked(src, n, fits, (bias, act)) else {
+        let Some(leaky) = self.checked(src, n, fits, (bias, act, add)) else {
             return false;
         };
         #[cfg(target_arch = "x86_64")]
         {
             let out = SharedOut::new(&mut dst[..self.cout * n]);
             // SAFETY: `out` borrows `dst` whole for the call.
-            unsafe { self.run(src, n, (out, 0, n), (bias, leaky), threads) };
+            unsafe { self.run(src, n, (out, 0, n), (bias, leaky, add), threads) };
             true
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -144,20 +148,22 @@ impl PointwiseConv {
     }
 
     /// Whether the activation is leaky (Some(true)) or linear (Some(false)); None (refused)
-    /// for another activation, or an input, output (`fits`) or bias too short.
+    /// for another activation, an input, output (`fits`) or bias too short, or `add` over
+    /// more than one chunk of input channels.
     fn checked(
         &self,
         src: &[f32],
         n: usize,
         fits: bool,
-        (bias, act): (&[f32], Activation),
+        (bias, act, add): (&[f32], Activation, bool),
     ) -> Option<bool> {
         let leaky = match act {
             Activation::Linear => false,
             Activation::Leaky => true,
             _ => return None,
         };
-        (src.len() >= self.cin * n && fits && bias.len() >= self.cout).then_some(leaky)
+        let sizes = src.len() >= self.cin * n && fits && bias.len() >= self.cout;
+        (sizes && (!add || self.cin <= KC)).then_some(leaky)
     }
 
     /// Splits the (row tile, column block) grid over the pool, each task a contiguous range so
@@ -175,7 +181,7 @@ impl PointwiseConv {
         src: &[f32],
         n: usize,
         (out, at, stride): (SharedOut, usize, usize),
-        (bias, leaky): (&[f32], bool),
+        epi: (&[f32], bool, bool),
         threads: usize,
     ) {
         use rayon::prelude::*;
@@ -212,7 +218,7 @@ impl PointwiseConv {
                 };
                 // SAFETY: tasks own disjoint tile or block ranges, so no two write the same
                 // (row, column) of `out`, and nothing else reads or writes it meanwhile.
-                unsafe { self.blocks(src, cut, (bias, leaky), &mut panels[..want], out) };
+                unsafe { self.blocks(src, cut, epi, &mut panels[..want], out) };
             }
             PANELS.set(panels);
         };
@@ -239,7 +245,7 @@ impl PointwiseConv {
         &self,
         src: &[f32],
         cut: Cut,
-        (bias, leaky): (&[f32], bool),
+        (bias, leaky, add): (&[f32], bool, bool),
         panels: &mut [Panel],
         out: SharedOut,
     ) {
@@ -275,6 +281,7 @@ impl PointwiseConv {
                             bias: &bias[o0..o0 + rows],
                             first: k0 == 0,
                             finish,
+                            add: add && finish.is_some(),
                         };
                         // SAFETY: AVX-512F is present (`available`); the tile's rows and
                         // columns lie inside `out` (asserted) and are this task's (the
@@ -407,6 +414,8 @@ struct Step<'a> {
     bias: &'a [f32],
     first: bool,
     finish: Option<bool>,
+    /// Add the finished values to those in `out` (a residual add; with `finish` only).
+    add: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -487,6 +496,13 @@ impl Step<'_> {
                         let neg = _mm512_cmp_ps_mask::<_CMP_NGT_UQ>(v, _mm512_setzero_ps());
                         v = _mm512_mask_mul_ps(v, neg, v, tenth);
                     }
+                    if self.add {
+                        // SAFETY: row r, columns 16·j.. masked to `cols`: inside `out`.
+                        let held = unsafe {
+                            _mm512_maskz_loadu_ps(masks[j], out.add(r * self.n + j * LANES))
+                        };
+                        v = _mm512_add_ps(held, v);
+                    }
                 }
                 if masks[j] != 0 {
                     // SAFETY: row r < rows, columns 16·j.. masked to `cols`: inside `out`.
@@ -534,7 +550,7 @@ mod tests {
             let pc = PointwiseConv::new(&w, (cout, cin)).unwrap();
             for act in [Activation::Linear, Activation::Leaky] {
                 let mut got = vec![f32::NAN; cout * n + 3];
-                assert!(pc.forward(&x, n, &mut got, (&bias, act)));
+                assert!(pc.forward(&x, n, &mut got, (&bias, act), false));
                 for o in 0..cout {
                     for p in 0..n {
                         let s: f64 = (0..cin)
@@ -557,16 +573,35 @@ mod tests {
                     got[cout * n..].iter().all(|v| v.is_nan()),
                     "wrote past the outputs"
                 );
+                // Added: the same outputs plus what the destination held, bit for bit (one
+                // chunk of input channels only: more are refused, their sums wait in `dst`).
+                let held: Vec<f32> = (0..cout * n).map(|i| (i % 7) as f32 - 3.0).collect();
+                let mut sum = held.clone();
+                let added = pc.forward(&x, n, &mut sum, (&bias, act), true);
+                assert_eq!(added, cin <= KC, "{cout}x{cin}x{n}: add refused or taken");
+                if added {
+                    for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(&got).enumerate() {
+                        assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
+                    }
+                } else {
+                    assert_eq!(sum, held, "a refused add wrote");
+                }
             }
         }
         let pc = PointwiseConv::new(&[1.0; 6], (2, 3)).unwrap();
         let mut out = vec![0.0; 8];
         assert!(
-            !pc.forward(&[0.0; 5], 2, &mut out, (&[0.0; 2], Activation::Linear)),
+            !pc.forward(
+                &[0.0; 5],
+                2,
+                &mut out,
+                (&[0.0; 2], Activation::Linear),
+                false
+            ),
             "short input"
         );
         assert!(
-            !pc.forward(&[0.0; 6], 2, &mut out, (&[0.0; 2], Activation::Mish)),
+            !pc.forward(&[0.0; 6], 2, &mut out, (&[0.0; 2], Activation::Mish), false),
             "unsupported activation"
         );
         assert!(PointwiseConv::new(&[1.0; 5], (2, 3)).is_none());
@@ -587,12 +622,13 @@ mod tests {
         let bias: Vec<f32> = (0..cout).map(|_| rng.uniform(-0.5, 0.5)).collect();
         let pc = PointwiseConv::new(&w, (cout, cin)).unwrap();
         let mut want = vec![0.0; cout * n];
-        assert!(pc.forward(&x, n, &mut want, (&bias, Activation::Leaky)));
+        assert!(pc.forward(&x, n, &mut want, (&bias, Activation::Leaky), false));
         let mut planes = vec![f32::NAN; at + cout * stride];
         let out = SharedOut::new(&mut planes);
         // SAFETY: the only task on `planes`.
-        let ok =
-            unsafe { pc.forward_serial_into(&x, n, (out, at, stride), (&bias, Activation::Leaky)) };
+        let ok = unsafe {
+            pc.forward_serial_into(&x, n, (out, at, stride), (&bias, Activation::Leaky), false)
+        };
         assert!(ok);
         for (i, v) in planes.iter().enumerate() {
             let (o, p) = ((i.wrapping_sub(at)) / stride, (i.wrapping_sub(at)) % stride);
@@ -610,6 +646,7 @@ mod tests {
                 n,
                 (out, at + stride, stride),
                 (&bias, Activation::Leaky),
+                false,
             )
         };
         assert!(!short);

@@ -77,6 +77,14 @@ impl ShortcutLayer {
         })
     }
 
+    /// Whether this is the plain residual add `previous + from` (one `from`, no weights, linear
+    /// activation): the sum a conv before it can make in its own store (`planned`).
+    pub(crate) fn is_plain_add(&self) -> bool {
+        self.scales.is_none()
+            && self.cfg.from.len() == 1
+            && self.cfg.activation == crate::model::Activation::Linear
+    }
+
     /// `Σ factor·input` then the activation, over NCHW slices of `dims` = (b, c, h·w), into
     /// `dst` (every value written; `inputs[0]` = previous layer): the CPU path's slice form.
     pub fn forward_into(

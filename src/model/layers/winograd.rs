@@ -200,19 +200,23 @@ impl WinogradConv {
     }
 
     /// The conv (3×3, stride 1, pad 1) of one `[cin, h, w]` map into `dst` = `[cout, h·w]`
-    /// with bias and activation, on the rayon pool; with `pool`, followed by Darknet's 2×2
-    /// stride-2 max-pool (`dst` = `[cout, ⌈h/2⌉·⌈w/2⌉]`), which is each output tile's maximum:
-    /// the full map is never stored. False (nothing written) when the buffers do not fit the
-    /// shapes, or `pool` is asked with an activation that does not commute with the maximum.
+    /// with bias and activation, on the rayon pool; to [`Output::Pooled`], followed by
+    /// Darknet's 2×2 stride-2 max-pool (`dst` = `[cout, ⌈h/2⌉·⌈w/2⌉]`), which is each output
+    /// tile's maximum: the full map is never stored; to [`Output::Added`], added to what `dst`
+    /// holds. False (nothing written) when the buffers do not fit the shapes, or pooling or
+    /// adding is asked with an activation that does not commute with the maximum or is not
+    /// applied in the store.
     pub fn forward(
         &self,
         src: &[f32],
         (h, w): (usize, usize),
         dst: &mut [f32],
         (bias, act): (&[f32], Activation),
-        pool: bool,
+        to: Output,
         scratch: &mut WinogradScratch,
     ) -> bool {
+        let pool = to == Output::Pooled;
+        let add = to == Output::Added;
         let n = h * w;
         let g = Geom {
             h,
@@ -227,6 +231,7 @@ impl WinogradConv {
             || dst.len() < self.cout * out_n
             || bias.len() < self.cout
             || (pool && !pools_through(act))
+            || (add && !super::nchwc::adds_after(act))
         {
             return false;
         }
@@ -285,7 +290,7 @@ impl WinogradConv {
             let tr = (bi * rows, ((bi + 1) * rows).min(g.th));
             let gs = (ri * per, ((ri + 1) * per).min(groups));
             let mut bufs = PART.take();
-            self.band(&v, &g, gs, tr, &mut bufs, out, (bias, act));
+            self.band(&v, &g, gs, tr, &mut bufs, out, (bias, act, add));
             PART.set(bufs);
         });
         true
@@ -303,7 +308,7 @@ impl WinogradConv {
         (tr0, tr1): (usize, usize),
         bufs: &mut BandBuffers,
         out: SharedOut<'_>,
-        (bias, act): (&[f32], Activation),
+        epi: (&[f32], Activation, bool),
     ) {
         let (t0, t1) = (tr0 * g.tw, tr1 * g.tw);
         let nt = t1 - t0;
@@ -366,9 +371,19 @@ impl WinogradConv {
             );
             untransform_band(gsums, g, (tr0, tr1), width, pixels);
             let group = (gi * MAX_FB * LANES, fb, self.cout);
-            store(pixels, group, (p0, p1), n, out, (bias, act));
+            store(pixels, group, (p0, p1), n, out, epi);
         }
     }
+}
+
+/// What a Winograd conv writes: its map; Darknet's 2×2 stride-2 max-pool of it (each output
+/// tile's maximum; the full map never stored); or its map added to what the output holds (a
+/// residual add fused into the conv).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    Map,
+    Pooled,
+    Added,
 }
 
 /// One interleaved channel block `x` = `[hp][wp][16]` into `vb` = `[ξ][tile][16]` for the tiles
@@ -648,7 +663,7 @@ mod tests {
             let tol = 1e-6 * (cin * 9) as f64;
             for act in [Activation::Linear, Activation::Leaky] {
                 let mut got = vec![f32::NAN; want.len() + 3];
-                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), false, &mut sc));
+                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), Output::Map, &mut sc));
                 let n = h * w;
                 let finish = |o: usize, v: f64| {
                     let v = v + bias[o] as f64;
@@ -669,11 +684,18 @@ mod tests {
                     got[want.len()..].iter().all(|v| v.is_nan()),
                     "wrote past the end"
                 );
+                // Added: the same outputs plus what the destination held, bit for bit.
+                let held: Vec<f32> = (0..want.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+                let mut sum = held.clone();
+                assert!(conv.forward(&x, (h, w), &mut sum, (&bias, act), Output::Added, &mut sc));
+                for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(&got).enumerate() {
+                    assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
+                }
                 // Pooled: Darknet's 2×2 stride-2 max-pool of the same outputs (windows
                 // clipped at the bottom and right of odd maps).
                 let (ph, pw) = (h.div_ceil(2), w.div_ceil(2));
                 let mut got = vec![f32::NAN; cout * ph * pw + 3];
-                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), true, &mut sc));
+                assert!(conv.forward(&x, (h, w), &mut got, (&bias, act), Output::Pooled, &mut sc));
                 for o in 0..cout {
                     for (py, px) in (0..ph).flat_map(|py| (0..pw).map(move |px| (py, px))) {
                         let v = (2 * py..(2 * py + 2).min(h))
@@ -738,7 +760,7 @@ mod tests {
             (4, 4),
             &mut [0.0; 3],
             (&[0.0], Activation::Linear),
-            false,
+            Output::Map,
             &mut sc
         ));
         // Refusal: pooling through an activation that does not commute with the maximum.
@@ -747,7 +769,16 @@ mod tests {
             (4, 4),
             &mut [0.0; 4],
             (&[0.0], Activation::Mish),
-            true,
+            Output::Pooled,
+            &mut sc
+        ));
+        // Refusal: adding after an activation the store does not apply.
+        assert!(!conv.forward(
+            &[0.0; 16],
+            (4, 4),
+            &mut [0.0; 16],
+            (&[0.0], Activation::Mish),
+            Output::Added,
             &mut sc
         ));
     }
