@@ -511,7 +511,7 @@ impl Darknet {
             // No kernel of this conv adds in its store: its map, then the add.
             let map = crate::model::layers::sgemm::grown(&mut tmp, loc.len, 0.0);
             c.forward_into_col(src, dims, map, &mut col)?;
-            sum.iter_mut().zip(&*map).for_each(|(s, &v)| *s += v);
+            add_into(sum, map);
             Ok(())
         })();
         ws.slots[loc.slot] = dst;
@@ -590,6 +590,17 @@ impl Darknet {
             ))),
         }
     }
+}
+
+/// `sum += map`, over the pool in blocks (the shortcut's own pass was split so: a serial add
+/// left the sum in one core's cache and slowed the conv after it, prune_0.95's 25-output 1×1s
+/// 0.13 → 0.21 ms).
+fn add_into(sum: &mut [f32], map: &[f32]) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 14;
+    sum.par_chunks_mut(BLOCK)
+        .zip(map.par_chunks(BLOCK))
+        .for_each(|(s, m)| s.iter_mut().zip(m).for_each(|(s, &v)| *s += v));
 }
 
 /// Nearest-neighbour up-sampling of `[planes, ih, iw]` by `s` into `[planes, ih·s, iw·s]`.
