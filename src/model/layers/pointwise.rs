@@ -192,33 +192,41 @@ impl PointwiseConv {
         let by_cols = (self.cin * n >= BY_COLUMNS_FROM && n > self.cout) || tiles < 2 * threads;
         let (units, parts) = match by_cols {
             true => (blocks, threads.min(blocks)),
-            false => (tiles, threads.min(tiles)),
+            // (tile, block) pairs tile by tile: a task may start or end inside a tile, so
+            // that 7 tiles on 2 threads split 3.5 / 3.5, not 3 / 4.
+            false => (tiles * blocks, threads.min(tiles)),
         };
         let group = column_group(self.cout);
         let task = |t: usize| {
             let (u0, u1) = (t * units / parts, (t + 1) * units / parts);
-            let (tiles, blocks) = match by_cols {
-                true => ((0, tiles), (u0, u1)),
-                false => ((u0, u1), (0, blocks)),
-            };
             // Taken out of the thread-local, not borrowed: nothing here waits on rayon, but a
             // nested use would then allocate rather than panic.
             let mut panels = PANELS.take();
-            let want = panels_wanted(self.cout, self.cin);
+            let want = match by_cols {
+                true => panels_wanted(self.cout, self.cin),
+                false => 1,
+            };
             if panels.len() < want {
                 panels.resize(want, Panel([0f32; KC * COLS]));
             }
-            for g0 in (blocks.0..blocks.1).step_by(group) {
-                let g1 = (g0 + group).min(blocks.1);
-                let cut = Cut {
-                    n,
-                    dst: (at, stride),
-                    blocks: (g0, g1),
-                    tiles,
-                };
-                // SAFETY: tasks own disjoint tile or block ranges, so no two write the same
-                // (row, column) of `out`, and nothing else reads or writes it meanwhile.
-                unsafe { self.blocks(src, cut, epi, &mut panels[..want], out) };
+            let rects = match by_cols {
+                true => [Some(((0, tiles), (u0, u1))), None, None],
+                false => rectangles((u0, u1), blocks),
+            };
+            for (tiles, blocks) in rects.into_iter().flatten() {
+                for g0 in (blocks.0..blocks.1).step_by(group) {
+                    let g1 = (g0 + group).min(blocks.1);
+                    let cut = Cut {
+                        n,
+                        dst: (at, stride),
+                        blocks: (g0, g1),
+                        tiles,
+                    };
+                    // SAFETY: tasks own disjoint (tile, block) ranges, so no two write the
+                    // same (row, column) of `out`, and nothing else reads or writes it
+                    // meanwhile.
+                    unsafe { self.blocks(src, cut, epi, &mut panels[..want], out) };
+                }
             }
             PANELS.set(panels);
         };
@@ -292,6 +300,27 @@ impl PointwiseConv {
             }
         }
     }
+}
+
+/// The (tile, block) pairs `u0..u1`, numbered tile by tile over `blocks` blocks a tile, as up
+/// to three rectangles of (tiles, blocks): the first tile's tail, the whole tiles, the last
+/// tile's head.
+type Rect = ((usize, usize), (usize, usize));
+fn rectangles((u0, u1): (usize, usize), blocks: usize) -> [Option<Rect>; 3] {
+    let rect = |t0: usize, t1: usize, b0: usize, b1: usize| {
+        (t0 < t1 && b0 < b1).then_some(((t0, t1), (b0, b1)))
+    };
+    let (t0, b0) = (u0 / blocks, u0 % blocks);
+    let (t1, b1) = (u1 / blocks, u1 % blocks);
+    if t0 == t1 {
+        return [rect(t0, t0 + 1, b0, b1), None, None];
+    }
+    let head = match b0 {
+        0 => None,
+        _ => rect(t0, t0 + 1, b0, blocks),
+    };
+    let whole = rect(t0 + (b0 > 0) as usize, t1, 0, blocks);
+    [head, whole, rect(t1, t1 + 1, 0, b1)]
 }
 
 /// A task's share of one product: the columns `n` wide planes are cut in, and its ranges of
@@ -427,15 +456,31 @@ impl Step<'_> {
     unsafe fn run_rows(&self, rows: usize, out: *mut f32) {
         // SAFETY: the caller's promise.
         unsafe {
+            match self.cols.div_ceil(LANES) {
+                1 => self.run_vecs::<1>(rows, out),
+                2 => self.run_vecs::<2>(rows, out),
+                _ => self.run_vecs::<3>(rows, out),
+            }
+        }
+    }
+
+    /// [`run`](Self::run) over `V` vectors of pixels (a block's last 1–32 columns take one or
+    /// two: 169 = 3 × 48 + 25 pixels then cost 176 columns of products, not 192).
+    ///
+    /// # Safety
+    /// As `run`.
+    unsafe fn run_vecs<const V: usize>(&self, rows: usize, out: *mut f32) {
+        // SAFETY: the caller's promise.
+        unsafe {
             match rows {
-                1 => self.run::<1>(out),
-                2 => self.run::<2>(out),
-                3 => self.run::<3>(out),
-                4 => self.run::<4>(out),
-                5 => self.run::<5>(out),
-                6 => self.run::<6>(out),
-                7 => self.run::<7>(out),
-                _ => self.run::<8>(out),
+                1 => self.run::<1, V>(out),
+                2 => self.run::<2, V>(out),
+                3 => self.run::<3, V>(out),
+                4 => self.run::<4, V>(out),
+                5 => self.run::<5, V>(out),
+                6 => self.run::<6, V>(out),
+                7 => self.run::<7, V>(out),
+                _ => self.run::<8, V>(out),
             }
         }
     }
@@ -445,11 +490,11 @@ impl Step<'_> {
     /// `bias.len()` ≤ R, `cols` ≤ 48) that only this task reads or writes; `w` holds
     /// `R·kc` values and `panel` `48·kc`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn run<const R: usize>(&self, out: *mut f32) {
+    unsafe fn run<const R: usize, const V: usize>(&self, out: *mut f32) {
         use std::arch::x86_64::*;
         let kc = self.w.len() / R;
         assert!(self.panel.len() >= kc * COLS && self.bias.len() <= R);
-        let masks: [__mmask16; VECS] = std::array::from_fn(|j| {
+        let masks: [__mmask16; V] = std::array::from_fn(|j| {
             let left = self.cols.saturating_sub(j * LANES);
             if left >= LANES {
                 0xFFFF
@@ -458,10 +503,10 @@ impl Step<'_> {
             }
         });
         let rows = self.bias.len();
-        let mut acc = [[_mm512_setzero_ps(); VECS]; R];
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         if !self.first {
             for (r, acc) in acc.iter_mut().enumerate().take(rows) {
-                for j in 0..VECS {
+                for j in 0..V {
                     // SAFETY: row r, columns 16·j.. masked to `cols`: inside `out`.
                     acc[j] =
                         unsafe { _mm512_maskz_loadu_ps(masks[j], out.add(r * self.n + j * LANES)) };
@@ -474,12 +519,12 @@ impl Step<'_> {
             // (past this tile's slice it is the next tile's; a prefetch never faults).
             _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(c * R + PREFETCH_AHEAD) as *const i8);
             // SAFETY: panel row c holds 48 values (kc·48 ≤ panel.len(), asserted).
-            let xv: [__m512; VECS] =
+            let xv: [__m512; V] =
                 std::array::from_fn(|j| unsafe { _mm512_loadu_ps(x.add(c * COLS + j * LANES)) });
             for (r, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: w holds kc·8 values.
                 let wv = _mm512_set1_ps(unsafe { *w.add(c * R + r) });
-                for j in 0..VECS {
+                for j in 0..V {
                     acc[j] = _mm512_fmadd_ps(wv, xv[j], acc[j]);
                 }
             }
@@ -487,7 +532,7 @@ impl Step<'_> {
         let tenth = _mm512_set1_ps(0.1);
         for (r, acc) in acc.iter().enumerate().take(rows) {
             let b = _mm512_set1_ps(self.bias[r]);
-            for j in 0..VECS {
+            for j in 0..V {
                 let mut v = acc[j];
                 if let Some(leaky) = self.finish {
                     v = _mm512_add_ps(v, b);
@@ -650,6 +695,26 @@ mod tests {
             )
         };
         assert!(!short);
+    }
+
+    /// A task's run of (tile, block) pairs cut into rectangles covers exactly that run.
+    #[test]
+    fn pair_runs_cut_into_rectangles_cover_them() {
+        for blocks in [1, 4, 15] {
+            for u0 in 0..3 * blocks {
+                for u1 in u0..=3 * blocks {
+                    let mut got: Vec<usize> = rectangles((u0, u1), blocks)
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|((t0, t1), (b0, b1))| {
+                            (t0..t1).flat_map(move |t| (b0..b1).map(move |b| t * blocks + b))
+                        })
+                        .collect();
+                    got.sort_unstable();
+                    assert_eq!(got, (u0..u1).collect::<Vec<_>>(), "{u0}..{u1} of {blocks}");
+                }
+            }
+        }
     }
 
     #[test]
