@@ -227,12 +227,9 @@ mod tests {
                 );
             }
             // Added: the same outputs plus what the destination held, bit for bit.
-            let held: Vec<f32> = (0..got.len()).map(|i| (i % 7) as f32 - 3.0).collect();
-            let mut sum = held.clone();
-            assert!(conv.forward_fused(&x, g, &mut sum, (Some(epi), true), &mut sc));
-            for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(&got).enumerate() {
-                assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
-            }
+            crate::model::layers::assert_adds(&got, |sum| {
+                conv.forward_fused(&x, g, sum, (Some(epi), true), &mut sc)
+            });
         }
         // Refusals: stride 3, a plane too short.
         let conv = F32Direct::new(&[1.0; 9], 1, 1, 3).unwrap();

@@ -2,12 +2,16 @@
 //! activation is allocated; only the heads handed back become tensors.
 
 use super::{pool_follows, tensor_err, Darknet, Prepared, YoloOutput};
+use crate::model::layers::conv::ConvLayer;
 use crate::model::layers::pool::{maxpool_into, pooled_hw};
 use crate::model::plan::{aliases, plan, Plan};
 use crate::model::{layer_shapes, LayerKind, ModelError, Shape};
 use crate::quant::chain::{ChainIn, ChainOut, PlanesOut, PlanesSpec};
 use crate::quant::int8::{max_abs, Scratch};
 use candle_core::Tensor;
+
+/// (batch, channels, height, width) of a map.
+type Dims = (usize, usize, usize, usize);
 
 /// The buffers of one input size, kept between frames.
 pub(super) struct Workspace {
@@ -462,8 +466,15 @@ impl Darknet {
         }
     }
 
-    /// Runs conv `i` with the max-pool after it fused, into the pool's slot.
-    fn run_pooled(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<(), ModelError> {
+    /// Runs conv `i` into the slot of layer `i + 1`, the layer fused into it (a max-pool, a
+    /// residual add): `run(conv, its input, the input's dims, that slot, ws)`.
+    fn run_into_next(
+        &self,
+        i: usize,
+        input: &[f32],
+        ws: &mut Workspace,
+        run: impl FnOnce(&ConvLayer, &[f32], Dims, &mut [f32], &Workspace) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
         let Prepared::Conv(c) = &self.layers[i] else {
             return Err(ModelError::Input(format!(
                 "internal: layer {i} is not a conv"
@@ -474,49 +485,43 @@ impl Darknet {
         let loc = ws.plan.locs[i + 1];
         // Out of the slot list while written (the plan keeps the input in another slot).
         let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
-        let done = {
-            let mut col = ws.col.borrow_mut();
-            c.forward_pooled_into(view(ws, input, prev), dims, &mut dst[..loc.len], &mut col)
-        };
+        let done = run(c, view(ws, input, prev), dims, &mut dst[..loc.len], ws);
         ws.slots[loc.slot] = dst;
-        match done {
-            true => Ok(()),
-            false => Err(ModelError::Input(format!(
-                "internal: conv {i} refused its fused max-pool"
-            ))),
-        }
+        done
+    }
+
+    /// Runs conv `i` with the max-pool after it fused, into the pool's slot.
+    fn run_pooled(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<(), ModelError> {
+        self.run_into_next(i, input, ws, |c, src, dims, dst, ws| {
+            match c.forward_pooled_into(src, dims, dst, &mut ws.col.borrow_mut()) {
+                true => Ok(()),
+                false => Err(ModelError::Input(format!(
+                    "internal: conv {i} refused its fused max-pool"
+                ))),
+            }
+        })
     }
 
     /// Runs conv `i` with the residual add after it fused: its values added into the
     /// shortcut's output, which holds the shortcut's other input (the same slot).
     fn run_added(&self, i: usize, input: &[f32], ws: &mut Workspace) -> Result<(), ModelError> {
-        let Prepared::Conv(c) = &self.layers[i] else {
-            return Err(ModelError::Input(format!(
-                "internal: layer {i} is not a conv"
-            )));
-        };
-        let prev = i.checked_sub(1);
-        let dims = self.dims_of(ws, prev);
-        let loc = ws.plan.locs[i + 1];
-        // Out of the slot list while written (the plan keeps the input in another slot).
-        let mut dst = std::mem::take(&mut ws.slots[loc.slot]);
         let mut tmp = std::mem::take(&mut ws.added_tmp);
-        let done = (|| {
-            let src = view(ws, input, prev);
+        let done = self.run_into_next(i, input, ws, |c, src, dims, sum, ws| {
             let mut col = ws.col.borrow_mut();
-            let sum = &mut dst[..loc.len];
-            if c.forward_added_into(src, dims, sum, &mut col)? {
-                return Ok(());
-            }
-            // No kernel of this conv adds in its store: its map, then the add.
-            let map = crate::model::layers::sgemm::grown(&mut tmp, loc.len, 0.0);
-            c.forward_into_col(src, dims, map, &mut col)?;
-            add_into(sum, map);
-            Ok(())
-        })();
-        ws.slots[loc.slot] = dst;
+            let added = (|| {
+                if c.forward_added_into(src, dims, sum, &mut col)? {
+                    return Ok(());
+                }
+                // No kernel of this conv adds in its store: its map, then the add.
+                let map = crate::model::layers::sgemm::grown(&mut tmp, sum.len(), 0.0);
+                c.forward_into_col(src, dims, map, &mut col)?;
+                add_into(sum, map);
+                Ok(())
+            })();
+            added.map_err(tensor_err(i, "convolutional"))
+        });
         ws.added_tmp = tmp;
-        done.map_err(tensor_err(i, "convolutional"))
+        done
     }
 
     /// Runs layer `i` (one that writes its own output) into `dst`.

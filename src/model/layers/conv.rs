@@ -421,10 +421,9 @@ impl ConvLayer {
             return false;
         }
         let epi = (&self.bias[..], self.cfg.activation);
-        dst.chunks_exact_mut(per.max(1))
-            .zip(src.chunks_exact(plane.max(1)))
-            .take(b)
-            .all(|(d, img)| wg.forward(img, (h, w), d, epi, Output::Pooled, &mut scratch.winograd))
+        each_image(dst, src, (per, plane, b), |d, img| {
+            wg.forward(img, (h, w), d, epi, Output::Pooled, &mut scratch.winograd)
+        })
     }
 
     /// `dst += act(conv(src) + bias)`: the conv with the residual add after it (a `[shortcut]`
@@ -467,12 +466,10 @@ impl ConvLayer {
         if let Some(pw) = &self.pointwise {
             let n = h * w;
             let epi = (&self.bias[..], self.cfg.activation);
-            let done = out
-                .chunks_exact_mut((self.cfg.filters * n).max(1))
-                .zip(src.chunks_exact((cin * n).max(1)))
-                .take(b)
-                .all(|(dst, img)| pw.forward(img, n, dst, epi, add));
-            if done {
+            let sizes = (self.cfg.filters * n, cin * n, b);
+            if each_image(out, src, sizes, |dst, img| {
+                pw.forward(img, n, dst, epi, add)
+            }) {
                 return Ok(true);
             }
         }
@@ -494,15 +491,11 @@ impl ConvLayer {
         let (plane, per) = (cin * h * w, out.len() / b.max(1));
         let epi = (&self.bias[..], self.cfg.activation);
         if let Some(wg) = &self.winograd {
+            let to = if add { Output::Added } else { Output::Map };
             let sc = &mut scratch.winograd;
-            return out
-                .chunks_exact_mut(per.max(1))
-                .zip(src.chunks_exact(plane.max(1)))
-                .take(b)
-                .all(|(dst, img)| {
-                    let to = if add { Output::Added } else { Output::Map };
-                    wg.forward(img, (h, w), dst, epi, to, sc)
-                });
+            return each_image(out, src, (per, plane, b), |dst, img| {
+                wg.forward(img, (h, w), dst, epi, to, sc)
+            });
         }
         let Some(nc) = &self.nchwc else {
             return false;
@@ -510,10 +503,9 @@ impl ConvLayer {
         if ho * wo < NCHWC_MIN_PIXELS && !super::nchwc::everywhere() {
             return false;
         }
-        out.chunks_exact_mut(per.max(1))
-            .zip(src.chunks_exact(plane.max(1)))
-            .take(b)
-            .all(|(dst, img)| nc.forward(img, (h, w), dst, epi, add, &mut scratch.nchwc))
+        each_image(out, src, (per, plane, b), |dst, img| {
+            nc.forward(img, (h, w), dst, epi, add, &mut scratch.nchwc)
+        })
     }
 
     /// The conv on the direct f32 kernel, image by image, bias and activation applied; false
@@ -738,6 +730,20 @@ impl ConvLayer {
                 );
             });
     }
+}
+
+/// `run(output, input)` on each of the first `b` images (`per` output and `plane` input values
+/// each) while it takes them: whether every one was taken.
+fn each_image(
+    out: &mut [f32],
+    src: &[f32],
+    (per, plane, b): (usize, usize, usize),
+    mut run: impl FnMut(&mut [f32], &[f32]) -> bool,
+) -> bool {
+    out.chunks_exact_mut(per.max(1))
+        .zip(src.chunks_exact(plane.max(1)))
+        .take(b)
+        .all(|(dst, img)| run(dst, img))
 }
 
 /// Output pixels below which a conv chosen for the channels-in-lanes kernel is left to im2col +

@@ -19,6 +19,18 @@ pub fn cpu_f32_kernels_available() -> bool {
     pointwise::available() && std::env::var("KESTREL_COL_TILE").as_deref() != Ok("0")
 }
 
+/// Tests: `run` adds `got` (a kernel's stored outputs) to what its destination held, bit for
+/// bit (the one f32 addition of the unfused residual add).
+#[cfg(test)]
+pub(crate) fn assert_adds(got: &[f32], run: impl FnOnce(&mut [f32]) -> bool) {
+    let held: Vec<f32> = (0..got.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+    let mut sum = held.clone();
+    assert!(run(&mut sum), "the add was refused");
+    for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(got).enumerate() {
+        assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
+    }
+}
+
 /// How convolutions (and pooling) run: own CPU kernels, or Candle's tensor ops (any device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvBackend {

@@ -809,12 +809,9 @@ pub(super) mod tests {
                     "wrote past the end"
                 );
                 // Added: the same outputs plus what the destination held, bit for bit.
-                let held: Vec<f32> = (0..want.len()).map(|i| (i % 5) as f32 - 2.0).collect();
-                let mut sum = held.clone();
-                assert!(conv.forward(&x, (h, w), &mut sum, (&bias, act), true, &mut sc));
-                for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(&got).enumerate() {
-                    assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
-                }
+                super::super::assert_adds(&got[..want.len()], |sum| {
+                    conv.forward(&x, (h, w), sum, (&bias, act), true, &mut sc)
+                });
             }
         }
         // Refusals: a short destination, a map smaller than the kernel, adding after an

@@ -685,12 +685,9 @@ mod tests {
                     "wrote past the end"
                 );
                 // Added: the same outputs plus what the destination held, bit for bit.
-                let held: Vec<f32> = (0..want.len()).map(|i| (i % 7) as f32 - 3.0).collect();
-                let mut sum = held.clone();
-                assert!(conv.forward(&x, (h, w), &mut sum, (&bias, act), Output::Added, &mut sc));
-                for (i, ((&s, &h), &g)) in sum.iter().zip(&held).zip(&got).enumerate() {
-                    assert_eq!(s.to_bits(), (h + g).to_bits(), "added at {i}");
-                }
+                super::super::assert_adds(&got[..want.len()], |sum| {
+                    conv.forward(&x, (h, w), sum, (&bias, act), Output::Added, &mut sc)
+                });
                 // Pooled: Darknet's 2×2 stride-2 max-pool of the same outputs (windows
                 // clipped at the bottom and right of odd maps).
                 let (ph, pw) = (h.div_ceil(2), w.div_ceil(2));
