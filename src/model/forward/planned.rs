@@ -268,13 +268,19 @@ impl Darknet {
         key: (usize, usize, usize),
     ) -> Result<Vec<YoloOutput>, ModelError> {
         let cached = self.workspace.lock().ok().and_then(|mut w| w.take());
-        let mut ws = match cached {
-            Some(ws) if ws.key == key => ws,
-            _ => self.new_workspace(key)?,
+        let (mut ws, fresh) = match cached {
+            Some(ws) if ws.key == key => (ws, false),
+            _ => (self.new_workspace(key)?, true),
         };
         let heads =
             crate::model::layers::sgemm::with_f32(x, |input| Ok(self.run_planned(input, &mut ws)))
                 .map_err(tensor_err(0, "input"))?;
+        if fresh {
+            // Every size of per-thread scratch this input size needs was met in that frame:
+            // each pool thread grows its own to the largest (steady frames then allocate
+            // nothing, whichever thread runs which task).
+            rayon::broadcast(|_| crate::model::layers::warm_thread_scratch());
+        }
         if let Ok(mut slot) = self.workspace.lock() {
             *slot = Some(ws);
         }

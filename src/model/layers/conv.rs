@@ -17,6 +17,17 @@ thread_local! {
     static TILE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// The longest any thread's tile buffers (im2col, products) have grown.
+static TILE_MARKS: [super::sgemm::Mark; 2] = [super::sgemm::Mark::new(), super::sgemm::Mark::new()];
+
+/// Grows this thread's tile buffers to the longest any thread's have grown.
+pub(crate) fn warm_thread() {
+    let (mut col, mut out) = TILE.take();
+    TILE_MARKS[0].warm(&mut col, 0.0);
+    TILE_MARKS[1].warm(&mut out, 0.0);
+    TILE.set((col, out));
+}
+
 /// Values in one tile's im2col block (256 Ki f32 = 1 MiB: inside this CPU's 2 MiB L2 per core
 /// next to the tile's output; 128 Ki made the deep layers' tiles one output row of 52 pixels and
 /// measured slower, 512 Ki no better).
@@ -607,7 +618,7 @@ impl ConvLayer {
             while y < oy1 {
                 let y1 = (y + rows).min(oy1);
                 let nt = (y1 - y) * g.wo;
-                let col = grown(col, kk * nt, 0.0);
+                let col = TILE_MARKS[0].grown(col, kk * nt, 0, 0.0);
                 for (dst, plane) in col.chunks_mut(g.k * g.k * nt).zip(src.chunks(g.h * g.w)) {
                     im2col_channel(plane, g, (y, y1), dst);
                 }
@@ -622,7 +633,7 @@ impl ConvLayer {
                     y = y1;
                     continue;
                 }
-                let out = grown(out, m * nt, 0.0);
+                let out = TILE_MARKS[1].grown(out, m * nt, 0, 0.0);
                 // SAFETY: rows y..y1 of channel o lie inside `out_all` (m·n values) and are
                 // this task's (the caller's promise).
                 let seg = |o: usize| unsafe { out_all.segment(o * n + y * g.wo, nt) };

@@ -19,6 +19,17 @@ pub fn cpu_f32_kernels_available() -> bool {
     pointwise::available() && std::env::var("KESTREL_COL_TILE").as_deref() != Ok("0")
 }
 
+/// Grows the calling pool thread's scratch (pools, im2col tiles, the pointwise panels,
+/// the Winograd and channels-in-lanes bands) to the longest any thread's has grown: run on
+/// every pool thread after the first frame of an input size (`rayon::broadcast`), so that a
+/// steady frame allocates nothing whichever thread runs which task.
+pub(crate) fn warm_thread_scratch() {
+    pool::warm_thread();
+    conv::warm_thread();
+    pointwise::warm_thread();
+    winograd::warm_thread();
+}
+
 /// Tests: `run` adds `got` (a kernel's stored outputs) to what its destination held, bit for
 /// bit (the one f32 addition of the unfused residual add).
 #[cfg(test)]

@@ -17,7 +17,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::activation::bias_act;
-use super::sgemm::{grown, grown_at_least, SharedOut};
+use super::sgemm::{grown, SharedOut};
 use crate::model::Activation;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -37,6 +37,17 @@ thread_local! {
     /// A band's partial sums and its pixels' input offsets, per pool thread, grown once (taken,
     /// not borrowed, across rayon joins, as conv.rs's scratch).
     static PART: RefCell<(Vec<f32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The longest any thread's band sums and offsets (capacity) have grown.
+static MARKS: [super::sgemm::Mark; 2] = [super::sgemm::Mark::new(), super::sgemm::Mark::new()];
+
+/// Grows this thread's band buffers to the longest any thread's have grown.
+pub(crate) fn warm_thread() {
+    let (mut part, mut offs) = PART.take();
+    MARKS[0].warm(&mut part, 0.0);
+    MARKS[1].warm_capacity(&mut offs);
+    PART.set((part, offs));
 }
 
 /// Floats ahead of its weights that a chunk's first register tile prefetches (1 KB). On the
@@ -237,7 +248,7 @@ impl NchwcConv {
         let width = fb * LANES;
         // Whole 16-pixel rows for the transposed store (the tiles write `p1 - p0` of them).
         let rows = (p1 - p0).div_ceil(LANES) * LANES;
-        let part = grown_at_least(
+        let part = MARKS[0].grown(
             part,
             rows * width,
             BAND_FLOATS + 2 * TILE_PIXELS * MAX_FB * LANES,
@@ -261,6 +272,7 @@ impl NchwcConv {
                 (oy, ox) = (oy + 1, 0);
             }
         }
+        MARKS[1].note(offs.capacity());
         for (cb0, cb1, count) in block_chunks(self.cin, self.icb, chunk) {
             let wlen = (cb1 - cb0) * taps.len() * count * width;
             let src = TileSrc {

@@ -14,7 +14,7 @@
 // Off x86_64 there is no kernel: `PointwiseConv::new` answers None there.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
-use super::sgemm::SharedOut;
+use super::sgemm::{grown_at_least, SharedOut};
 use crate::model::Activation;
 
 /// Output channels per register tile.
@@ -201,16 +201,18 @@ impl PointwiseConv {
             let (u0, u1) = (t * units / parts, (t + 1) * units / parts);
             // Taken out of the thread-local, not borrowed: nothing here waits on rayon, but a
             // nested use would then allocate rather than panic.
-            let mut panels = PANELS.take();
+            let mut buf = PANELS.take();
             // Many panels only where no other task fills the same ones (split by rows, every
             // task would copy every block: prune_0.95's 25 → 51 @26² 0.13 → 0.21 ms).
             let want = match by_cols || parts == 1 {
                 true => panels_wanted(self.cout, self.cin),
                 false => 1,
             };
-            if panels.len() < want {
-                panels.resize(want, Panel([0f32; KC * COLS]));
-            }
+            // One size for every conv on the first growth, whichever this thread meets first:
+            // a steady frame grows nothing, whatever task lands where.
+            let per_panel = KC.min(self.cin) * VECS;
+            let panels =
+                grown_at_least(&mut buf, want * per_panel, PANEL_LINES, Line([0.0; LANES]));
             let rects = match by_cols {
                 true => [Some(((0, tiles), (u0, u1))), None, None],
                 false => rectangles((u0, u1), blocks),
@@ -227,10 +229,10 @@ impl PointwiseConv {
                     // SAFETY: tasks own disjoint (tile, block) ranges, so no two write the
                     // same (row, column) of `out`, and nothing else reads or writes it
                     // meanwhile.
-                    unsafe { self.blocks(src, cut, epi, &mut panels[..want], out) };
+                    unsafe { self.blocks(src, cut, epi, (&mut *panels, per_panel), out) };
                 }
             }
-            PANELS.set(panels);
+            PANELS.set(buf);
         };
         if parts <= 1 {
             return task(0);
@@ -239,7 +241,7 @@ impl PointwiseConv {
     }
 
     /// The cut's column blocks of its row tiles, input channel chunk after chunk, each chunk
-    /// over every block: `panels.len()` blocks' chunks of input rows at a time are copied into
+    /// over every block: `panels.len() / per_panel` blocks' chunks of input rows at a time are copied into
     /// `panels` (48 contiguous columns each, zero past `n`), then every row tile sweeps them;
     /// the chunk's weights for all the tiles stay in L2 for every block and the sums wait in
     /// `out` between chunks. Reading the planes in place instead (rows `n` floats apart, each
@@ -256,7 +258,7 @@ impl PointwiseConv {
         src: &[f32],
         cut: Cut,
         (bias, leaky, add): (&[f32], bool, bool),
-        panels: &mut [Panel],
+        (panels, per_panel): (&mut [Line], usize),
         out: SharedOut,
     ) {
         let (ptr, len) = out.raw();
@@ -265,9 +267,13 @@ impl PointwiseConv {
         for k0 in (0..self.cin).step_by(KC) {
             let kc = KC.min(self.cin - k0);
             let finish = (k0 + kc == self.cin).then_some(leaky);
-            for b0 in (cut.blocks.0..cut.blocks.1).step_by(panels.len()) {
-                let b1 = (b0 + panels.len()).min(cut.blocks.1);
-                for (p0, panel) in (b0..b1).map(|b| b * COLS).zip(panels.iter_mut()) {
+            let count = panels.len() / per_panel;
+            for b0 in (cut.blocks.0..cut.blocks.1).step_by(count) {
+                let b1 = (b0 + count).min(cut.blocks.1);
+                for (p0, panel) in (b0..b1)
+                    .map(|b| b * COLS)
+                    .zip(panels.chunks_exact_mut(per_panel))
+                {
                     let cols = COLS.min(n - p0);
                     // SAFETY: AVX-512F is present (`available`).
                     unsafe { fill_panel(&src[k0 * n + p0..], (n, kc, cols), panel) };
@@ -276,7 +282,10 @@ impl PointwiseConv {
                     let o0 = tile * self.rows;
                     let rows = self.rows.min(self.cout - o0);
                     let w = &self.packed[weights_at(k0, kc, ntiles, tile)..][..kc * self.rows];
-                    for (p0, panel) in (b0..b1).map(|b| b * COLS).zip(panels.iter()) {
+                    for (p0, panel) in (b0..b1)
+                        .map(|b| b * COLS)
+                        .zip(panels.chunks_exact(per_panel))
+                    {
                         let cols = COLS.min(n - p0);
                         let at = at0 + o0 * stride + p0;
                         assert!(
@@ -285,7 +294,7 @@ impl PointwiseConv {
                         );
                         let step = Step {
                             w,
-                            panel: &panel.0[..kc * COLS],
+                            panel,
                             n: stride,
                             cols,
                             bias: &bias[o0..o0 + rows],
@@ -351,12 +360,26 @@ fn panels_wanted(cout: usize, cin: usize) -> usize {
     (PANELS_BYTES / (KC.min(cin).max(1) * COLS * 4)).clamp(1, MAX_PANELS)
 }
 
-/// Panels a task fills at most at once (1.5 MB, never used whole: 512 KB of rows at most).
+/// Panels a task fills at most at once.
 const MAX_PANELS: usize = 64;
+
+/// Lines of 16 floats in a thread's panels: 512 KB of many panels' rows, or one whole panel
+/// of `KC` rows, whichever a conv asks (536 KB).
+const PANEL_LINES: usize = ((512 << 10) + KC * COLS * 4) / (LANES * 4);
 
 thread_local! {
     /// Each pool thread's panels, grown on its first pointwise task and kept.
-    static PANELS: std::cell::Cell<Vec<Panel>> = const { std::cell::Cell::new(Vec::new()) };
+    static PANELS: std::cell::Cell<Vec<Line>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Grows this thread's panels to the one size every conv's fit in.
+pub(crate) fn warm_thread() {
+    if !available() {
+        return;
+    }
+    let mut buf = PANELS.take();
+    grown_at_least(&mut buf, PANEL_LINES, PANEL_LINES, Line([0.0; LANES]));
+    PANELS.set(buf);
 }
 
 /// Copies `kc` rows of `cols` (≤ 48) values, `n` apart from `src` on, into `panel`'s rows,
@@ -367,18 +390,20 @@ thread_local! {
 /// AVX-512F is present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fill_panel(src: &[f32], (n, kc, cols): (usize, usize, usize), panel: &mut Panel) {
+unsafe fn fill_panel(src: &[f32], (n, kc, cols): (usize, usize, usize), panel: &mut [Line]) {
     use std::arch::x86_64::*;
-    assert!(cols <= COLS && kc <= KC && (kc == 0 || src.len() >= (kc - 1) * n + cols));
+    assert!(cols <= COLS && panel.len() >= kc * VECS);
+    assert!(kc == 0 || src.len() >= (kc - 1) * n + cols);
     let masks: [__mmask16; VECS] = std::array::from_fn(|j| {
         let left = cols.saturating_sub(j * LANES).min(LANES);
         ((1u32 << left) - 1) as u16
     });
-    let (x, d) = (src.as_ptr(), panel.0.as_mut_ptr());
+    let (x, d) = (src.as_ptr(), panel.as_mut_ptr() as *mut f32);
     for c in 0..kc {
         for (j, &m) in masks.iter().enumerate() {
             // SAFETY: row c's columns 16·j.. masked to `cols` lie inside `src` (asserted); the
-            // panel's row c < KC holds 48 values from a 64-byte boundary (its alignment).
+            // panel's row c < kc is its lines 3c..3c + 3 (asserted), each on a 64-byte
+            // boundary (`Line`'s alignment).
             unsafe {
                 let v = _mm512_maskz_loadu_ps(m, x.add(c * n + j * LANES));
                 _mm512_store_ps(d.add(c * COLS + j * LANES), v);
@@ -427,10 +452,10 @@ const PREFETCH_AHEAD: usize = 1024;
 /// weights it meets.
 const KC: usize = 128;
 
-/// A chunk of input rows, 48 columns each, on cache-line boundaries.
-#[repr(align(64))]
+/// 16 floats on a cache line: a panel is a chunk's rows, 3 lines (48 columns) each.
+#[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct Panel([f32; KC * COLS]);
+struct Line([f32; LANES]);
 
 /// One register tile over one input chunk: its packed weights (`[kc][R]`), the chunk's panel
 /// (`[kc][48]`), the output shape, and what to do at the ends: start from zero (`first`) or
@@ -439,7 +464,7 @@ struct Panel([f32; KC * COLS]);
 #[cfg(target_arch = "x86_64")]
 struct Step<'a> {
     w: &'a [f32],
-    panel: &'a [f32],
+    panel: &'a [Line],
     n: usize,
     cols: usize,
     bias: &'a [f32],
@@ -495,7 +520,7 @@ impl Step<'_> {
     unsafe fn run<const R: usize, const V: usize>(&self, out: *mut f32) {
         use std::arch::x86_64::*;
         let kc = self.w.len() / R;
-        assert!(self.panel.len() >= kc * COLS && self.bias.len() <= R);
+        assert!(self.panel.len() * LANES >= kc * COLS && self.bias.len() <= R);
         let masks: [__mmask16; V] = std::array::from_fn(|j| {
             let left = self.cols.saturating_sub(j * LANES);
             if left >= LANES {
@@ -515,7 +540,7 @@ impl Step<'_> {
                 }
             }
         }
-        let (x, w) = (self.panel.as_ptr(), self.w.as_ptr());
+        let (x, w) = (self.panel.as_ptr() as *const f32, self.w.as_ptr());
         for c in 0..kc {
             // The weights come from DRAM on the first pass of a frame: fetch a line 1 KB ahead
             // (past this tile's slice it is the next tile's; a prefetch never faults).

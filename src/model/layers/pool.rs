@@ -62,7 +62,7 @@ fn pool_stride1_slabs(
 ) {
     let (ho, wo, off, size) = (out_len(h, m), out_len(w, m), m.padding / 2, m.size);
     let p = wo + size - 1;
-    let buf = super::sgemm::grown_at_least(buf, 2 * h * p + h * wo, POOL_SCRATCH_FLOOR, f32::MIN);
+    let buf = ROWS_MARK.grown(buf, 2 * h * p + h * wo, POOL_SCRATCH_FLOOR, f32::MIN);
     let (padded, rest) = buf.split_at_mut(h * p);
     let (wide, rows) = rest.split_at_mut(h * p);
     // Input columns 0..w at padded positions off..off + w of each row; borders f32::MIN.
@@ -249,7 +249,7 @@ pub(crate) fn maxpool_into(
         if m.stride == 1 {
             pool_stride1_slabs(plane, (h, w), m, &mut rows, dst);
         } else {
-            let scratch = super::sgemm::grown_at_least(&mut rows, h * wo, POOL_SCRATCH_FLOOR, 0.0);
+            let scratch = ROWS_MARK.grown(&mut rows, h * wo, POOL_SCRATCH_FLOOR, 0.0);
             pool_rows(plane, h, w, m, scratch);
             pool_cols(scratch, 1, h, wo, m, dst);
         }
@@ -274,6 +274,16 @@ pub(crate) fn maxpool_into(
 /// changes from frame to frame, and a thread meeting a larger plane late must not allocate in a
 /// steady frame.
 const POOL_SCRATCH_FLOOR: usize = 1 << 16;
+
+/// The longest a pool thread's `ROWS` has grown.
+static ROWS_MARK: super::sgemm::Mark = super::sgemm::Mark::new();
+
+/// Grows this thread's pool scratch to the longest any thread's has grown.
+pub(crate) fn warm_thread() {
+    let mut rows = ROWS.take();
+    ROWS_MARK.warm(&mut rows, 0.0);
+    ROWS.set(rows);
+}
 
 thread_local! {
     /// The W pass's scratch, per thread, reused frame after frame.

@@ -42,6 +42,52 @@ pub(crate) fn grown_at_least<T: Copy>(
     &mut v[..len]
 }
 
+/// The longest any pool thread's scratch of one kind has grown (see
+/// [`crate::model::layers::warm_thread_scratch`]): which thread runs which task changes from
+/// frame to frame, so after the first frame of a size every thread grows its own to this, and
+/// no later frame finds one short.
+pub(crate) struct Mark(std::sync::atomic::AtomicUsize);
+
+impl Mark {
+    pub const fn new() -> Mark {
+        Mark(std::sync::atomic::AtomicUsize::new(0))
+    }
+
+    /// [`grown_at_least`], noting how long `v` now is.
+    pub fn grown<'v, T: Copy>(
+        &self,
+        v: &'v mut Vec<T>,
+        len: usize,
+        floor: usize,
+        fill: T,
+    ) -> &'v mut [T] {
+        if v.len() < len {
+            v.resize(len.max(floor), fill);
+            self.0
+                .fetch_max(v.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        &mut v[..len]
+    }
+
+    /// Notes a buffer grown some other way (`reserve` and `push`) to `len`.
+    pub fn note(&self, len: usize) {
+        self.0.fetch_max(len, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reserves room in (empty or cleared) `v` for the most any thread's has held.
+    pub fn warm_capacity<T>(&self, v: &mut Vec<T>) {
+        v.reserve(self.0.load(std::sync::atomic::Ordering::Relaxed));
+    }
+
+    /// Grows `v` to the longest any thread's has grown.
+    pub fn warm<T: Copy>(&self, v: &mut Vec<T>, fill: T) {
+        let most = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        if v.len() < most {
+            v.resize(most, fill);
+        }
+    }
+}
+
 /// `dst[m×n] = a[m×k] · b[k×n]` for `(m, n, k)` (or `+=` when `accumulate`), all row-major and dense, on `threads`
 /// threads (0 or 1: this thread). Errors, never panics, when a slice is too short for its shape.
 pub(crate) fn sgemm(

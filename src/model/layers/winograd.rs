@@ -23,7 +23,7 @@ use super::nchwc::{
     self, group_registers, output_groups, run_tiles, store, TileSrc, CHUNK_FLOATS, LANES, MAX_FB,
     TILE_PIXELS,
 };
-use super::sgemm::{grown, grown_at_least, SharedOut};
+use super::sgemm::{grown, SharedOut};
 use crate::model::Activation;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -66,6 +66,24 @@ thread_local! {
             v: Vec::new(),
         })
     };
+}
+
+/// The longest any thread's band buffers (`v`, `sums`, `pixels`) have grown.
+static MARKS: [super::sgemm::Mark; 3] = [
+    super::sgemm::Mark::new(),
+    super::sgemm::Mark::new(),
+    super::sgemm::Mark::new(),
+];
+
+/// Grows this thread's band buffers to the longest any thread's have grown.
+pub(crate) fn warm_thread() {
+    let mut bufs = PART.take();
+    MARKS[0].warm(&mut bufs.v, 0.0);
+    MARKS[1].warm(&mut bufs.sums, 0.0);
+    MARKS[2].warm(&mut bufs.pixels, 0.0);
+    bufs.offs.reserve(MAX_BAND_TILES);
+    PART.set(bufs);
+    super::nchwc::warm_thread();
 }
 
 #[derive(Default)]
@@ -319,7 +337,7 @@ impl WinogradConv {
             VSrc::Bands { x, wp, cb_stride } => {
                 let per_block = (XI * nt + 1) * LANES;
                 let floor = LOCAL_BAND_FLOATS + LOCAL_MAX_BLOCKS * LANES;
-                let local = grown_at_least(&mut bufs.v, self.cblocks * per_block, floor, 0.0);
+                let local = MARKS[0].grown(&mut bufs.v, self.cblocks * per_block, floor, 0.0);
                 for (cb, vb) in local.chunks_exact_mut(per_block).enumerate() {
                     let x = &x[cb * cb_stride..][..cb_stride];
                     transform_block(x, wp, g, (tr0, tr1), vb);
@@ -329,7 +347,7 @@ impl WinogradConv {
         };
         // Sums `[group][ξ][tile][fb·16]`, a group's block of `XI · nt · 32` floats.
         let per_group = XI * nt * MAX_FB * LANES;
-        let sums = grown_at_least(&mut bufs.sums, (g1 - g0) * per_group, SUM_FLOATS, 0.0);
+        let sums = MARKS[1].grown(&mut bufs.sums, (g1 - g0) * per_group, SUM_FLOATS, 0.0);
         bufs.offs.clear();
         bufs.offs.reserve(MAX_BAND_TILES);
         bufs.offs.extend((first..first + nt).map(|t| t * LANES));
@@ -363,7 +381,7 @@ impl WinogradConv {
         for (gi, gsums) in (g0..g1).zip(sums.chunks_exact(per_group)) {
             let fb = group_registers(self.cout, gi);
             let width = fb * LANES;
-            let pixels = grown_at_least(
+            let pixels = MARKS[2].grown(
                 &mut bufs.pixels,
                 (p1 - p0).div_ceil(LANES) * LANES * width,
                 4 * MAX_BAND_TILES * MAX_FB * LANES,
