@@ -345,13 +345,16 @@ pub(super) fn store(
 /// 16 values of a channel: plus `bias` and leaky (or plain) where `act` is one of those,
 /// else as they are (the caller applies the rest); with `add`, added to `d`'s values.
 fn store_row(d: &mut [f32], v: &[f32; LANES], bias: f32, act: Activation, add: bool) {
-    let finish = |d: &mut f32, v: f32| *d = if add { *d + v } else { v };
-    match act {
-        Activation::Leaky => d.iter_mut().zip(v).for_each(|(d, &v)| {
-            let v = v + bias;
-            finish(d, v.max(0.1 * v))
-        }),
-        Activation::Linear => d.iter_mut().zip(v).for_each(|(d, &v)| finish(d, v + bias)),
+    let leaky = |v: f32| {
+        let v = v + bias;
+        v.max(0.1 * v)
+    };
+    // One loop per case: a test of `add` per value kept the loop from vectorizing.
+    match (act, add) {
+        (Activation::Leaky, false) => d.iter_mut().zip(v).for_each(|(d, &v)| *d = leaky(v)),
+        (Activation::Leaky, true) => d.iter_mut().zip(v).for_each(|(d, &v)| *d += leaky(v)),
+        (Activation::Linear, false) => d.iter_mut().zip(v).for_each(|(d, &v)| *d = v + bias),
+        (Activation::Linear, true) => d.iter_mut().zip(v).for_each(|(d, &v)| *d += v + bias),
         _ => d.copy_from_slice(&v[..d.len()]),
     }
 }
