@@ -153,7 +153,7 @@ impl Finish<'_> {
 }
 
 /// [`Finish::row`] one value at a time, any activation; with `add`, each finished value is
-/// added to the output's (a run of at most 32 values finished apart first).
+/// added to the output's (a run's at most 32 old values kept aside meanwhile).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn finish_scalar(
     epi: Option<Epilogue>,
@@ -164,19 +164,21 @@ fn finish_scalar(
     (kind, add): (Sums, bool),
 ) {
     for r in runs {
-        let mut done = [0f32; 32];
-        let done = &mut done[..r.len];
+        let out = &mut out[r.at..r.at + r.len];
         let sums = &sums[r.lane..r.lane + r.len];
-        done.iter_mut()
+        // The values to add to, kept aside only when adding.
+        let mut held = [0f32; 32];
+        if add {
+            held[..r.len].copy_from_slice(out);
+        }
+        out.iter_mut()
             .zip(sums)
             .for_each(|(d, &s)| *d = kind.value(s));
         if let Some(e) = epi {
-            e.apply(channel, done);
+            e.apply(channel, out);
         }
-        let out = &mut out[r.at..r.at + r.len];
-        match add {
-            true => out.iter_mut().zip(&*done).for_each(|(o, &v)| *o += v),
-            false => out.copy_from_slice(done),
+        if add {
+            out.iter_mut().zip(&held).for_each(|(o, &h)| *o += h);
         }
     }
 }

@@ -464,7 +464,7 @@ impl Darknet {
 
     /// (batch, channels, height, width) of layer `j`'s output, or of the network input for
     /// "layer −1".
-    fn dims_of(&self, ws: &Workspace, j: Option<usize>) -> (usize, usize, usize, usize) {
+    fn dims_of(&self, ws: &Workspace, j: Option<usize>) -> Dims {
         let b = ws.key.0;
         match j {
             None => (b, self.cfg.net.channels, ws.key.1, ws.key.2),

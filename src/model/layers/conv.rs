@@ -626,7 +626,7 @@ impl ConvLayer {
                 let dst_rows = (out_all, y * g.wo, n);
                 // SAFETY: rows y..y1 of every channel are this task's (the caller's promise).
                 let direct = |t: &super::pointwise::PointwiseConv| unsafe {
-                    t.forward_serial_into(col, nt, dst_rows, epi, false)
+                    t.forward_serial_into(col, nt, dst_rows, epi)
                 };
                 if self.im2col_kernel(wts, (m, kk)).is_some_and(direct) {
                     // Bias and activation applied in the tile's registers, stored in place.

@@ -28,6 +28,7 @@ pub(crate) fn warm_thread_scratch() {
     conv::warm_thread();
     pointwise::warm_thread();
     winograd::warm_thread();
+    nchwc::warm_thread();
 }
 
 /// Tests: `run` adds `got` (a kernel's stored outputs) to what its destination held, bit for

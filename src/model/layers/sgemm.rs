@@ -62,11 +62,9 @@ impl Mark {
         fill: T,
     ) -> &'v mut [T] {
         if v.len() < len {
-            v.resize(len.max(floor), fill);
-            self.0
-                .fetch_max(v.len(), std::sync::atomic::Ordering::Relaxed);
+            self.note(len.max(floor));
         }
-        &mut v[..len]
+        grown_at_least(v, len, floor, fill)
     }
 
     /// Notes a buffer grown some other way (`reserve` and `push`) to `len`.

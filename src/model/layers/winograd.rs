@@ -83,7 +83,6 @@ pub(crate) fn warm_thread() {
     MARKS[2].warm(&mut bufs.pixels, 0.0);
     bufs.offs.reserve(MAX_BAND_TILES);
     PART.set(bufs);
-    super::nchwc::warm_thread();
 }
 
 #[derive(Default)]
